@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody-dev/custody/client"
+)
+
+// globals are the flags that go before the command.
+type globals struct {
+	server string
+	creds  string
+	output string
+	stdout io.Writer
+}
+
+type command struct {
+	run func(ctx context.Context, g globals, args []string) error
+}
+
+var commands = map[string]command{
+	"whoami":     {runWhoAmI},
+	"checkpoint": {runCheckpoint},
+	"keys":       {runKeys},
+}
+
+func run(ctx context.Context, g globals, args []string) error {
+	if g.output != "text" && g.output != "json" {
+		return usagef("-o %q: want text or json", g.output)
+	}
+	if g.stdout == nil {
+		g.stdout = os.Stdout
+	}
+	if len(args) == 0 {
+		return usagef("no command given; run custody -h for the list")
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		return usagef("unknown command %q; run custody -h for the list", args[0])
+	}
+	return cmd.run(ctx, g, args[1:])
+}
+
+// dial connects with the global flags.
+func dial(ctx context.Context, g globals) (*client.Client, error) {
+	creds, err := client.LoadCredentials(g.creds)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return client.Dial(ctx, g.server, creds)
+}
+
+// rpcError makes a call's error readable: the status message without the
+// "rpc error: code = ..." wrapping, and the code in words.
+func rpcError(what string, err error) error {
+	if s, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s: %s (%s)", what, s.Message(), strings.ToLower(s.Code().String()))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func noArgs(name string, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", name, args)
+	}
+	return nil
+}
+
+// printProto writes m as JSON (field names as in the proto).
+func printProto(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runWhoAmI(ctx context.Context, g globals, args []string) error {
+	if err := noArgs("whoami", args); err != nil {
+		return err
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	me, err := c.WhoAmI(ctx)
+	if err != nil {
+		return rpcError("whoami", err)
+	}
+	if g.output == "json" {
+		return printProto(g.stdout, me)
+	}
+	role := strings.ToLower(strings.TrimPrefix(me.GetRole().String(), "ROLE_"))
+	fmt.Fprintf(g.stdout, "identity: %s\nrole:     %s\nsubject:  %s\nserial:   %s\nexpires:  %s\n",
+		me.GetIdentity(), role, me.GetSubject(), me.GetSerialNumber(), me.GetNotAfter().AsTime().Format("2006-01-02 15:04:05 MST"))
+	return nil
+}
+
+func runCheckpoint(ctx context.Context, g globals, args []string) error {
+	if err := noArgs("checkpoint", args); err != nil {
+		return err
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return rpcError("checkpoint", err)
+	}
+	if g.output == "json" {
+		return printProto(g.stdout, cp)
+	}
+	_, err = g.stdout.Write(cp.GetCheckpoint())
+	return err
+}
+
+func runKeys(ctx context.Context, g globals, args []string) error {
+	if err := noArgs("keys", args); err != nil {
+		return err
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	keys, err := c.PublicKeys(ctx)
+	if err != nil {
+		return rpcError("keys", err)
+	}
+	if g.output == "json" {
+		return printProto(g.stdout, keys)
+	}
+	fmt.Fprintf(g.stdout, "log origin:        %s\nlog verifier key:  %s\nreceipt public key:\n%s",
+		keys.GetLogOrigin(), keys.GetLogVerifierKey(), keys.GetReceiptPublicKeyPem())
+	return nil
+}

@@ -1,0 +1,74 @@
+// Command custodyd is the Custody service: it hashes, signs and stores
+// evidence and writes every custody event into an append-only log.
+//
+// With no flags it runs on embedded defaults under ./custody-data: local
+// disk storage, a local CA and development credentials for every role.
+// Every flag can also be set from the environment as CUSTODY_<NAME>.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/custody-dev/custody/internal/envflag"
+)
+
+func main() {
+	var cfg config
+	fs := flag.NewFlagSet("custodyd", flag.ExitOnError)
+	fs.StringVar(&cfg.dataDir, "data-dir", "./custody-data", "folder for the embedded defaults: blobs/, log/, catalog.db, keys/, certs/")
+	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "127.0.0.1:8443", "gRPC listen address (TLS 1.3, client certificate required)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8080", "HTTPS listen address: REST gateway, /log/ tiles, /verify, /healthz, /metrics, /openapi.json")
+	fs.StringVar(&cfg.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint (host:port); unset means local disk under --data-dir")
+	fs.StringVar(&cfg.s3Bucket, "s3-bucket", "", "S3 bucket for evidence objects")
+	fs.StringVar(&cfg.s3Region, "s3-region", "", "S3 region")
+	fs.BoolVar(&cfg.s3Insecure, "s3-insecure", false, "talk plain HTTP to the S3 endpoint (local test servers only)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "server certificate PEM; unset means a local CA under <data-dir>/certs")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "server private key PEM (mode 0600)")
+	fs.StringVar(&cfg.clientCA, "client-ca", "", "PEM bundle of the CAs that issue client certificates")
+	fs.StringVar(&cfg.signingKey, "signing-key", "", "receipt signing key: a PEM file or a KMS URI sigstore supports (default <data-dir>/keys/receipt-key.pem)")
+	fs.DurationVar(&cfg.checkpointInterval, "checkpoint-interval", time.Second, "how often the log publishes a signed checkpoint")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Parse(os.Args[1:])
+	if err := envflag.Apply(fs, "CUSTODY_"); err != nil {
+		fmt.Fprintln(os.Stderr, "custodyd:", err)
+		os.Exit(2)
+	}
+
+	logger, err := newLogger(cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "custodyd:", err)
+		os.Exit(2)
+	}
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("custodyd stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}

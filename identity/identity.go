@@ -1,0 +1,148 @@
+// Package identity owns who a caller is: the identity and role carried in a
+// client certificate, how a certificate chain is verified into an Identity,
+// and how the verified Identity travels in a context.
+//
+// An identity is a URI SAN of the form
+//
+//	urn:custody:<role>:<name>
+//
+// where role is one of collector, custodian, court, auditor, admin and name
+// is 1-128 characters of [A-Za-z0-9._@-]. The whole URI is the stable
+// identity that custody events record; see certs/README.md for how an
+// operator's own CA issues such certificates.
+package identity
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Role is what a caller may do.
+type Role string
+
+// The roles. Their meaning and permissions are in docs/AUTHORIZATION.md.
+const (
+	RoleCollector Role = "collector"
+	RoleCustodian Role = "custodian"
+	RoleCourt     Role = "court"
+	RoleAuditor   Role = "auditor"
+	RoleAdmin     Role = "admin"
+)
+
+// Roles lists every role, in a stable order.
+var Roles = []Role{RoleCollector, RoleCustodian, RoleCourt, RoleAuditor, RoleAdmin}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool {
+	for _, known := range Roles {
+		if r == known {
+			return true
+		}
+	}
+	return false
+}
+
+const uriPrefix = "urn:custody:"
+
+// Identity is a verified caller.
+type Identity struct {
+	Role Role
+	Name string
+	// Certificate is the leaf certificate the identity was read from; nil
+	// for an Identity built with New.
+	Certificate *x509.Certificate
+}
+
+// New returns the identity for role and name, or an error naming what is
+// wrong with them.
+func New(role Role, name string) (Identity, error) {
+	if !role.Valid() {
+		return Identity{}, fmt.Errorf("unknown role %q (want one of collector, custodian, court, auditor, admin)", role)
+	}
+	if err := checkName(name); err != nil {
+		return Identity{}, err
+	}
+	return Identity{Role: role, Name: name}, nil
+}
+
+// Parse reads an identity URI, urn:custody:<role>:<name>.
+func Parse(uri string) (Identity, error) {
+	rest, ok := strings.CutPrefix(uri, uriPrefix)
+	if !ok {
+		return Identity{}, fmt.Errorf("identity %q does not start with %q", uri, uriPrefix)
+	}
+	role, name, ok := strings.Cut(rest, ":")
+	if !ok {
+		return Identity{}, fmt.Errorf("identity %q is not of the form urn:custody:<role>:<name>", uri)
+	}
+	return New(Role(role), name)
+}
+
+// String returns the identity URI.
+func (id Identity) String() string {
+	return uriPrefix + string(id.Role) + ":" + id.Name
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) > 128 {
+		return fmt.Errorf("identity name must be 1 to 128 characters, got %d", len(name))
+	}
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '@' || c == '-':
+		default:
+			return fmt.Errorf("identity name %q has %q; allowed are letters, digits and . _ @ -", name, c)
+		}
+	}
+	return nil
+}
+
+// FromCertificate reads the identity URI SAN of a certificate. Exactly one
+// urn:custody: URI must be present.
+func FromCertificate(cert *x509.Certificate) (Identity, error) {
+	var found []string
+	for _, u := range cert.URIs {
+		if s := u.String(); strings.HasPrefix(s, uriPrefix) {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Identity{}, fmt.Errorf("%w: the client certificate carries no %s<role>:<name> URI SAN", ErrUnauthenticated, uriPrefix)
+	case 1:
+	default:
+		return Identity{}, fmt.Errorf("%w: the client certificate carries %d custody identity URIs; exactly one is allowed", ErrUnauthenticated, len(found))
+	}
+	id, err := Parse(found[0])
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	id.Certificate = cert
+	return id, nil
+}
+
+// ErrUnauthenticated is wrapped by every error that means "we do not know
+// who you are": no certificate, an untrusted, expired or revoked one, or one
+// without an identity.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// ErrPermissionDenied is wrapped by errors that mean "we know who you are,
+// and you may not do this".
+var ErrPermissionDenied = errors.New("permission denied")
+
+type contextKey struct{}
+
+// NewContext returns ctx carrying id.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, contextKey{}, id)
+}
+
+// FromContext returns the identity in ctx, if any.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(contextKey{}).(Identity)
+	return id, ok
+}

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// httpHandler builds the HTTPS routes:
+//
+//	/v1/...         the REST gateway, which calls the gRPC server
+//	/openapi.json   the gateway's OpenAPI document
+//	/healthz        liveness
+//	/metrics        Prometheus
+//
+// and a JSON 404 for anything else.
+func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
+	gw, err := s.newGateway(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(custodyv1.OpenAPI)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+	return s.accessLog(mux), nil
+}
+
+// newGateway dials the gRPC server over the in-memory listener and returns
+// the grpc-gateway mux. The gateway forwards only the request id header; the
+// caller's identity goes as its verified-or-not TLS certificate chain, which
+// the gRPC authenticator checks like any other.
+func (s *Server) newGateway(ctx context.Context) (http.Handler, error) {
+	conn, err := grpc.NewClient("passthrough:///custodyd-internal",
+		grpc.WithContextDialer(s.internal.dial),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		return nil, err
+	}
+	s.gateway = conn
+	mux := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if strings.EqualFold(key, requestIDKey) {
+				return requestIDKey, true
+			}
+			return "", false
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == requestIDKey {
+				return "X-Request-Id", true
+			}
+			return "", false
+		}),
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+				return nil
+			}
+			return metadata.Pairs(forwardedChainKey, encodeChain(r.TLS.PeerCertificates))
+		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			},
+		}),
+	)
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		custodyv1.RegisterEvidenceServiceHandler,
+		custodyv1.RegisterCustodyServiceHandler,
+		custodyv1.RegisterLogServiceHandler,
+		custodyv1.RegisterIdentityServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return nil, err
+		}
+	}
+	return mux, nil
+}
+
+// errorBody is the JSON error shape of routes outside the gateway; it
+// matches the gateway's (google.rpc.Status as JSON).
+type errorBody struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// httpToGRPCCode gives the gRPC code number that matches an HTTP status, so
+// every JSON error of the service has the same shape.
+var httpToGRPCCode = map[int]int{
+	http.StatusBadRequest:            3,
+	http.StatusUnauthorized:          16,
+	http.StatusForbidden:             7,
+	http.StatusNotFound:              5,
+	http.StatusMethodNotAllowed:      12,
+	http.StatusConflict:              10,
+	http.StatusRequestEntityTooLarge: 8,
+	http.StatusTooManyRequests:       8,
+	http.StatusInternalServerError:   13,
+	http.StatusServiceUnavailable:    14,
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Code: httpToGRPCCode[code], Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// routeGroup names a path for metrics without unbounded label values.
+func routeGroup(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/v1/"):
+		return "/v1"
+	case strings.HasPrefix(path, "/log/"):
+		return "/log"
+	case path == "/healthz", path == "/metrics", path == "/openapi.json", path == "/verify":
+		return path
+	default:
+		return "other"
+	}
+}
+
+// accessLog logs and counts every HTTPS request. gRPC calls made through the
+// gateway are logged again, with the caller's identity, by the interceptors.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.code == 0 {
+			rec.code = http.StatusOK
+		}
+		s.metrics.http.WithLabelValues(routeGroup(r.URL.Path), strconv.Itoa(rec.code)).Inc()
+		level := slog.LevelDebug
+		if rec.code >= 400 {
+			level = slog.LevelInfo
+		}
+		s.log.LogAttrs(r.Context(), level, "http",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.code),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr),
+		)
+	})
+}
