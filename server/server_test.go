@@ -294,4 +294,3 @@ func get(t *testing.T, hc *http.Client, url string) (int, []byte) {
 	}
 	return resp.StatusCode, body
 }
-
