@@ -1,0 +1,197 @@
+// Package disk is the local-disk evidence store, custodyd's embedded
+// default under <data-dir>/blobs. An object is a file at <root>/<key>,
+// written to a pending file beside it, fsynced, made read-only and renamed
+// into place on Seal, with the folder fsynced after. Disk cannot enforce
+// retention against the machine's administrator; the service detects any
+// change by re-hashing on every read.
+package disk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/custody-dev/custody/storage"
+)
+
+// Store is a storage.Store on a local folder.
+type Store struct {
+	root string
+}
+
+// New returns a Store rooted at root, creating it (mode 0700) if needed,
+// and removes pending files a crash left behind.
+func New(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Store{root: root}
+	return s, s.removeStalePending()
+}
+
+const pendingInfix = ".pending-"
+
+func (s *Store) path(key string) (string, error) {
+	if err := storage.CheckKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// Put implements storage.Store.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (storage.Object, error) {
+	final, err := s.path(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return storage.Object{}, classify(err)
+	}
+	var suffix [8]byte
+	rand.Read(suffix[:])
+	pending := final + pendingInfix + hex.EncodeToString(suffix[:])
+	f, err := os.OpenFile(pending, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return storage.Object{}, classify(err)
+	}
+	n, err := copyContext(ctx, f, r, size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(pending)
+		return storage.Object{}, classify(err)
+	}
+	return storage.Object{Backend: "disk", Key: key, Size: n}.WithPending(pending), nil
+}
+
+// copyContext copies r to w, exactly size bytes when size >= 0, stopping
+// when ctx ends.
+func copyContext(ctx context.Context, w io.Writer, r io.Reader, size int64) (int64, error) {
+	cr := &contextReader{ctx: ctx, r: r}
+	if size < 0 {
+		return io.Copy(w, cr)
+	}
+	n, err := io.CopyN(w, cr, size)
+	if errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("%w: got %d bytes, declared %d", storage.ErrSizeMismatch, n, size)
+	}
+	return n, err
+}
+
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Seal implements storage.Store: the pending file becomes read-only and
+// takes the key's place. If a sealed file already holds the key (the same
+// content, since keys are content addresses) it is kept and the pending
+// copy removed.
+func (s *Store) Seal(ctx context.Context, obj storage.Object, retainUntil time.Time) (storage.Object, error) {
+	pending := obj.Pending()
+	if pending == "" {
+		return obj, fmt.Errorf("seal %s: %w", obj.Key, storage.ErrSealed)
+	}
+	final, err := s.path(obj.Key)
+	if err != nil {
+		return obj, err
+	}
+	if err := os.Chmod(pending, 0o400); err != nil {
+		return obj, classify(err)
+	}
+	if _, err := os.Stat(final); err == nil {
+		os.Remove(pending)
+	} else if err := os.Rename(pending, final); err != nil {
+		return obj, classify(err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return obj, classify(err)
+	}
+	obj.RetainUntil = retainUntil
+	return obj.WithPending(""), nil
+}
+
+// Discard implements storage.Store.
+func (s *Store) Discard(ctx context.Context, obj storage.Object) error {
+	if obj.Pending() == "" {
+		return fmt.Errorf("discard %s: %w", obj.Key, storage.ErrSealed)
+	}
+	if err := os.Remove(obj.Pending()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return classify(err)
+	}
+	return nil
+}
+
+// Open implements storage.Store.
+func (s *Store) Open(ctx context.Context, obj storage.Object) (io.ReadCloser, error) {
+	final, err := s.path(obj.Key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(final)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return f, nil
+}
+
+// Exists implements storage.Store.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	final, err := s.path(key)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(final); err == nil {
+		return true, nil
+	}
+	pending, err := filepath.Glob(final + pendingInfix + "*")
+	return len(pending) > 0, err
+}
+
+func (s *Store) removeStalePending() error {
+	return filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.Contains(d.Name(), pendingInfix) {
+			return os.Remove(path)
+		}
+		return nil
+	})
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// classify wraps file-system errors in the storage errors callers map.
+func classify(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %v", storage.ErrNotFound, err)
+	}
+	return err
+}

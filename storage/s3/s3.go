@@ -1,0 +1,210 @@
+// Package s3 is the S3-compatible evidence store (MinIO, AWS S3 and
+// others), through minio-go. The bucket has versioning and Object Lock; an
+// object is written as a new version, and sealing puts a compliance-mode
+// retention on exactly that version, so nobody can delete or overwrite it
+// before the retention date. Reads name the recorded version: a later PUT to
+// the same key adds a version and never changes what is read.
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/custody-dev/custody/storage"
+)
+
+// Config says how to reach the bucket. Credentials are never logged.
+type Config struct {
+	// Endpoint is host:port of the S3 API.
+	Endpoint string
+	Bucket   string
+	Region   string
+	// AccessKey and SecretKey are static credentials; when both are empty
+	// the AWS environment and instance credential chain is used.
+	AccessKey string
+	SecretKey string
+	// Insecure uses plain HTTP (local test servers only).
+	Insecure bool
+	// PartSize bounds the memory an upload buffers (default 16 MiB).
+	PartSize uint64
+}
+
+// DefaultPartSize is the multipart part size: each upload in flight buffers
+// at most one part.
+const DefaultPartSize = 16 << 20
+
+// Store is a storage.Store on an S3 bucket.
+type Store struct {
+	client   *minio.Client
+	bucket   string
+	partSize uint64
+}
+
+// New connects to the bucket, creating it with Object Lock (and so
+// versioning) when it does not exist, and refuses a bucket without Object
+// Lock.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	var creds *credentials.Credentials
+	if cfg.AccessKey != "" || cfg.SecretKey != "" {
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+	} else {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.IAM{},
+		})
+	}
+	client, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region})
+	if err != nil {
+		return nil, fmt.Errorf("s3 endpoint %q: %w", cfg.Endpoint, err)
+	}
+	s := &Store{client: client, bucket: cfg.Bucket, partSize: cfg.PartSize}
+	if s.partSize == 0 {
+		s.partSize = DefaultPartSize
+	}
+	if err := s.ensureBucket(ctx, cfg.Region); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Client returns the minio-go client, for tests and benchmarks that need
+// the raw API.
+func (s *Store) Client() *minio.Client { return s.client }
+
+func (s *Store) ensureBucket(ctx context.Context, region string) error {
+	exists, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return classify(err, "bucket %q", s.bucket)
+	}
+	if !exists {
+		err := s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: region, ObjectLocking: true})
+		if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
+			return classify(err, "creating bucket %q with Object Lock", s.bucket)
+		}
+	}
+	enabled, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.bucket)
+	if err != nil || enabled != "Enabled" {
+		return fmt.Errorf("bucket %q has no Object Lock (%v); evidence needs write-once retention: use a bucket created with Object Lock, or let custodyd create it", s.bucket, err)
+	}
+	return nil
+}
+
+// Put implements storage.Store. The object is written as a new version
+// without retention; Seal adds it.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (storage.Object, error) {
+	if err := storage.CheckKey(key); err != nil {
+		return storage.Object{}, err
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, key, r, size, minio.PutObjectOptions{
+		ContentType: "application/octet-stream",
+		PartSize:    s.partSize,
+		// The service hashes every byte with SHA-256 itself and checks it
+		// against the client's digest; signing the payload again would
+		// hash it twice more.
+		DisableContentSha256: true,
+	})
+	if err != nil {
+		return storage.Object{}, classify(err, "put %s", key)
+	}
+	if info.VersionID == "" {
+		return storage.Object{}, fmt.Errorf("put %s: bucket %q returned no version id; versioning must be enabled", key, s.bucket)
+	}
+	if size >= 0 && info.Size != size {
+		s.client.RemoveObject(context.WithoutCancel(ctx), s.bucket, key, minio.RemoveObjectOptions{VersionID: info.VersionID})
+		return storage.Object{}, fmt.Errorf("put %s: %w: stored %d, declared %d", key, storage.ErrSizeMismatch, info.Size, size)
+	}
+	obj := storage.Object{Backend: "s3", Bucket: s.bucket, Key: key, VersionID: info.VersionID, Size: info.Size}
+	return obj.WithPending(info.VersionID), nil
+}
+
+// Seal implements storage.Store with a compliance-mode retention on the
+// object's version.
+func (s *Store) Seal(ctx context.Context, obj storage.Object, retainUntil time.Time) (storage.Object, error) {
+	if obj.Pending() == "" {
+		return obj, fmt.Errorf("seal %s: %w", obj.Key, storage.ErrSealed)
+	}
+	mode := minio.Compliance
+	retainUntil = retainUntil.UTC().Truncate(time.Second)
+	err := s.client.PutObjectRetention(ctx, s.bucket, obj.Key, minio.PutObjectRetentionOptions{
+		Mode:            &mode,
+		RetainUntilDate: &retainUntil,
+		VersionID:       obj.VersionID,
+	})
+	if err != nil {
+		return obj, classify(err, "retention on %s version %s", obj.Key, obj.VersionID)
+	}
+	obj.RetainUntil = retainUntil
+	return obj.WithPending(""), nil
+}
+
+// Discard implements storage.Store.
+func (s *Store) Discard(ctx context.Context, obj storage.Object) error {
+	if obj.Pending() == "" {
+		return fmt.Errorf("discard %s: %w", obj.Key, storage.ErrSealed)
+	}
+	err := s.client.RemoveObject(ctx, s.bucket, obj.Key, minio.RemoveObjectOptions{VersionID: obj.VersionID})
+	return classify(err, "discard %s version %s", obj.Key, obj.VersionID)
+}
+
+// Open implements storage.Store, reading the recorded version.
+func (s *Store) Open(ctx context.Context, obj storage.Object) (io.ReadCloser, error) {
+	o, err := s.client.GetObject(ctx, s.bucket, obj.Key, minio.GetObjectOptions{VersionID: obj.VersionID})
+	if err != nil {
+		return nil, classify(err, "open %s version %s", obj.Key, obj.VersionID)
+	}
+	if _, err := o.Stat(); err != nil {
+		o.Close()
+		return nil, classify(err, "open %s version %s", obj.Key, obj.VersionID)
+	}
+	return o, nil
+}
+
+// Exists implements storage.Store: any version of key.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	for info := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+		if info.Err != nil {
+			return false, classify(info.Err, "list %s", key)
+		}
+		if info.Key == key {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// classify wraps a minio-go error in the storage error callers map, with
+// what was being done.
+func classify(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	what := fmt.Sprintf(format, args...)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchVersion" || resp.Code == "NoSuchBucket",
+		resp.StatusCode == 404,
+		resp.Code == "InvalidRequest" && strings.Contains(resp.Message, "version does not exist"):
+		return fmt.Errorf("%s: %w: %v", what, storage.ErrNotFound, err)
+	case strings.Contains(resp.Message, "WORM"):
+		// MinIO: "Object is WORM protected and cannot be overwritten".
+		return fmt.Errorf("%s: %w: %v", what, storage.ErrSealed, err)
+	case resp.Code == "SlowDown" || resp.Code == "ServiceUnavailable" || resp.Code == "InternalError" ||
+		resp.Code == "XMinioServerNotInitialized" || resp.StatusCode == 503:
+		return fmt.Errorf("%s: %w: %v", what, storage.ErrUnavailable, err)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return fmt.Errorf("%s: %w: %v", what, storage.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

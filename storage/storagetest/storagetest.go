@@ -1,0 +1,251 @@
+// Package storagetest is the shared test suite every storage.Store backend
+// passes: call Run from the backend's tests with a constructor for a fresh,
+// empty store.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/storage"
+)
+
+// Run runs the suite. newStore returns an empty store for one subtest.
+func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
+	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, newStore(t)) })
+	t.Run("UnknownSize", func(t *testing.T) { testUnknownSize(t, newStore(t)) })
+	t.Run("ReaderErrorKeepsNothing", func(t *testing.T) { testReaderError(t, newStore(t)) })
+	t.Run("ShortReaderKeepsNothing", func(t *testing.T) { testShortReader(t, newStore(t)) })
+	t.Run("CancelKeepsNothing", func(t *testing.T) { testCancel(t, newStore(t)) })
+	t.Run("Discard", func(t *testing.T) { testDiscard(t, newStore(t)) })
+	t.Run("SealedCannotBeDiscarded", func(t *testing.T) { testSealedStays(t, newStore(t)) })
+	t.Run("OpenMissing", func(t *testing.T) { testOpenMissing(t, newStore(t)) })
+	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore(t)) })
+	t.Run("ConcurrentSameKey", func(t *testing.T) { testConcurrentSameKey(t, newStore(t)) })
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func putSeal(t *testing.T, s storage.Store, key string, data []byte) storage.Object {
+	t.Helper()
+	ctx := t.Context()
+	obj, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("Put %s: %v", key, err)
+	}
+	if obj.Size != int64(len(data)) || obj.Key != key {
+		t.Fatalf("Put returned %+v for %d bytes at %s", obj, len(data), key)
+	}
+	sealed, err := s.Seal(ctx, obj, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatalf("Seal %s: %v", key, err)
+	}
+	if sealed.RetainUntil.IsZero() || sealed.Pending() != "" {
+		t.Fatalf("Seal returned %+v", sealed)
+	}
+	return sealed
+}
+
+func readAll(t *testing.T, s storage.Store, obj storage.Object) []byte {
+	t.Helper()
+	rc, err := s.Open(t.Context(), obj)
+	if err != nil {
+		t.Fatalf("Open %s: %v", obj.Key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading %s: %v", obj.Key, err)
+	}
+	return b
+}
+
+func mustNotExist(t *testing.T, s storage.Store, key string) {
+	t.Helper()
+	ok, err := s.Exists(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		t.Fatalf("%s is kept, want nothing", key)
+	}
+}
+
+func testRoundTrip(t *testing.T, s storage.Store) {
+	for _, n := range []int{0, 1, 5 << 20} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			data := randomBytes(t, n)
+			key := fmt.Sprintf("sha256/rt/%d", n)
+			obj := putSeal(t, s, key, data)
+			if got := readAll(t, s, obj); !bytes.Equal(got, data) {
+				t.Fatalf("read %d bytes back, differ from the %d written", len(got), len(data))
+			}
+			if ok, err := s.Exists(t.Context(), key); err != nil || !ok {
+				t.Fatalf("Exists(%s) = %v, %v after Seal", key, ok, err)
+			}
+		})
+	}
+}
+
+func testUnknownSize(t *testing.T, s storage.Store) {
+	data := randomBytes(t, 3<<20+17)
+	obj, err := s.Put(t.Context(), "enc/unknown", bytes.NewReader(data), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Size != int64(len(data)) {
+		t.Fatalf("size %d, want %d", obj.Size, len(data))
+	}
+	obj, err = s.Seal(t.Context(), obj, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, s, obj), data) {
+		t.Fatal("bytes differ")
+	}
+}
+
+var errBroken = errors.New("stream broke")
+
+// failingReader yields n bytes, then fails.
+type failingReader struct {
+	r io.Reader
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errBroken
+	}
+	return n, err
+}
+
+func testReaderError(t *testing.T, s storage.Store) {
+	data := randomBytes(t, 6<<20)
+	_, err := s.Put(t.Context(), "sha256/broken", &failingReader{bytes.NewReader(data[:4<<20])}, int64(len(data)))
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("Put with a failing reader: %v, want the reader's error", err)
+	}
+	mustNotExist(t, s, "sha256/broken")
+}
+
+func testShortReader(t *testing.T, s storage.Store) {
+	_, err := s.Put(t.Context(), "sha256/short", bytes.NewReader(randomBytes(t, 1000)), 2000)
+	if err == nil {
+		t.Fatal("Put of 1000 bytes declared as 2000 succeeded")
+	}
+	mustNotExist(t, s, "sha256/short")
+}
+
+// blockingReader yields some bytes, then blocks until ctx ends.
+type blockingReader struct {
+	ctx  context.Context
+	sent bool
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, make([]byte, 1024)), nil
+	}
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
+}
+
+func testCancel(t *testing.T, s storage.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	_, err := s.Put(ctx, "sha256/cancelled", &blockingReader{ctx: ctx}, 1<<20)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put cancelled: %v, want context.Canceled", err)
+	}
+	mustNotExist(t, s, "sha256/cancelled")
+}
+
+func testDiscard(t *testing.T, s storage.Store) {
+	obj, err := s.Put(t.Context(), "sha256/discarded", bytes.NewReader(randomBytes(t, 1234)), 1234)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Discard(t.Context(), obj); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, s, "sha256/discarded")
+}
+
+func testSealedStays(t *testing.T, s storage.Store) {
+	data := randomBytes(t, 100)
+	pending, err := s.Put(t.Context(), "sha256/sealed", bytes.NewReader(data), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := s.Seal(t.Context(), pending, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []storage.Object{sealed, pending} {
+		// Even the stale pending handle must not remove sealed bytes.
+		s.Discard(t.Context(), obj)
+	}
+	if err := s.Discard(t.Context(), sealed); !errors.Is(err, storage.ErrSealed) {
+		t.Fatalf("Discard sealed: %v, want ErrSealed", err)
+	}
+	if !bytes.Equal(readAll(t, s, sealed), data) {
+		t.Fatal("sealed object changed after Discard attempts")
+	}
+}
+
+func testOpenMissing(t *testing.T, s storage.Store) {
+	_, err := s.Open(t.Context(), storage.Object{Key: "sha256/never-written", VersionID: "00000000-0000-0000-0000-000000000000"})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Open missing: %v, want ErrNotFound", err)
+	}
+}
+
+func testInvalidKeys(t *testing.T, s storage.Store) {
+	for _, key := range []string{"", "../escape", "a/../../b", "/abs", "a//b", "UPPER", "a\x00b", "trailing/"} {
+		_, err := s.Put(t.Context(), key, bytes.NewReader(nil), 0)
+		if !errors.Is(err, storage.ErrInvalidKey) {
+			t.Errorf("Put(%q): %v, want ErrInvalidKey", key, err)
+		}
+	}
+}
+
+func testConcurrentSameKey(t *testing.T, s storage.Store) {
+	data := randomBytes(t, 256<<10)
+	var wg sync.WaitGroup
+	objs := make([]storage.Object, 8)
+	errs := make([]error, 8)
+	for i := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obj, err := s.Put(t.Context(), "sha256/same", bytes.NewReader(data), int64(len(data)))
+			if err == nil {
+				obj, err = s.Seal(t.Context(), obj, time.Now().Add(time.Hour))
+			}
+			objs[i], errs[i] = obj, err
+		}()
+	}
+	wg.Wait()
+	for i := range objs {
+		if errs[i] != nil {
+			t.Fatalf("writer %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(readAll(t, s, objs[i]), data) {
+			t.Fatalf("writer %d reads different bytes", i)
+		}
+	}
+}
