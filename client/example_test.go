@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	env, err = servertest.Start(dir)
+	env, err = servertest.Start(dir, servertest.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -35,6 +35,8 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
+	mux.HandleFunc("POST /v1/evidence:upload", s.handleUpload)
+	mux.HandleFunc("GET /v1/evidence/{id}/content", s.handleContent)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(custodyv1.OpenAPI)
@@ -76,10 +78,9 @@ func (s *Server) newGateway(ctx context.Context) (http.Handler, error) {
 			return "", false
 		}),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
-			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-				return nil
-			}
-			return metadata.Pairs(forwardedChainKey, encodeChain(r.TLS.PeerCertificates))
+			md := forwardedMetadata(r)
+			md.Delete(requestIDKey) // the header matcher forwards it
+			return md
 		}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{

@@ -24,6 +24,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
@@ -41,6 +43,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Keys are the public keys served at /v1/keys.
 	Keys PublicKeys
+	// Evidence is the evidence domain service.
+	Evidence *evidence.Service
+	// Log is the custody log.
+	Log *custodylog.Log
 }
 
 // PublicKeys are the verification keys the service publishes as hints.
@@ -134,9 +140,9 @@ func (s *Server) registerServices() {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{})
+	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{svc: s.cfg.Evidence})
 	custodyv1.RegisterCustodyServiceServer(s.grpc, &custodyService{})
-	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys})
+	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log})
 	custodyv1.RegisterIdentityServiceServer(s.grpc, &identityService{})
 	for _, name := range []string{
 		custodyv1.EvidenceService_ServiceDesc.ServiceName,

@@ -222,7 +222,8 @@ func TestHTTPSRoutes(t *testing.T) {
 		{"/metrics", anon, 200, `custody_grpc_handled_total{code="OK",method="/custody.v1.IdentityService/WhoAmI"}`},
 		{"/no/such/route", anon, 404, `"code":5`},
 		{"/v1/no/such/route", court, 404, `"code":5`},
-		{"/v1/evidence/abc", court, 501, `"code":12`},
+		{"/v1/evidence/abc", court, 400, `not of the form ev-`},
+		{"/v1/uploads/some-upload", court, 501, `"code":12`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 )
 
@@ -21,6 +22,14 @@ var statusTable = []struct {
 }{
 	{identity.ErrUnauthenticated, codes.Unauthenticated},
 	{identity.ErrPermissionDenied, codes.PermissionDenied},
+	{evidence.ErrInvalid, codes.InvalidArgument},
+	{evidence.ErrTruncated, codes.DataLoss},
+	{evidence.ErrCorrupt, codes.DataLoss},
+	{evidence.ErrTooLarge, codes.ResourceExhausted},
+	{evidence.ErrNotFound, codes.NotFound},
+	{evidence.ErrFailedPrecondition, codes.FailedPrecondition},
+	{evidence.ErrConflict, codes.Aborted},
+	{evidence.ErrUnavailable, codes.Unavailable},
 	{errUnimplemented, codes.Unimplemented},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},

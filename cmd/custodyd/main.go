@@ -16,33 +16,40 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custody-dev/custody/internal/daemon"
 	"github.com/custody-dev/custody/internal/envflag"
 )
 
 func main() {
-	var cfg config
+	var cfg daemon.Config
+	var logFormat, logLevel string
 	fs := flag.NewFlagSet("custodyd", flag.ExitOnError)
-	fs.StringVar(&cfg.dataDir, "data-dir", "./custody-data", "folder for the embedded defaults: blobs/, log/, catalog.db, keys/, certs/")
-	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "127.0.0.1:8443", "gRPC listen address (TLS 1.3, client certificate required)")
-	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8080", "HTTPS listen address: REST gateway, /log/ tiles, /verify, /healthz, /metrics, /openapi.json")
-	fs.StringVar(&cfg.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint (host:port); unset means local disk under --data-dir")
-	fs.StringVar(&cfg.s3Bucket, "s3-bucket", "", "S3 bucket for evidence objects")
-	fs.StringVar(&cfg.s3Region, "s3-region", "", "S3 region")
-	fs.BoolVar(&cfg.s3Insecure, "s3-insecure", false, "talk plain HTTP to the S3 endpoint (local test servers only)")
-	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "server certificate PEM; unset means a local CA under <data-dir>/certs")
-	fs.StringVar(&cfg.tlsKey, "tls-key", "", "server private key PEM (mode 0600)")
-	fs.StringVar(&cfg.clientCA, "client-ca", "", "PEM bundle of the CAs that issue client certificates")
-	fs.StringVar(&cfg.signingKey, "signing-key", "", "receipt signing key: a PEM file or a KMS URI sigstore supports (default <data-dir>/keys/receipt-key.pem)")
-	fs.DurationVar(&cfg.checkpointInterval, "checkpoint-interval", time.Second, "how often the log publishes a signed checkpoint")
-	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./custody-data", "folder for the embedded defaults: blobs/, log/, catalog.db, keys/, certs/")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8443", "gRPC listen address (TLS 1.3, client certificate required)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTPS listen address: REST gateway, /log/ tiles, /verify, /healthz, /metrics, /openapi.json")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint (host:port); unset means local disk under --data-dir")
+	fs.StringVar(&cfg.S3Bucket, "s3-bucket", "", "S3 bucket for evidence objects")
+	fs.StringVar(&cfg.S3Region, "s3-region", "", "S3 region")
+	fs.BoolVar(&cfg.S3Insecure, "s3-insecure", false, "talk plain HTTP to the S3 endpoint (local test servers only)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate PEM; unset means a local CA under <data-dir>/certs")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key PEM (mode 0600)")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM bundle of the CAs that issue client certificates")
+	fs.StringVar(&cfg.SigningKey, "signing-key", "", "receipt signing key: a PEM file or a KMS URI sigstore supports (default <data-dir>/keys/receipt-key.pem)")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", time.Second, "how often the log publishes a signed checkpoint")
+	fs.StringVar(&cfg.LogOrigin, "log-origin", "custody.local/log", "the log's origin line in checkpoints; fixed when the log key is first created")
+	fs.DurationVar(&cfg.Retention, "retention", 10*365*24*time.Hour, "how long evidence objects stay write-once (S3 compliance retention)")
+	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 64<<30, "largest evidence item accepted, in bytes")
+	fs.BoolVar(&cfg.EncryptAll, "encrypt-all", false, "encrypt every item at rest, not only special categories (biometric data is always encrypted)")
+	fs.StringVar(&cfg.ExtraRecipients, "age-recipients", "", "file of extra age recipients (one per line) that can also decrypt encrypted evidence, e.g. a prosecutor's")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Parse(os.Args[1:])
 	if err := envflag.Apply(fs, "CUSTODY_"); err != nil {
 		fmt.Fprintln(os.Stderr, "custodyd:", err)
 		os.Exit(2)
 	}
 
-	logger, err := newLogger(cfg.logFormat, cfg.logLevel)
+	logger, err := newLogger(logFormat, logLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "custodyd:", err)
 		os.Exit(2)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,12 +19,14 @@ import (
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/server"
+	"github.com/custody-dev/custody/internal/daemon"
 )
 
 // Env is a running server and the credentials to reach it.
 type Env struct {
 	PKI      certs.DevPKI
+	DataDir  string
+	Daemon   *daemon.Daemon
 	GRPCAddr string
 	HTTPAddr string
 	// Logs holds everything the server logged, as text.
@@ -32,56 +35,72 @@ type Env struct {
 	stop func() error
 }
 
-// Start starts a server whose PKI lives under dir. Call Stop when done.
-func Start(dir string) (*Env, error) {
-	pki, err := certs.EnsureDevPKI(dir)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := tls.LoadX509KeyPair(pki.ServerCertFile(), pki.ServerKeyFile())
-	if err != nil {
-		return nil, err
-	}
-	pool, err := certs.ReadCertPool(pki.CAFile())
-	if err != nil {
-		return nil, err
-	}
+// Options change the assembled service; the zero value is custodyd's
+// embedded defaults (local disk, SQLite, POSIX log).
+type Options struct {
+	// S3 stores evidence in this bucket instead of on disk.
+	S3 *S3
+	// MaxUploadBytes overrides the upload limit.
+	MaxUploadBytes int64
+}
+
+// S3 names a bucket on an S3-compatible server.
+type S3 struct {
+	Endpoint, Bucket, AccessKey, SecretKey string
+}
+
+// Start starts a full service with its data under dir. Call Stop when done.
+func Start(dir string, opts Options) (*Env, error) {
 	logs := &SyncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := daemon.Config{
+		DataDir:            dir,
+		GRPCAddr:           "127.0.0.1:0",
+		HTTPAddr:           "127.0.0.1:0",
+		CheckpointInterval: 200 * time.Millisecond,
+		LogOrigin:          "custody.test/log",
+		Retention:          time.Hour,
+		MaxUploadBytes:     opts.MaxUploadBytes,
+	}
+	if s := opts.S3; s != nil {
+		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{
-		GRPCAddr:    "127.0.0.1:0",
-		HTTPAddr:    "127.0.0.1:0",
-		Certificate: cert,
-		ClientCAs:   pool,
-		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	d, err := daemon.Start(ctx, cfg, logger)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
+	go func() { done <- d.Server.Serve(ctx) }()
 	return &Env{
-		PKI:      pki,
-		GRPCAddr: srv.GRPCAddr(),
-		HTTPAddr: srv.HTTPAddr(),
+		PKI:      certs.DevPKI{Dir: filepath.Join(dir, "certs")},
+		DataDir:  dir,
+		GRPCAddr: d.Server.GRPCAddr(),
+		HTTPAddr: d.Server.HTTPAddr(),
 		Logs:     logs,
+		Daemon:   d,
 		stop: func() error {
 			cancel()
+			var err error
 			select {
-			case err := <-done:
-				return err
+			case err = <-done:
 			case <-time.After(30 * time.Second):
-				return errors.New("server did not stop within 30s")
+				err = errors.New("server did not stop within 30s")
 			}
+			return errors.Join(err, d.Close())
 		},
 	}, nil
 }
 
 // StartT starts a server for one test and stops it when the test ends.
-func StartT(t testing.TB) *Env {
+func StartT(t testing.TB, opts ...Options) *Env {
 	t.Helper()
-	env, err := Start(t.TempDir())
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	env, err := Start(t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,87 @@
+// Package catalog defines the service's queryable index of evidence and
+// custody events: a small interface, its types and errors. The catalog is a
+// projection: everything in it can be rebuilt from the log and the stored
+// records. Backends are one package each (catalog/sqlite).
+package catalog
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/custody-dev/custody/storage"
+)
+
+// Evidence is one item's catalog row.
+type Evidence struct {
+	ID                string
+	CaseID            string
+	Kind              string
+	SHA256            string
+	Size              int64
+	MediaType         string
+	DeclaredMediaType string
+	Collector         string
+	IngestedAt        time.Time
+	Object            storage.Object
+	// Encrypted says the stored bytes are age ciphertext.
+	Encrypted bool
+	// Special marks GDPR Art. 9 data: Metadata is then age ciphertext.
+	Special bool
+	// Metadata is the descriptive metadata as JSON (package evidence owns
+	// its shape), encrypted for special-category items.
+	Metadata []byte
+	// Custodian is the identity holding the item now.
+	Custodian   string
+	DerivedFrom string
+	// LastSeq, LastLogIndex and LastLeafHash locate the item's latest event.
+	LastSeq      uint64
+	LastLogIndex uint64
+	LastLeafHash [32]byte
+}
+
+// Event is one custody event's catalog row.
+type Event struct {
+	EvidenceID string
+	Seq        uint64
+	Type       string
+	RecordedAt time.Time
+	LogIndex   uint64
+	LeafHash   [32]byte
+	// Record is the canonical event record (package events).
+	Record []byte
+	// Receipt is the signed receipt: payload, signature, key id.
+	ReceiptPayload   []byte
+	ReceiptSignature []byte
+	ReceiptKeyID     string
+}
+
+// Catalog stores and answers queries about evidence and events.
+// Implementations are safe for concurrent use.
+type Catalog interface {
+	// AddEvidence inserts a new item with its first (ingest) event, in one
+	// transaction. It fails with ErrExists if the id is taken.
+	AddEvidence(ctx context.Context, ev Evidence, first Event) error
+	// Evidence returns one item, or ErrNotFound.
+	Evidence(ctx context.Context, id string) (Evidence, error)
+	// ListByCase returns up to limit items of a case in ingest order,
+	// starting after the item with id after (empty: from the start).
+	ListByCase(ctx context.Context, caseID, after string, limit int) ([]Evidence, error)
+	// ObjectBySHA256 returns a sealed, unencrypted object holding content
+	// with this digest, if the catalog knows one.
+	ObjectBySHA256(ctx context.Context, sha256 string) (storage.Object, bool, error)
+	// AddEvent appends an event to an item's chain, if the item's latest
+	// event is still prevSeq (else ErrConflict), and sets its custodian.
+	AddEvent(ctx context.Context, e Event, prevSeq uint64, custodian string) error
+	// Events returns an item's events in sequence order.
+	Events(ctx context.Context, evidenceID string) ([]Event, error)
+	// Close releases the catalog.
+	Close() error
+}
+
+// Errors of every backend.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("concurrent update")
+)

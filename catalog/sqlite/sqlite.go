@@ -1,0 +1,269 @@
+// Package sqlite is the SQLite catalog (modernc.org/sqlite, no cgo), the
+// embedded default at <data-dir>/catalog.db.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/custody-dev/custody/catalog"
+	"github.com/custody-dev/custody/storage"
+)
+
+// Catalog is a catalog.Catalog in one SQLite file.
+type Catalog struct {
+	db *sql.DB
+}
+
+var _ catalog.Catalog = (*Catalog)(nil)
+
+// schema is applied with migrations in order; user_version records how far.
+var migrations = []string{
+	`CREATE TABLE evidence (
+		id TEXT PRIMARY KEY,
+		case_id TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		sha256 TEXT NOT NULL,
+		size INTEGER NOT NULL,
+		media_type TEXT NOT NULL,
+		declared_media_type TEXT NOT NULL,
+		collector TEXT NOT NULL,
+		ingested_at INTEGER NOT NULL,
+		backend TEXT NOT NULL,
+		bucket TEXT NOT NULL,
+		object_key TEXT NOT NULL,
+		version_id TEXT NOT NULL,
+		object_size INTEGER NOT NULL,
+		retain_until INTEGER NOT NULL,
+		encrypted INTEGER NOT NULL,
+		special INTEGER NOT NULL,
+		metadata BLOB NOT NULL,
+		custodian TEXT NOT NULL,
+		derived_from TEXT NOT NULL,
+		last_seq INTEGER NOT NULL,
+		last_log_index INTEGER NOT NULL,
+		last_leaf_hash BLOB NOT NULL,
+		rowid_order INTEGER NOT NULL
+	);
+	CREATE INDEX evidence_by_case ON evidence(case_id, rowid_order);
+	CREATE INDEX evidence_by_sha256 ON evidence(sha256) WHERE encrypted = 0;
+	CREATE TABLE events (
+		evidence_id TEXT NOT NULL REFERENCES evidence(id),
+		seq INTEGER NOT NULL,
+		type TEXT NOT NULL,
+		recorded_at INTEGER NOT NULL,
+		log_index INTEGER NOT NULL UNIQUE,
+		leaf_hash BLOB NOT NULL,
+		record BLOB NOT NULL,
+		receipt_payload BLOB NOT NULL,
+		receipt_signature BLOB NOT NULL,
+		receipt_key_id TEXT NOT NULL,
+		PRIMARY KEY (evidence_id, seq)
+	);`,
+}
+
+// Open opens (creating and migrating) the catalog at path.
+func Open(ctx context.Context, path string) (*Catalog, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	c := &Catalog{db: db}
+	if err := c.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Catalog) migrate(ctx context.Context) error {
+	var version int
+	if err := c.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := c.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements catalog.Catalog.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// AddEvidence implements catalog.Catalog.
+func (c *Catalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first catalog.Event) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	o := ev.Object
+	_, err = tx.ExecContext(ctx, `INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,
+		(SELECT COALESCE(MAX(rowid_order), 0) + 1 FROM evidence))`,
+		ev.ID, ev.CaseID, ev.Kind, ev.SHA256, ev.Size, ev.MediaType, ev.DeclaredMediaType, ev.Collector,
+		ev.IngestedAt.UnixNano(), o.Backend, o.Bucket, o.Key, o.VersionID, o.Size, o.RetainUntil.Unix(),
+		b2i(ev.Encrypted), b2i(ev.Special), ev.Metadata, ev.Custodian, ev.DerivedFrom,
+		ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash[:])
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed: evidence.id") {
+			return fmt.Errorf("evidence %s: %w", ev.ID, catalog.ErrExists)
+		}
+		return err
+	}
+	if err := insertEvent(ctx, tx, first); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		e.EvidenceID, e.Seq, e.Type, e.RecordedAt.UnixNano(), e.LogIndex, e.LeafHash[:], e.Record,
+		e.ReceiptPayload, e.ReceiptSignature, e.ReceiptKeyID)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("event %s/%d: %w", e.EvidenceID, e.Seq, catalog.ErrExists)
+	}
+	return err
+}
+
+// AddEvent implements catalog.Catalog.
+func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64, custodian string) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE evidence SET last_seq = ?, last_log_index = ?, last_leaf_hash = ?, custodian = ?
+		WHERE id = ? AND last_seq = ?`, e.Seq, e.LogIndex, e.LeafHash[:], custodian, e.EvidenceID, prevSeq)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("evidence %s is no longer at event %d: %w", e.EvidenceID, prevSeq, catalog.ErrConflict)
+	}
+	if err := insertEvent(ctx, tx, e); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+const evidenceColumns = `id, case_id, kind, sha256, size, media_type, declared_media_type, collector, ingested_at,
+	backend, bucket, object_key, version_id, object_size, retain_until, encrypted, special, metadata, custodian,
+	derived_from, last_seq, last_log_index, last_leaf_hash`
+
+type scanner interface{ Scan(...any) error }
+
+func scanEvidence(s scanner) (catalog.Evidence, error) {
+	var ev catalog.Evidence
+	var ingested, retain int64
+	var encrypted, special int
+	var leaf []byte
+	o := &ev.Object
+	err := s.Scan(&ev.ID, &ev.CaseID, &ev.Kind, &ev.SHA256, &ev.Size, &ev.MediaType, &ev.DeclaredMediaType,
+		&ev.Collector, &ingested, &o.Backend, &o.Bucket, &o.Key, &o.VersionID, &o.Size, &retain,
+		&encrypted, &special, &ev.Metadata, &ev.Custodian, &ev.DerivedFrom, &ev.LastSeq, &ev.LastLogIndex, &leaf)
+	if err != nil {
+		return ev, err
+	}
+	ev.IngestedAt = time.Unix(0, ingested).UTC()
+	o.RetainUntil = time.Unix(retain, 0).UTC()
+	ev.Encrypted, ev.Special = encrypted == 1, special == 1
+	copy(ev.LastLeafHash[:], leaf)
+	return ev, nil
+}
+
+// Evidence implements catalog.Catalog.
+func (c *Catalog) Evidence(ctx context.Context, id string) (catalog.Evidence, error) {
+	ev, err := scanEvidence(c.db.QueryRowContext(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ev, fmt.Errorf("evidence %s: %w", id, catalog.ErrNotFound)
+	}
+	return ev, err
+}
+
+// ListByCase implements catalog.Catalog.
+func (c *Catalog) ListByCase(ctx context.Context, caseID, after string, limit int) ([]catalog.Evidence, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+evidenceColumns+` FROM evidence
+		WHERE case_id = ? AND rowid_order > COALESCE((SELECT rowid_order FROM evidence WHERE id = ?), 0)
+		ORDER BY rowid_order LIMIT ?`, caseID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Evidence
+	for rows.Next() {
+		ev, err := scanEvidence(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// ObjectBySHA256 implements catalog.Catalog.
+func (c *Catalog) ObjectBySHA256(ctx context.Context, sha string) (storage.Object, bool, error) {
+	ev, err := scanEvidence(c.db.QueryRowContext(ctx, `SELECT `+evidenceColumns+` FROM evidence
+		WHERE sha256 = ? AND encrypted = 0 ORDER BY rowid_order LIMIT 1`, sha))
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.Object{}, false, nil
+	}
+	if err != nil {
+		return storage.Object{}, false, err
+	}
+	return ev.Object, true, nil
+}
+
+// Events implements catalog.Catalog.
+func (c *Catalog) Events(ctx context.Context, evidenceID string) ([]catalog.Event, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
+		receipt_payload, receipt_signature, receipt_key_id FROM events WHERE evidence_id = ? ORDER BY seq`, evidenceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Event
+	for rows.Next() {
+		var e catalog.Event
+		var at int64
+		var leaf []byte
+		if err := rows.Scan(&e.EvidenceID, &e.Seq, &e.Type, &at, &e.LogIndex, &leaf, &e.Record,
+			&e.ReceiptPayload, &e.ReceiptSignature, &e.ReceiptKeyID); err != nil {
+			return nil, err
+		}
+		e.RecordedAt = time.Unix(0, at).UTC()
+		copy(e.LeafHash[:], leaf)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,113 @@
+// Package custodylog owns the append-only custody log: a Tessera tile-based
+// transparency log (C2SP tlog-tiles, RFC 6962 hashing) with checkpoints
+// signed as C2SP signed notes. It appends opaque entries and reads back
+// checkpoints, tiles, entries and proofs; what an entry means belongs to
+// package events.
+package custodylog
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// MaxEntrySize is the largest entry the log takes (C2SP tlog-tiles).
+const MaxEntrySize = tessera.DefaultEntrySizeLimit
+
+// ErrEntryTooLarge is returned for an entry over MaxEntrySize.
+var ErrEntryTooLarge = errors.New("log entry too large")
+
+// Config configures a log.
+type Config struct {
+	// Dir is the POSIX log folder (<data-dir>/log).
+	Dir string
+	// Signer signs checkpoints; its name is the log's origin.
+	Signer note.Signer
+	// CheckpointInterval is how often a new checkpoint is published
+	// (at least 100ms).
+	CheckpointInterval time.Duration
+	// BatchMaxAge bounds how long an entry waits to be sequenced with
+	// others (default 10ms).
+	BatchMaxAge time.Duration
+}
+
+// Log is an open custody log. Only one process may append to a log folder.
+type Log struct {
+	appender *tessera.Appender
+	shutdown func(context.Context) error
+	reader   tessera.LogReader
+	origin   string
+}
+
+// Open opens (creating if needed) the log in cfg.Dir.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
+	if err != nil {
+		return nil, fmt.Errorf("log storage: %w", err)
+	}
+	if cfg.BatchMaxAge == 0 {
+		cfg.BatchMaxAge = 10 * time.Millisecond
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithBatching(1024, cfg.BatchMaxAge).
+		WithPushback(64 << 10)
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
+	if err != nil {
+		return nil, fmt.Errorf("log appender: %w", err)
+	}
+	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name()}, nil
+}
+
+// Origin is the log's origin line.
+func (l *Log) Origin() string { return l.origin }
+
+// Appended is where an entry landed.
+type Appended struct {
+	Index    uint64
+	LeafHash [32]byte
+}
+
+// Append adds entry and returns once the log has durably sequenced it: the
+// index is final and survives a crash. Inclusion in a published checkpoint
+// follows within about one checkpoint interval.
+func (l *Log) Append(ctx context.Context, entry []byte) (Appended, error) {
+	if len(entry) > MaxEntrySize {
+		return Appended{}, fmt.Errorf("%w: %d bytes, at most %d", ErrEntryTooLarge, len(entry), MaxEntrySize)
+	}
+	idx, err := l.appender.Add(ctx, tessera.NewEntry(entry))()
+	if err != nil {
+		return Appended{}, fmt.Errorf("log append: %w", err)
+	}
+	return Appended{Index: idx.Index, LeafHash: LeafHash(entry)}, nil
+}
+
+// LeafHash is the RFC 6962 leaf hash: SHA-256(0x00 || entry).
+func LeafHash(entry []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(entry)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// Checkpoint returns the latest published signed checkpoint.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	return l.reader.ReadCheckpoint(ctx)
+}
+
+// Reader gives the raw tile, entry bundle and checkpoint reads.
+func (l *Log) Reader() tessera.LogReader { return l.reader }
+
+// Close flushes pending work and stops the appender.
+func (l *Log) Close(ctx context.Context) error {
+	return l.shutdown(ctx)
+}

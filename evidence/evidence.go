@@ -1,0 +1,164 @@
+// Package evidence owns the life of an evidence item inside the service:
+// ingest (validate, hash while streaming to storage, seal, log, sign a
+// receipt, catalog), reads that re-verify every byte, seizure records, and
+// the custody events appended to an item's chain. It knows nothing of gRPC:
+// errors are the sentinels below, which the RPC layer maps to status codes.
+package evidence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/custody-dev/custody/catalog"
+	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/receipt"
+	"github.com/custody-dev/custody/storage"
+)
+
+// Errors of this package. Messages wrapping them are written for the caller.
+var (
+	// ErrInvalid: the request is malformed (bad metadata, wrong digest).
+	ErrInvalid = errors.New("invalid request")
+	// ErrDigestMismatch: the bytes do not hash to the declared SHA-256.
+	ErrDigestMismatch = fmt.Errorf("%w: SHA-256 mismatch", ErrInvalid)
+	// ErrTruncated: the stream ended before the declared size.
+	ErrTruncated = errors.New("upload stream ended early")
+	// ErrTooLarge: over the configured limit, or more bytes than declared.
+	ErrTooLarge = errors.New("too large")
+	// ErrNotFound: no such item.
+	ErrNotFound = errors.New("not found")
+	// ErrCorrupt: stored bytes no longer match their recorded digest.
+	ErrCorrupt = errors.New("stored evidence does not match its recorded digest")
+	// ErrUnavailable: storage or the log cannot be reached now; retry.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrFailedPrecondition: the item is not in a state that allows this.
+	ErrFailedPrecondition = errors.New("failed precondition")
+)
+
+// Config tunes the service.
+type Config struct {
+	// MaxUploadBytes is the largest item accepted (default 64 GiB).
+	MaxUploadBytes int64
+	// Retention is how long stored objects are kept write-once (default
+	// 10 years).
+	Retention time.Duration
+	// EncryptAll encrypts every item at rest, not only special categories.
+	EncryptAll bool
+	// ExtraRecipients also receive encrypted items (e.g. a prosecutor).
+	ExtraRecipients []age.Recipient
+}
+
+// Service is the evidence domain service.
+type Service struct {
+	store    storage.Store
+	catalog  catalog.Catalog
+	log      *custodylog.Log
+	receipts *receipt.Signer
+	identity *age.X25519Identity
+	cfg      Config
+	logger   *slog.Logger
+	now      func() time.Time
+
+	// itemLocks serialises appends to one item's chain in this process.
+	itemLocks sync.Map // evidence id -> *sync.Mutex
+}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Store    storage.Store
+	Catalog  catalog.Catalog
+	Log      *custodylog.Log
+	Receipts *receipt.Signer
+	// Identity decrypts special-category items; its recipient encrypts them.
+	Identity *age.X25519Identity
+	Logger   *slog.Logger
+}
+
+// New returns a Service.
+func New(d Deps, cfg Config) *Service {
+	if cfg.MaxUploadBytes == 0 {
+		cfg.MaxUploadBytes = 64 << 30
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 10 * 365 * 24 * time.Hour
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return &Service{
+		store: d.Store, catalog: d.Catalog, log: d.Log, receipts: d.Receipts, identity: d.Identity,
+		cfg: cfg, logger: d.Logger, now: time.Now,
+	}
+}
+
+// MaxUploadBytes is the configured size limit.
+func (s *Service) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
+
+// newID returns an opaque evidence id: "ev-" and 26 base32 characters (130
+// random bits).
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "ev-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// CheckID validates an evidence id's shape.
+func CheckID(id string) error {
+	if len(id) != 29 || !strings.HasPrefix(id, "ev-") {
+		return fmt.Errorf("%w: evidence id %q is not of the form ev-<26 characters>", ErrInvalid, truncate(id, 40))
+	}
+	for _, c := range id[3:] {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return fmt.Errorf("%w: evidence id %q has %q", ErrInvalid, id, c)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// lockItem serialises chain appends for one item.
+func (s *Service) lockItem(id string) func() {
+	m, _ := s.itemLocks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// classifyStorage maps storage errors to this package's errors.
+func classifyStorage(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrUnavailable):
+		return fmt.Errorf("%w: evidence storage cannot be reached; retry later", ErrUnavailable)
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%w: the stored object is missing", ErrCorrupt)
+	}
+	return err
+}
+
+func (s *Service) loadItem(ctx context.Context, id string) (catalog.Evidence, error) {
+	if err := CheckID(id); err != nil {
+		return catalog.Evidence{}, err
+	}
+	ev, err := s.catalog.Evidence(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return ev, fmt.Errorf("%w: no evidence %s", ErrNotFound, id)
+	}
+	return ev, err
+}

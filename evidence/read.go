@@ -1,0 +1,202 @@
+package evidence
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/custody-dev/custody/canonicaljson"
+	"github.com/custody-dev/custody/catalog"
+	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/identity"
+)
+
+// Authority is the basis for an action (warrant, court order...).
+type Authority struct {
+	Type       string
+	Identifier string
+	IssuedBy   string
+	ValidFrom  time.Time
+	ValidUntil time.Time
+}
+
+func (a *Authority) canonical() canonicaljson.Object {
+	obj := canonicaljson.Object{"type": a.Type, "identifier": a.Identifier}
+	if a.IssuedBy != "" {
+		obj["issued_by"] = a.IssuedBy
+	}
+	if !a.ValidFrom.IsZero() {
+		obj["valid_from"] = events.FormatTime(a.ValidFrom)
+	}
+	if !a.ValidUntil.IsZero() {
+		obj["valid_until"] = events.FormatTime(a.ValidUntil)
+	}
+	return obj
+}
+
+func (a *Authority) validate() error {
+	if a == nil {
+		return nil
+	}
+	if a.Type == "" || a.Identifier == "" {
+		return fmt.Errorf("%w: an authority needs a type and an identifier", ErrInvalid)
+	}
+	for name, v := range map[string]string{"authority.type": a.Type, "authority.identifier": a.Identifier, "authority.issued_by": a.IssuedBy} {
+		if err := checkText(name, v, maxShortText); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Access is why content is read.
+type Access struct {
+	Purpose   string
+	Authority *Authority
+}
+
+func (a Access) validate() error {
+	if a.Purpose == "" {
+		return fmt.Errorf("%w: a purpose is required to read evidence content", ErrInvalid)
+	}
+	if err := checkText("purpose", a.Purpose, maxDescription); err != nil {
+		return err
+	}
+	return a.Authority.validate()
+}
+
+// mayReadSpecial says whether who may read special-category data of item:
+// the court, and whoever holds the item now.
+func mayReadSpecial(who identity.Identity, item catalog.Evidence) bool {
+	return who.Role == identity.RoleCourt || who.String() == item.Custodian
+}
+
+// Get returns an item. The metadata of a special-category item is
+// decrypted only for callers allowed to read it; others get it empty.
+func (s *Service) Get(ctx context.Context, who identity.Identity, id string) (Item, error) {
+	ev, err := s.loadItem(ctx, id)
+	if err != nil {
+		return Item{}, err
+	}
+	return s.decode(ev, !ev.Special || mayReadSpecial(who, ev))
+}
+
+func (s *Service) decode(ev catalog.Evidence, readSpecial bool) (Item, error) {
+	item := Item{Evidence: ev}
+	raw := ev.Metadata
+	if ev.Special {
+		if !readSpecial {
+			return item, nil
+		}
+		var err error
+		if raw, err = s.open(raw); err != nil {
+			return Item{}, fmt.Errorf("decrypting metadata of %s: %w", ev.ID, err)
+		}
+	}
+	if err := json.Unmarshal(raw, &item.Meta); err != nil {
+		return Item{}, fmt.Errorf("metadata of %s: %w", ev.ID, err)
+	}
+	return item, nil
+}
+
+// MaxPageSize bounds list pages.
+const MaxPageSize = 1000
+
+// List returns a page of a case's items; pageToken is from a previous page.
+func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageToken string, pageSize int) ([]Item, string, error) {
+	if err := checkCaseID(caseID); err != nil {
+		return nil, "", err
+	}
+	switch {
+	case pageSize < 0:
+		return nil, "", fmt.Errorf("%w: page_size %d is negative", ErrInvalid, pageSize)
+	case pageSize == 0:
+		pageSize = 100
+	case pageSize > MaxPageSize:
+		pageSize = MaxPageSize
+	}
+	after := ""
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || CheckID(string(b)) != nil {
+			return nil, "", fmt.Errorf("%w: page_token is not one this service issued", ErrInvalid)
+		}
+		after = string(b)
+	}
+	rows, err := s.catalog.ListByCase(ctx, caseID, after, pageSize+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(rows) > pageSize {
+		rows = rows[:pageSize]
+		next = base64.RawURLEncoding.EncodeToString([]byte(rows[len(rows)-1].ID))
+	}
+	items := make([]Item, 0, len(rows))
+	for _, ev := range rows {
+		item, err := s.decode(ev, !ev.Special || mayReadSpecial(who, ev))
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, item)
+	}
+	return items, next, nil
+}
+
+// Open logs an access event and returns the item and a reader of its exact
+// bytes (decrypted if stored encrypted), re-hashed as they are read: the
+// reader fails with ErrCorrupt, holding back the final bytes, if they no
+// longer match the recorded digest. The access is logged before any byte
+// is read.
+func (s *Service) Open(ctx context.Context, who identity.Identity, id string, access Access) (Item, Event, io.ReadCloser, error) {
+	if err := access.validate(); err != nil {
+		return Item{}, Event{}, nil, err
+	}
+	ev, err := s.loadItem(ctx, id)
+	if err != nil {
+		return Item{}, Event{}, nil, err
+	}
+	if ev.Special && !mayReadSpecial(who, ev) {
+		return Item{}, Event{}, nil, fmt.Errorf("%w: %s is special-category data, readable by the court and its current custodian only", identity.ErrPermissionDenied, id)
+	}
+	logged, err := s.appendEvent(ctx, id, func(_ catalog.Evidence, rec *events.Record) error {
+		rec.Type = events.Access
+		rec.Performer = who.String()
+		rec.Purpose = access.Purpose
+		if access.Authority != nil {
+			rec.Details = canonicaljson.Object{"authority": access.Authority.canonical()}
+		}
+		return nil
+	})
+	if err != nil {
+		return Item{}, Event{}, nil, err
+	}
+	item, err := s.decode(ev, true)
+	if err != nil {
+		return Item{}, Event{}, nil, err
+	}
+	rc, err := s.store.Open(ctx, ev.Object)
+	if err != nil {
+		return Item{}, Event{}, nil, classifyStorage(err)
+	}
+	var plain io.ReadCloser = rc
+	if ev.Encrypted {
+		dec, err := age.Decrypt(rc, s.identity)
+		if err != nil {
+			rc.Close()
+			return Item{}, Event{}, nil, fmt.Errorf("%w: the stored ciphertext of %s does not decrypt: %v", ErrCorrupt, id, err)
+		}
+		plain = readCloser{dec, rc}
+	}
+	return item, logged, newVerifyingReader(plain, ev.SHA256, ev.Size), nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}

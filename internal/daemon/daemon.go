@@ -1,0 +1,218 @@
+// Package daemon assembles custodyd from its parts (keys, storage, catalog,
+// log, evidence service, network server) according to its configuration.
+// cmd/custodyd parses flags into a Config and calls Run; tests call Start to
+// run the same assembly in-process.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"filippo.io/age"
+	"k8s.io/klog/v2"
+
+	"github.com/custody-dev/custody/catalog/sqlite"
+	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/evidence"
+	"github.com/custody-dev/custody/keys"
+	"github.com/custody-dev/custody/receipt"
+	"github.com/custody-dev/custody/server"
+	"github.com/custody-dev/custody/storage"
+	"github.com/custody-dev/custody/storage/disk"
+	"github.com/custody-dev/custody/storage/s3"
+)
+
+// Config is custodyd's configuration; see cmd/custodyd for each field's
+// flag and meaning.
+type Config struct {
+	DataDir            string
+	GRPCAddr           string
+	HTTPAddr           string
+	S3Endpoint         string
+	S3Bucket           string
+	S3Region           string
+	S3Insecure         bool
+	S3AccessKey        string
+	S3SecretKey        string
+	TLSCert            string
+	TLSKey             string
+	ClientCA           string
+	SigningKey         string
+	CheckpointInterval time.Duration
+	LogOrigin          string
+	Retention          time.Duration
+	MaxUploadBytes     int64
+	EncryptAll         bool
+	ExtraRecipients    string
+}
+
+// Daemon is an assembled, not yet serving custodyd.
+type Daemon struct {
+	Server   *server.Server
+	Keys     *keys.Set
+	Evidence *evidence.Service
+	Log      *custodylog.Log
+	closers  []func() error
+}
+
+// Run assembles custodyd and serves until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	d, err := Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Server.Serve(ctx)
+}
+
+// Close releases what Start opened, in reverse order.
+func (d *Daemon) Close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// Start assembles custodyd: listeners are bound, nothing is served yet.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{}
+	started := false
+	defer func() {
+		if !started {
+			d.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	// Tessera logs through klog; send it to our structured log.
+	klog.SetSlogLogger(log.With("component", "tessera"))
+	cert, clientCAs, err := loadTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := keys.Load(ctx, keys.Config{Dir: filepath.Join(cfg.DataDir, "keys"), SigningKey: cfg.SigningKey, LogOrigin: cfg.LogOrigin})
+	if err != nil {
+		return nil, err
+	}
+	d.Keys = ks
+	store, err := openStorage(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, cat.Close)
+	custodyLog, err := custodylog.Open(ctx, custodylog.Config{
+		Dir: filepath.Join(cfg.DataDir, "log"), Signer: ks.LogSigner, CheckpointInterval: cfg.CheckpointInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Log = custodyLog
+	d.closers = append(d.closers, func() error {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return custodyLog.Close(closeCtx)
+	})
+	extra, err := readRecipients(cfg.ExtraRecipients)
+	if err != nil {
+		return nil, err
+	}
+	d.Evidence = evidence.New(evidence.Deps{
+		Store: store, Catalog: cat, Log: custodyLog, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
+		Identity: ks.Age, Logger: log,
+	}, evidence.Config{
+		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
+	})
+	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
+	d.Server, err = server.New(ctx, server.Config{
+		GRPCAddr:    cfg.GRPCAddr,
+		HTTPAddr:    cfg.HTTPAddr,
+		Certificate: cert,
+		ClientCAs:   clientCAs,
+		Logger:      log,
+		Keys: server.PublicKeys{
+			LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
+		},
+		Evidence: d.Evidence,
+		Log:      custodyLog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	started = true
+	return d, nil
+}
+
+// openStorage returns S3 storage when --s3-endpoint is set, else local disk.
+func openStorage(ctx context.Context, cfg Config) (storage.Store, error) {
+	if cfg.S3Endpoint == "" {
+		return disk.New(filepath.Join(cfg.DataDir, "blobs"))
+	}
+	if cfg.S3Bucket == "" {
+		return nil, errors.New("--s3-endpoint needs --s3-bucket")
+	}
+	return s3.New(ctx, s3.Config{
+		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, Region: cfg.S3Region, Insecure: cfg.S3Insecure,
+		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+	})
+}
+
+func readRecipients(path string) ([]age.Recipient, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rs, err := age.ParseRecipients(f)
+	if err != nil {
+		return nil, fmt.Errorf("--age-recipients %s: %w", path, err)
+	}
+	return rs, nil
+}
+
+// loadTLS returns the server certificate and client CA pool: the operator's
+// when --tls-cert, --tls-key and --client-ca are given, else the local
+// development PKI under <data-dir>/certs, created on first start.
+func loadTLS(cfg Config, log *slog.Logger) (tls.Certificate, *x509.CertPool, error) {
+	certFile, keyFile, caFile := cfg.TLSCert, cfg.TLSKey, cfg.ClientCA
+	switch {
+	case certFile == "" && keyFile == "" && caFile == "":
+		pki, err := certs.EnsureDevPKI(filepath.Join(cfg.DataDir, "certs"))
+		if err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("local CA: %w", err)
+		}
+		certFile, keyFile, caFile = pki.ServerCertFile(), pki.ServerKeyFile(), pki.CAFile()
+		log.Info("using the local development CA; client credentials per role are in "+pki.Dir,
+			"ca", caFile)
+	case certFile == "" || keyFile == "" || caFile == "":
+		return tls.Certificate{}, nil, errors.New("--tls-cert, --tls-key and --client-ca go together: give all three or none")
+	}
+	if err := certs.CheckKeyFile(keyFile); err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("server certificate: %w", err)
+	}
+	pool, err := certs.ReadCertPool(caFile)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("--client-ca: %w", err)
+	}
+	return cert, pool, nil
+}

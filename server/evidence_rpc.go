@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/evidence"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// chunkSize is the size of content chunks the server streams.
+const chunkSize = 256 << 10
+
+type evidenceService struct {
+	custodyv1.UnimplementedEvidenceServiceServer
+	svc *evidence.Service
+}
+
+func (e *evidenceService) Upload(stream custodyv1.EvidenceService_UploadServer) error {
+	ctx := stream.Context()
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return toStatus(ctx, err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return toStatus(ctx, streamError(err))
+	}
+	md := first.GetMetadata()
+	if md == nil {
+		return toStatus(ctx, fmt.Errorf("%w: the first upload message must carry metadata", evidence.ErrInvalid))
+	}
+	if md.GetUploadId() != "" || md.GetResumeOffset() != 0 {
+		return toStatus(ctx, fmt.Errorf("%w: resumable uploads are not available yet", errUnimplemented))
+	}
+	item, rcpt, err := e.svc.Ingest(ctx, who, uploadMetaFromProto(md), &chunkReader{recv: stream.Recv})
+	if err != nil {
+		return toStatus(ctx, err)
+	}
+	return stream.SendAndClose(&custodyv1.UploadResponse{Evidence: evidenceToProto(item), Receipt: receiptToProto(rcpt)})
+}
+
+// streamError turns the end of a client stream before the metadata into a
+// domain error.
+func streamError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the upload stream carried no metadata", evidence.ErrInvalid)
+	}
+	return err
+}
+
+// chunkReader reads an upload's bytes from its stream messages.
+type chunkReader struct {
+	recv func() (*custodyv1.UploadRequest, error)
+	buf  []byte
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for len(c.buf) == 0 {
+		msg, err := c.recv()
+		if err != nil {
+			return 0, err
+		}
+		if msg.GetMetadata() != nil {
+			return 0, fmt.Errorf("%w: metadata may only come in the first upload message", evidence.ErrInvalid)
+		}
+		c.buf = msg.GetChunk()
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
+}
+
+func (e *evidenceService) GetEvidence(ctx context.Context, req *custodyv1.GetEvidenceRequest) (*custodyv1.GetEvidenceResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	item, err := e.svc.Get(ctx, who, req.GetEvidenceId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &custodyv1.GetEvidenceResponse{Evidence: evidenceToProto(item)}, nil
+}
+
+func (e *evidenceService) ListEvidence(ctx context.Context, req *custodyv1.ListEvidenceRequest) (*custodyv1.ListEvidenceResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	items, next, err := e.svc.List(ctx, who, req.GetCaseId(), req.GetPageToken(), int(req.GetPageSize()))
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &custodyv1.ListEvidenceResponse{NextPageToken: next}
+	for _, item := range items {
+		resp.Evidence = append(resp.Evidence, evidenceToProto(item))
+	}
+	return resp, nil
+}
+
+func (e *evidenceService) Download(req *custodyv1.DownloadRequest, stream custodyv1.EvidenceService_DownloadServer) error {
+	ctx := stream.Context()
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return toStatus(ctx, err)
+	}
+	item, _, rc, err := e.svc.Open(ctx, who, req.GetEvidenceId(), evidence.Access{
+		Purpose: req.GetPurpose(), Authority: authorityFromProto(req.GetAuthority()),
+	})
+	if err != nil {
+		return toStatus(ctx, err)
+	}
+	defer rc.Close()
+	if err := stream.Send(&custodyv1.DownloadResponse{Payload: &custodyv1.DownloadResponse_Evidence{Evidence: evidenceToProto(item)}}); err != nil {
+		return err
+	}
+	buf := make([]byte, chunkSize)
+	for {
+		n, err := io.ReadFull(rc, buf)
+		if n > 0 {
+			if serr := stream.Send(&custodyv1.DownloadResponse{Payload: &custodyv1.DownloadResponse_Chunk{Chunk: buf[:n]}}); serr != nil {
+				return serr
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return toStatus(ctx, err)
+		}
+	}
+}
+
+// seizureJSON is how seizure records are stored: protojson with the proto
+// field names; the stored bytes are what is hashed and logged.
+var seizureJSON = protojson.MarshalOptions{UseProtoNames: true}
+
+func (e *evidenceService) CreateSeizureRecord(ctx context.Context, req *custodyv1.CreateSeizureRecordRequest) (*custodyv1.CreateSeizureRecordResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	if err := validateSeizureRecord(req.GetRecord()); err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	doc, err := seizureJSON.Marshal(req.GetRecord())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	item, rcpt, err := e.svc.CreateSeizureRecord(ctx, who, req.GetCaseId(), doc, req.GetAttachmentEvidenceIds(), req.GetDescription())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &custodyv1.CreateSeizureRecordResponse{Evidence: evidenceToProto(item), Receipt: receiptToProto(rcpt)}, nil
+}
+
+func (e *evidenceService) GetSeizureRecord(ctx context.Context, req *custodyv1.GetSeizureRecordRequest) (*custodyv1.GetSeizureRecordResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	item, doc, err := e.svc.ReadSeizureRecord(ctx, who, req.GetEvidenceId(), evidence.Access{
+		Purpose: req.GetPurpose(), Authority: authorityFromProto(req.GetAuthority()),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	var rec custodyv1.SeizureRecord
+	if err := protojson.Unmarshal(doc, &rec); err != nil {
+		return nil, toStatus(ctx, fmt.Errorf("stored seizure record %s: %w", item.ID, err))
+	}
+	return &custodyv1.GetSeizureRecordResponse{
+		Evidence: evidenceToProto(item), Record: &rec, AttachmentEvidenceIds: item.Meta.SeizureAttachments,
+	}, nil
+}

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// The raw-body routes grpc-gateway cannot express. They call the gRPC
+// server over the same in-memory connection as the gateway, forwarding the
+// caller's certificate, so the same interceptors authenticate, log and
+// count them, and the same domain code checks and records them.
+
+// forwardedMetadata is what the HTTPS side passes to the gRPC server: the
+// TLS client certificate chain and the request id, nothing else.
+func forwardedMetadata(r *http.Request) metadata.MD {
+	md := metadata.MD{}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		md.Set(forwardedChainKey, encodeChain(r.TLS.PeerCertificates))
+	}
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		md.Set(requestIDKey, id)
+	}
+	return md
+}
+
+var restJSON = protojson.MarshalOptions{UseProtoNames: true}
+
+// writeStatus writes a gRPC status as the gateway would: its HTTP status
+// and {"code","message"}.
+func writeStatus(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	writeJSON(w, runtime.HTTPStatusFromCode(st.Code()), errorBody{Code: int(st.Code()), Message: st.Message()})
+}
+
+func badRequest(w http.ResponseWriter, format string, args ...any) {
+	writeError(w, http.StatusBadRequest, fmt.Sprintf(format, args...))
+}
+
+// handleUpload serves POST /v1/evidence:upload?case_id=&kind=&sha256=&filename=
+// with the raw bytes as body. Optional: description, captured_at (RFC 3339),
+// special_category=true, derived_from, size_bytes (when the body is sent
+// without Content-Length). The Content-Type header is kept as the declared
+// media type.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	md, err := uploadMetadataFromQuery(q, r.ContentLength, r.Header.Get("Content-Type"))
+	if err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), forwardedMetadata(r)))
+	defer cancel()
+	stream, err := custodyv1.NewEvidenceServiceClient(s.gateway).Upload(ctx)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	if err := stream.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Metadata{Metadata: md}}); err == nil {
+		buf := make([]byte, chunkSize)
+		for {
+			n, rerr := r.Body.Read(buf)
+			if n > 0 {
+				if err := stream.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Chunk{Chunk: buf[:n]}}); err != nil {
+					break // the server ended the call; CloseAndRecv tells why
+				}
+			}
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			if rerr != nil {
+				// The caller went away or sent a broken body: cancel, so
+				// the server keeps nothing.
+				cancel()
+				return
+			}
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	b, _ := restJSON.Marshal(resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	w.Write(b)
+}
+
+// uploadMetadataFromQuery builds upload metadata from query parameters.
+func uploadMetadataFromQuery(q map[string][]string, contentLength int64, contentType string) (*custodyv1.UploadMetadata, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	for k, v := range q {
+		if len(v) > 1 {
+			return nil, fmt.Errorf("query parameter %s is given %d times", k, len(v))
+		}
+		switch k {
+		case "case_id", "kind", "sha256", "filename", "description", "captured_at", "special_category", "derived_from", "size_bytes":
+		default:
+			return nil, fmt.Errorf("unknown query parameter %q", k)
+		}
+	}
+	md := &custodyv1.UploadMetadata{
+		CaseId:            get("case_id"),
+		Sha256:            get("sha256"),
+		Filename:          get("filename"),
+		Description:       get("description"),
+		DerivedFrom:       get("derived_from"),
+		DeclaredMediaType: contentType,
+	}
+	if k := get("kind"); k != "" {
+		v, ok := custodyv1.EvidenceKind_value["EVIDENCE_KIND_"+strings.ToUpper(k)]
+		if !ok || v == 0 {
+			return nil, fmt.Errorf("kind %q is not one of photo, video, audio, document, biometric_seizure_record, other", k)
+		}
+		md.Kind = custodyv1.EvidenceKind(v)
+	}
+	switch get("special_category") {
+	case "", "false":
+	case "true":
+		md.SpecialCategory = true
+	default:
+		return nil, fmt.Errorf("special_category must be true or false")
+	}
+	if s := get("captured_at"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, fmt.Errorf("captured_at %q is not an RFC 3339 time", s)
+		}
+		md.Capture = &custodyv1.Capture{CapturedAt: timestamppb.New(t)}
+	}
+	md.SizeBytes = contentLength
+	if s := get("size_bytes"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("size_bytes %q is not a byte count", s)
+		}
+		if contentLength >= 0 && n != contentLength {
+			return nil, fmt.Errorf("size_bytes %d differs from Content-Length %d", n, contentLength)
+		}
+		md.SizeBytes = n
+	}
+	if md.SizeBytes < 0 {
+		return nil, errors.New("the body's size is unknown: send Content-Length or size_bytes")
+	}
+	return md, nil
+}
+
+// handleContent serves GET /v1/evidence/{id}/content?purpose= with the
+// exact stored bytes. Optional: authority_type, authority_id.
+func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := &custodyv1.DownloadRequest{EvidenceId: r.PathValue("id"), Purpose: q.Get("purpose")}
+	if t, id := q.Get("authority_type"), q.Get("authority_id"); t != "" || id != "" {
+		req.Authority = &custodyv1.Authority{Type: t, Identifier: id}
+	}
+	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), forwardedMetadata(r)))
+	defer cancel()
+	stream, err := custodyv1.NewEvidenceServiceClient(s.gateway).Download(ctx, req)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	ev := first.GetEvidence()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(ev.GetSizeBytes(), 10))
+	h.Set("X-Custody-Sha256", ev.GetSha256())
+	h.Set("X-Custody-Media-Type", ev.GetMediaType())
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Disposition", `attachment; filename="`+ev.GetEvidenceId()+`"`)
+	w.WriteHeader(http.StatusOK)
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			// Headers are sent: end the connection so the body is visibly
+			// short of Content-Length; the bytes held back never go out.
+			s.log.WarnContext(r.Context(), "content download failed mid-stream", "evidence_id", ev.GetEvidenceId(), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if _, err := w.Write(msg.GetChunk()); err != nil {
+			return
+		}
+	}
+}
