@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"google.golang.org/grpc/status"
+
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
@@ -48,6 +50,9 @@ func (c *Client) Upload(ctx context.Context, meta *custodyv1.UploadMetadata, r i
 			break
 		}
 		if rerr != nil {
+			if ctx.Err() != nil {
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
 			return nil, fmt.Errorf("reading the evidence: %w", rerr)
 		}
 	}

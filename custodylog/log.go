@@ -43,10 +43,24 @@ type Log struct {
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	origin   string
+	cancel   context.CancelFunc
 }
 
-// Open opens (creating if needed) the log in cfg.Dir.
+// Open opens (creating if needed) the log in cfg.Dir. The log's background
+// work (integration, checkpoint publishing) runs until Close, whatever
+// happens to ctx: Close must be able to publish a final checkpoint.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l, err := open(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	l.cancel = cancel
+	return l, nil
+}
+
+func open(ctx context.Context, cfg Config) (*Log, error) {
 	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
 	if err != nil {
 		return nil, fmt.Errorf("log storage: %w", err)
@@ -109,5 +123,6 @@ func (l *Log) Reader() tessera.LogReader { return l.reader }
 
 // Close flushes pending work and stops the appender.
 func (l *Log) Close(ctx context.Context) error {
+	defer l.cancel()
 	return l.shutdown(ctx)
 }

@@ -103,4 +103,3 @@ func gpsCoordinate(byName map[string]exif.ExifTag, valueTag, refTag string) (flo
 	}
 	return v, true
 }
-

@@ -102,7 +102,8 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 	if err := storage.CheckKey(key); err != nil {
 		return storage.Object{}, err
 	}
-	info, err := s.client.PutObject(ctx, s.bucket, key, r, size, minio.PutObjectOptions{
+	rec := &errRecorder{r: r}
+	info, err := s.client.PutObject(ctx, s.bucket, key, rec, size, minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
 		PartSize:    s.partSize,
 		// The service hashes every byte with SHA-256 itself and checks it
@@ -111,6 +112,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 		DisableContentSha256: true,
 	})
 	if err != nil {
+		if rec.err != nil {
+			// The HTTP client may hide the reader's error; return it.
+			return storage.Object{}, fmt.Errorf("put %s: %w", key, rec.err)
+		}
 		return storage.Object{}, classify(err, "put %s", key)
 	}
 	if info.VersionID == "" {
@@ -122,6 +127,20 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 	}
 	obj := storage.Object{Backend: "s3", Bucket: s.bucket, Key: key, VersionID: info.VersionID, Size: info.Size}
 	return obj.WithPending(info.VersionID), nil
+}
+
+// errRecorder remembers the first error, other than EOF, its reader gave.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // Seal implements storage.Store with a compliance-mode retention on the

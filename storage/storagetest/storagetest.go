@@ -133,12 +133,17 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func testReaderError(t *testing.T, s storage.Store) {
-	data := randomBytes(t, 6<<20)
-	_, err := s.Put(t.Context(), "sha256/broken", &failingReader{bytes.NewReader(data[:4<<20])}, int64(len(data)))
-	if !errors.Is(err, errBroken) {
-		t.Fatalf("Put with a failing reader: %v, want the reader's error", err)
+	// Small (one request) and large (multipart) objects, known and unknown size.
+	for _, tc := range []struct{ total, sent, size int }{{6 << 20, 4 << 20, 6 << 20}, {1 << 20, 100 << 10, 1 << 20}, {1 << 20, 100 << 10, -1}} {
+		t.Run(fmt.Sprintf("%d-of-%d-size-%d", tc.sent, tc.total, tc.size), func(t *testing.T) {
+			data := randomBytes(t, tc.total)
+			_, err := s.Put(t.Context(), "sha256/broken", &failingReader{bytes.NewReader(data[:tc.sent])}, int64(tc.size))
+			if !errors.Is(err, errBroken) {
+				t.Fatalf("Put with a failing reader: %v, want the reader's error", err)
+			}
+			mustNotExist(t, s, "sha256/broken")
+		})
 	}
-	mustNotExist(t, s, "sha256/broken")
 }
 
 func testShortReader(t *testing.T, s storage.Store) {

@@ -1,0 +1,427 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody-dev/custody/client"
+	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/servertest"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	"github.com/custody-dev/custody/receipt"
+)
+
+// backend is one storage configuration the evidence tests run against.
+type backend struct {
+	name  string
+	start func(t *testing.T, opts servertest.Options) *stack
+}
+
+// stack is a running service and a way to look at its storage directly.
+type stack struct {
+	env     *servertest.Env
+	minio   *miniotest.Server
+	bucket  string
+	rawS3   *minio.Client
+	dataDir string
+}
+
+var bucketSeq atomic.Int64
+
+func backends() []backend {
+	return []backend{
+		{"disk", func(t *testing.T, opts servertest.Options) *stack {
+			env := servertest.StartT(t, opts)
+			return &stack{env: env, dataDir: env.DataDir}
+		}},
+		{"s3", func(t *testing.T, opts servertest.Options) *stack {
+			srv := miniotest.Start(t)
+			bucket := fmt.Sprintf("evidence-%d", bucketSeq.Add(1))
+			opts.S3 = &servertest.S3{Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+			env := servertest.StartT(t, opts)
+			raw, err := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, "")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &stack{env: env, minio: srv, bucket: bucket, rawS3: raw, dataDir: env.DataDir}
+		}},
+	}
+}
+
+// storedObjects counts every object version kept, pending or sealed.
+func (s *stack) storedObjects(t *testing.T) int {
+	t.Helper()
+	if s.rawS3 != nil {
+		n := 0
+		for o := range s.rawS3.ListObjects(t.Context(), s.bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			n++
+		}
+		return n
+	}
+	n := 0
+	filepath.WalkDir(filepath.Join(s.dataDir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return err
+	})
+	return n
+}
+
+// logSize is how many entries the log has sequenced.
+func (s *stack) logSize(t *testing.T) uint64 {
+	t.Helper()
+	n, err := s.env.Daemon.Log.Reader().NextIndex(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func meta(caseID string, data []byte) *custodyv1.UploadMetadata {
+	return &custodyv1.UploadMetadata{
+		CaseId: caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_DOCUMENT,
+		Sha256: sha(data), SizeBytes: int64(len(data)), Filename: "statement.bin",
+	}
+}
+
+func download(t *testing.T, c *client.Client, id string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := c.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "test read-back"}, &buf); err != nil {
+		t.Fatalf("download %s: %v", id, err)
+	}
+	return buf.Bytes()
+}
+
+var randomSeed atomic.Uint64
+
+// randomBytes returns n bytes that differ from every other call's.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], randomSeed.Add(1))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(time.Now().UnixNano()))
+	rand.NewChaCha8(seed).Read(b)
+	return b
+}
+
+func TestUploadRoundTrip(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.start(t, servertest.Options{})
+			c := s.env.Client(t, identity.RoleCollector)
+			keys, err := c.PublicKeys(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []int{0, 1, 5 << 20} {
+				t.Run(fmt.Sprint(n), func(t *testing.T) {
+					data := randomBytes(n)
+					resp, err := c.Upload(t.Context(), meta("case-rt", data), bytes.NewReader(data), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ev := resp.GetEvidence()
+					if ev.GetSha256() != sha(data) || ev.GetSizeBytes() != int64(n) || ev.GetCollector() != "urn:custody:collector:dev-collector" {
+						t.Fatalf("evidence record %v", ev)
+					}
+					if got := download(t, c, ev.GetEvidenceId()); !bytes.Equal(got, data) {
+						t.Fatalf("downloaded %d bytes differ from the %d uploaded", len(got), n)
+					}
+					fields, err := receipt.Verify([]byte(keys.GetReceiptPublicKeyPem()), receipt.Receipt{
+						Payload: resp.GetReceipt().GetPayload(), Signature: resp.GetReceipt().GetSignature(), KeyID: resp.GetReceipt().GetKeyId(),
+					})
+					if err != nil {
+						t.Fatalf("receipt: %v", err)
+					}
+					if fields["evidence_id"] != ev.GetEvidenceId() || fields["sha256"] != sha(data) || fields["size"].(json.Number).String() != fmt.Sprint(n) {
+						t.Fatalf("receipt says %v", fields)
+					}
+					storage := fields["storage"].(map[string]any)
+					if storage["version_id"] != ev.GetStorage().GetVersionId() || storage["key"] != ev.GetStorage().GetKey() {
+						t.Fatalf("receipt storage %v, record %v", storage, ev.GetStorage())
+					}
+				})
+			}
+		})
+	}
+}
+
+// generated is a deterministic pseudo-random stream of n bytes.
+func generated(n int64, seed byte) io.Reader {
+	return io.LimitReader(rand.NewChaCha8([32]byte{seed}), n)
+}
+
+func hashStream(t *testing.T, r io.Reader) string {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestUploadOneGiB streams a generated 1 GiB item through the service and
+// back, never holding it in memory.
+func TestUploadOneGiB(t *testing.T) {
+	const n = 1 << 30
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.start(t, servertest.Options{})
+			c := s.env.Client(t, identity.RoleCollector)
+			want := hashStream(t, generated(n, 7))
+			md := &custodyv1.UploadMetadata{CaseId: "case-big", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_VIDEO, Sha256: want, SizeBytes: n}
+			resp, err := c.Upload(t.Context(), md, generated(n, 7), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := sha256.New()
+			ev, err := c.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: resp.GetEvidence().GetEvidenceId(), Purpose: "1 GiB read-back"}, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hex.EncodeToString(h.Sum(nil)); got != want || ev.GetSizeBytes() != n {
+				t.Fatalf("read back %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// rawUpload drives the Upload stream by hand to break it in chosen ways.
+func rawUpload(ctx context.Context, c *client.Client, md *custodyv1.UploadMetadata, chunks ...[]byte) error {
+	stream, err := custodyv1.NewEvidenceServiceClient(c.Conn()).Upload(ctx)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Metadata{Metadata: md}}); err != nil {
+		_, err = stream.CloseAndRecv()
+		return err
+	}
+	for _, ch := range chunks {
+		if err := stream.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Chunk{Chunk: ch}}); err != nil {
+			break
+		}
+	}
+	_, err = stream.CloseAndRecv()
+	return err
+}
+
+func TestRefusedUploadsKeepNothing(t *testing.T) {
+	const limit = 10 << 20
+	data := randomBytes(3 << 20)
+	other := randomBytes(3 << 20)
+	tests := []struct {
+		name    string
+		call    func(ctx context.Context, c *client.Client) error
+		code    codes.Code
+		message string
+	}{
+		{"digest mismatch", func(ctx context.Context, c *client.Client) error {
+			md := meta("case-bad", other)
+			return rawUpload(ctx, c, md, data)
+		}, codes.InvalidArgument, "received bytes hash to " + sha(data)},
+		{"truncated stream", func(ctx context.Context, c *client.Client) error {
+			return rawUpload(ctx, c, meta("case-bad", data), data[:1<<20])
+		}, codes.DataLoss, "received 1048576 of the 3145728 bytes"},
+		{"more bytes than declared", func(ctx context.Context, c *client.Client) error {
+			return rawUpload(ctx, c, meta("case-bad", data[:1<<20]), data)
+		}, codes.ResourceExhausted, "more than the 1048576 bytes declared"},
+		{"over the size limit", func(ctx context.Context, c *client.Client) error {
+			md := meta("case-bad", data)
+			md.SizeBytes = limit + 1
+			return rawUpload(ctx, c, md, data)
+		}, codes.ResourceExhausted, "over the limit of 10485760 bytes"},
+		{"missing metadata", func(ctx context.Context, c *client.Client) error {
+			md := meta("", data)
+			return rawUpload(ctx, c, md, data)
+		}, codes.InvalidArgument, "case_id"},
+		{"cancelled by the client", func(ctx context.Context, c *client.Client) error {
+			ctx, cancel := context.WithCancel(ctx)
+			pr, pw := io.Pipe()
+			go func() {
+				pw.Write(data[:2<<20])
+				time.Sleep(200 * time.Millisecond)
+				cancel()
+				pw.CloseWithError(context.Canceled)
+			}()
+			_, err := c.Upload(ctx, meta("case-bad", data), pr, nil)
+			return err
+		}, codes.Canceled, ""},
+	}
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.start(t, servertest.Options{MaxUploadBytes: limit})
+			c := s.env.Client(t, identity.RoleCollector)
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					objects, entries := s.storedObjects(t), s.logSize(t)
+					err := tc.call(t.Context(), c)
+					if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.message) {
+						t.Fatalf("error %v, want %v mentioning %q", err, tc.code, tc.message)
+					}
+					// The server may still be unwinding a cancelled call.
+					deadline := time.Now().Add(10 * time.Second)
+					for time.Now().Before(deadline) && s.storedObjects(t) != objects {
+						time.Sleep(50 * time.Millisecond)
+					}
+					if got := s.storedObjects(t); got != objects {
+						t.Errorf("storage holds %d objects, had %d before", got, objects)
+					}
+					if got := s.logSize(t); got != entries {
+						t.Errorf("log has %d entries, had %d before", got, entries)
+					}
+					list, err := c.ListEvidence(t.Context(), &custodyv1.ListEvidenceRequest{CaseId: "case-bad"})
+					if err != nil || len(list.GetEvidence()) != 0 {
+						t.Errorf("catalog lists %v, %v for the refused case", list.GetEvidence(), err)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestDuplicateContentStoredOnce(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.start(t, servertest.Options{})
+			c := s.env.Client(t, identity.RoleCollector)
+			data := randomBytes(1 << 20)
+			first, err := c.Upload(t.Context(), meta("case-dup", data), bytes.NewReader(data), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := c.Upload(t.Context(), meta("case-dup", data), bytes.NewReader(data), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := first.GetEvidence(), second.GetEvidence()
+			if a.GetEvidenceId() == b.GetEvidenceId() {
+				t.Fatal("the second upload got the first's evidence id")
+			}
+			if a.GetStorage().GetKey() != b.GetStorage().GetKey() || a.GetStorage().GetVersionId() != b.GetStorage().GetVersionId() {
+				t.Fatalf("two copies stored: %v and %v", a.GetStorage(), b.GetStorage())
+			}
+			if n := s.storedObjects(t); n != 1 {
+				t.Fatalf("storage holds %d objects, want 1", n)
+			}
+			// A duplicate with the wrong bytes is still refused.
+			wrong := bytes.Clone(data)
+			wrong[0] ^= 1
+			if err := rawUpload(t.Context(), c, meta("case-dup", data), wrong); status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("wrong bytes for known content: %v, want InvalidArgument", err)
+			}
+			if !bytes.Equal(download(t, c, b.GetEvidenceId()), data) {
+				t.Fatal("second item reads back wrong")
+			}
+		})
+	}
+}
+
+// TestChangedBehindTheServiceNeverComesBack: a file edited on disk is
+// refused with DATA_LOSS; an object overwritten in S3 adds a version the
+// service never reads, and the retained version cannot be deleted.
+func TestChangedBehindTheServiceNeverComesBack(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.start(t, servertest.Options{})
+			c := s.env.Client(t, identity.RoleCollector)
+			data := randomBytes(600 << 10)
+			resp, err := c.Upload(t.Context(), meta("case-tamper", data), bytes.NewReader(data), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := resp.GetEvidence()
+			forged := bytes.Clone(data)
+			forged[len(forged)/2] ^= 0xff
+			if s.rawS3 == nil {
+				path := filepath.Join(s.dataDir, "blobs", filepath.FromSlash(ev.GetStorage().GetKey()))
+				os.Chmod(path, 0o600)
+				if err := os.WriteFile(path, forged, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				var got bytes.Buffer
+				_, err := c.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: ev.GetEvidenceId(), Purpose: "check"}, &got)
+				if status.Code(err) != codes.DataLoss {
+					t.Fatalf("download of an edited file: %v, want DataLoss", err)
+				}
+				if got.Len() >= len(data) {
+					t.Fatalf("the client received all %d bytes of a corrupted item", got.Len())
+				}
+				return
+			}
+			ctx := t.Context()
+			if _, err := s.rawS3.PutObject(ctx, s.bucket, ev.GetStorage().GetKey(), bytes.NewReader(forged), int64(len(forged)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(download(t, c, ev.GetEvidenceId()), data) {
+				t.Fatal("an overwritten object came back as evidence")
+			}
+			err = s.rawS3.RemoveObject(ctx, s.bucket, ev.GetStorage().GetKey(), minio.RemoveObjectOptions{VersionID: ev.GetStorage().GetVersionId()})
+			if err == nil {
+				t.Fatal("deleting the retained evidence version succeeded")
+			}
+		})
+	}
+}
+
+func TestPhotoEXIF(t *testing.T) {
+	s := backends()[0].start(t, servertest.Options{})
+	c := s.env.Client(t, identity.RoleCollector)
+	photo, err := os.ReadFile("../evidence/testdata/gps.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := meta("case-photo", photo)
+	md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_PHOTO
+	md.Capture = &custodyv1.Capture{Device: &custodyv1.Device{Make: "What the collector typed"}}
+	resp, err := c.Upload(t.Context(), md, bytes.NewReader(photo), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := resp.GetEvidence()
+	if ev.GetMediaType() != "image/jpeg" {
+		t.Errorf("media type %q, want image/jpeg", ev.GetMediaType())
+	}
+	// The fixture's EXIF: GPS 38.405194783° S, 144.188958° E, and the
+	// software that last wrote it.
+	emb := ev.GetEmbedded()
+	if lat, lon := emb.GetPoint().GetLatitude(), emb.GetPoint().GetLongitude(); math.Abs(lat+38.405194783) > 1e-6 || math.Abs(lon-144.188958) > 1e-6 {
+		t.Fatalf("EXIF position (%v, %v), want (-38.405194783, 144.188958)", lat, lon)
+	}
+	if emb.GetDevice().GetSoftware() != "Perfectly Clear Complete v3 3.6.3.1351" {
+		t.Fatalf("EXIF software %q", emb.GetDevice().GetSoftware())
+	}
+	if ev.GetCapture().GetDevice().GetMake() != "What the collector typed" {
+		t.Errorf("the collector's statement was overwritten: %v", ev.GetCapture())
+	}
+}
