@@ -31,6 +31,9 @@ var commands = map[string]command{
 	"whoami":     {runWhoAmI},
 	"checkpoint": {runCheckpoint},
 	"keys":       {runKeys},
+	"upload":     {runUpload},
+	"download":   {runDownload},
+	"seizure":    {runSeizure},
 }
 
 func run(ctx context.Context, g globals, args []string) error {

@@ -28,6 +28,12 @@ Commands:
   whoami       identity and role as the server sees them
   checkpoint   the log's current signed checkpoint
   keys         the log's signed-note verifier key and the receipt public key
+  upload FILE... --case C --kind photo|video|audio|document|other
+               hash locally, upload, print id, sha256 and the signed receipt
+  seizure create --record FILE.json --case C [--attach FILE]...
+               a biometric-data seizure record, stored encrypted
+  download ID --out FILE --purpose TEXT
+               the exact stored bytes, verified while streaming; logged as an access
 
 Global flags:
 `

@@ -2,10 +2,13 @@ package main_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -130,4 +133,74 @@ func runOK(t *testing.T, cmd *exec.Cmd) string {
 		t.Fatalf("%v: %v\nstdout: %s\nstderr: %s", cmd.Args, err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
+}
+
+// TestCLIEvidence drives upload, download and seizure create through the
+// real binaries, as a field team would.
+func TestCLIEvidence(t *testing.T) {
+	dir := t.TempDir()
+	d := binaries.StartCustodyd(t, dir, "--checkpoint-interval", "200ms")
+	custody := binaries.Build(t, "custody")
+	cli := func(role string, args ...string) *exec.Cmd {
+		return exec.Command(custody, append([]string{"--server", d.GRPCAddr, "--creds", d.CredsDir(role)}, args...)...)
+	}
+	files := map[string][]byte{"a.jpg": bytes.Repeat([]byte("photo a "), 100000), "b.mp4": bytes.Repeat([]byte("video b "), 300000)}
+	var paths []string
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	out := runOK(t, cli("collector", append([]string{"-o", "json", "upload"}, append(paths, "--case", "case-7", "--kind", "photo")...)...))
+	var results []struct {
+		File       string         `json:"file"`
+		EvidenceID string         `json:"evidence_id"`
+		SHA256     string         `json:"sha256"`
+		Receipt    map[string]any `json:"receipt"`
+	}
+	if err := json.Unmarshal([]byte(out), &results); err != nil || len(results) != 2 {
+		t.Fatalf("upload output %s: %v", out, err)
+	}
+	for _, r := range results {
+		sum := sha256.Sum256(files[filepath.Base(r.File)])
+		if r.SHA256 != hex.EncodeToString(sum[:]) || r.EvidenceID == "" || r.Receipt["payload"] == nil {
+			t.Fatalf("upload result %+v", r)
+		}
+		target := filepath.Join(dir, "copy-"+filepath.Base(r.File))
+		runOK(t, cli("court", "download", r.EvidenceID, "--out", target, "--purpose", "trial exhibit check"))
+		got, err := os.ReadFile(target)
+		if err != nil || !bytes.Equal(got, files[filepath.Base(r.File)]) {
+			t.Fatalf("downloaded %s differs: %v", target, err)
+		}
+	}
+	// Missing purpose is a usage error, and writes nothing.
+	err := cli("court", "download", results[0].EvidenceID, "--out", filepath.Join(dir, "nope")).Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("download without --purpose: %v, want exit 2", err)
+	}
+	// An unknown id fails with exit 1 and says so.
+	cmd := cli("court", "download", "ev-aaaaaaaaaaaaaaaaaaaaaaaaaa", "--out", filepath.Join(dir, "nope"), "--purpose", "x")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "no evidence ev-aaaaaaaaaaaaaaaaaaaaaaaaaa") {
+		t.Fatalf("download of an unknown id: %v %s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nope")); err == nil {
+		t.Fatal("a failed download left a file")
+	}
+
+	attachment := filepath.Join(dir, "export.eft")
+	os.WriteFile(attachment, []byte("fingerprint export"), 0o600)
+	record := filepath.Join(binaries.RepoRoot(t), "examples", "seizure-record.json")
+	out = runOK(t, cli("collector", "-o", "json", "seizure", "create", "--record", record, "--case", "case-7", "--attach", attachment))
+	var seized struct {
+		EvidenceID            string   `json:"evidence_id"`
+		AttachmentEvidenceIDs []string `json:"attachment_evidence_ids"`
+	}
+	if err := json.Unmarshal([]byte(out), &seized); err != nil || seized.EvidenceID == "" || len(seized.AttachmentEvidenceIDs) != 1 {
+		t.Fatalf("seizure create output %s: %v", out, err)
+	}
 }

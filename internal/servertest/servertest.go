@@ -32,7 +32,9 @@ type Env struct {
 	// Logs holds everything the server logged, as text.
 	Logs *SyncBuffer
 
-	stop func() error
+	stop     func() error
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Options change the assembled service; the zero value is custodyd's
@@ -112,8 +114,11 @@ func StartT(t testing.TB, opts ...Options) *Env {
 	return env
 }
 
-// Stop stops the server gracefully.
-func (e *Env) Stop() error { return e.stop() }
+// Stop stops the server gracefully; later calls return the first's result.
+func (e *Env) Stop() error {
+	e.stopOnce.Do(func() { e.stopErr = e.stop() })
+	return e.stopErr
+}
 
 // Creds returns the development credentials of a role.
 func (e *Env) Creds(t testing.TB, r identity.Role) *client.Credentials {

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/client"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments, as in `custody upload a.jpg b.jpg --case C`.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func parseKind(k string) (custodyv1.EvidenceKind, error) {
+	v, ok := custodyv1.EvidenceKind_value["EVIDENCE_KIND_"+strings.ToUpper(k)]
+	if !ok || v == 0 || k == "biometric_seizure_record" {
+		return 0, usagef("--kind %q: want photo, video, audio, document or other", k)
+	}
+	return custodyv1.EvidenceKind(v), nil
+}
+
+// uploadResult is one line of `custody upload` output.
+type uploadResult struct {
+	File       string `json:"file"`
+	EvidenceID string `json:"evidence_id,omitempty"`
+	SHA256     string `json:"sha256,omitempty"`
+	Receipt    any    `json:"receipt,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+func runUpload(ctx context.Context, g globals, args []string) error {
+	fs := newFlagSet("upload")
+	caseID := fs.String("case", "", "case id (required)")
+	kind := fs.String("kind", "", "photo, video, audio, document or other (required)")
+	description := fs.String("description", "", "what the item shows")
+	special := fs.Bool("special", false, "special-category data (biometric): stored encrypted, read-restricted")
+	parallel := fs.Int("j", 4, "files uploaded at once")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 || *caseID == "" || *kind == "" {
+		return usagef("usage: custody upload FILE... --case C --kind photo|video|audio|document|other")
+	}
+	k, err := parseKind(*kind)
+	if err != nil {
+		return err
+	}
+	if *parallel < 1 {
+		return usagef("-j must be at least 1")
+	}
+	var total int64
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if !info.Mode().IsRegular() {
+			return usagef("%s is not a regular file", f)
+		}
+		total += info.Size()
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	bar := newBar(total, fmt.Sprintf("uploading %d file(s)", len(files)))
+	results := make([]uploadResult, len(files))
+	var failed atomic.Bool
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.SetLimit(*parallel)
+	for i, path := range files {
+		grp.Go(func() error {
+			var last int64
+			md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: k, Description: *description, SpecialCategory: *special}
+			resp, err := c.UploadFile(gctx, path, md, func(sent int64) {
+				bar.add(sent - last)
+				last = sent
+			})
+			results[i] = uploadResult{File: path}
+			if err != nil {
+				failed.Store(true)
+				results[i].Error = rpcError("upload "+path, err).Error()
+				return nil
+			}
+			results[i].EvidenceID = resp.GetEvidence().GetEvidenceId()
+			results[i].SHA256 = resp.GetEvidence().GetSha256()
+			results[i].Receipt = receiptJSON(resp.GetReceipt())
+			return nil
+		})
+	}
+	grp.Wait()
+	bar.finish()
+	if g.output == "json" {
+		if err := printJSON(g.stdout, results); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			if r.Error != "" {
+				fmt.Fprintf(os.Stderr, "custody: %s\n", r.Error)
+				continue
+			}
+			fmt.Fprintf(g.stdout, "%s\n  evidence id: %s\n  sha256:      %s\n  receipt:     %s\n", r.File, r.EvidenceID, r.SHA256, r.Receipt.(map[string]any)["payload"])
+		}
+	}
+	if failed.Load() {
+		return errors.New("some uploads failed")
+	}
+	return nil
+}
+
+// receiptJSON is a receipt as the CLI prints it: the payload as text (it is
+// canonical JSON), signature base64, key id.
+func receiptJSON(r *custodyv1.Receipt) map[string]any {
+	b, _ := protojson.Marshal(r)
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	out["payload"] = string(r.GetPayload())
+	return out
+}
+
+// bar is a progress bar on a terminal, and nothing otherwise.
+type bar struct {
+	mu sync.Mutex
+	pb *progressbar.ProgressBar
+}
+
+func newBar(total int64, description string) *bar {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return &bar{}
+	}
+	return &bar{pb: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(description),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionFullWidth(),
+	)}
+}
+
+func (b *bar) add(n int64) {
+	if b.pb == nil {
+		return
+	}
+	b.mu.Lock()
+	b.pb.Add64(n)
+	b.mu.Unlock()
+}
+
+func (b *bar) finish() {
+	if b.pb != nil {
+		b.pb.Finish()
+	}
+}
+
+func runDownload(ctx context.Context, g globals, args []string) error {
+	fs := newFlagSet("download")
+	out := fs.String("out", "", "file to write (required)")
+	purpose := fs.String("purpose", "", "why you read the content; logged (required)")
+	authType := fs.String("authority-type", "", "the authority for the access, e.g. court-order")
+	authID := fs.String("authority-id", "", "the authority's reference")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" || *purpose == "" {
+		return usagef("usage: custody download ID --out FILE --purpose TEXT")
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	req := &custodyv1.DownloadRequest{EvidenceId: pos[0], Purpose: *purpose}
+	if *authType != "" || *authID != "" {
+		req.Authority = &custodyv1.Authority{Type: *authType, Identifier: *authID}
+	}
+	ev, err := c.DownloadFile(ctx, req, *out)
+	if err != nil {
+		if errors.Is(err, client.ErrDigestMismatch) {
+			return fmt.Errorf("download %s: %w; nothing was written to %s", pos[0], err, *out)
+		}
+		return rpcError("download "+pos[0], err)
+	}
+	if g.output == "json" {
+		return printJSON(g.stdout, map[string]any{"evidence_id": ev.GetEvidenceId(), "file": *out, "sha256": ev.GetSha256(), "size_bytes": ev.GetSizeBytes(), "verified": true})
+	}
+	fmt.Fprintf(g.stdout, "%s\n  written to: %s\n  sha256:     %s (verified)\n  size:       %d bytes\n", ev.GetEvidenceId(), *out, ev.GetSha256(), ev.GetSizeBytes())
+	return nil
+}
+
+func runSeizure(ctx context.Context, g globals, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usagef("usage: custody seizure create --record FILE.json --case C [--attach FILE]...")
+	}
+	fs := newFlagSet("seizure create")
+	recordFile := fs.String("record", "", "the seizure record, JSON (see examples/seizure-record.json)")
+	caseID := fs.String("case", "", "case id (required)")
+	description := fs.String("description", "", "a description of the record")
+	var attach multiFlag
+	fs.Var(&attach, "attach", "a raw file seized with the record (repeatable); uploaded encrypted")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *recordFile == "" || *caseID == "" {
+		return usagef("usage: custody seizure create --record FILE.json --case C [--attach FILE]...")
+	}
+	raw, err := os.ReadFile(*recordFile)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	var rec custodyv1.SeizureRecord
+	if err := protojson.Unmarshal(raw, &rec); err != nil {
+		return usagef("%s is not a seizure record: %v", *recordFile, err)
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var ids []string
+	for _, path := range attach {
+		md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD, SpecialCategory: true}
+		resp, err := c.UploadFile(ctx, path, md, nil)
+		if err != nil {
+			return rpcError("attachment "+path, err)
+		}
+		ids = append(ids, resp.GetEvidence().GetEvidenceId())
+	}
+	resp, err := c.CreateSeizureRecord(ctx, &custodyv1.CreateSeizureRecordRequest{
+		CaseId: *caseID, Record: &rec, AttachmentEvidenceIds: ids, Description: *description,
+	})
+	if err != nil {
+		return rpcError("seizure create", err)
+	}
+	if g.output == "json" {
+		return printJSON(g.stdout, map[string]any{
+			"evidence_id": resp.GetEvidence().GetEvidenceId(), "sha256": resp.GetEvidence().GetSha256(),
+			"attachment_evidence_ids": ids, "receipt": receiptJSON(resp.GetReceipt()),
+		})
+	}
+	fmt.Fprintf(g.stdout, "seizure record %s\n  sha256:      %s\n  attachments: %s\n  receipt:     %s\n",
+		resp.GetEvidence().GetEvidenceId(), resp.GetEvidence().GetSha256(), strings.Join(ids, ", "), resp.GetReceipt().GetPayload())
+	return nil
+}
