@@ -92,6 +92,12 @@ func Dial(ctx context.Context, addr string, creds *Credentials, opts ...grpc.Dia
 	}
 	opts = append([]grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(creds.TLSConfig(host))),
+		// Evidence streams are large: big windows and buffers cut
+		// syscalls and flow-control stalls.
+		grpc.WithInitialWindowSize(4 << 20),
+		grpc.WithInitialConnWindowSize(16 << 20),
+		grpc.WithReadBufferSize(256 << 10),
+		grpc.WithWriteBufferSize(256 << 10),
 	}, opts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {

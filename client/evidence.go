@@ -16,7 +16,7 @@ import (
 )
 
 // UploadChunkSize is the size of the chunks Upload sends.
-const UploadChunkSize = 256 << 10
+const UploadChunkSize = 1 << 20
 
 // Upload streams size bytes from r as one evidence item. meta.Sha256 must
 // be the digest the caller computed at capture (see HashFile); the server

@@ -95,6 +95,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(newServerCredentials(tlsCfg)),
+		// Evidence streams are large: big flow-control windows and socket
+		// buffers cut syscalls and stalls on the upload path.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.ReadBufferSize(socketBuffer),
+		grpc.WriteBufferSize(socketBuffer),
 		grpc.ChainUnaryInterceptor(
 			s.logUnary,
 			s.metrics.unary,
@@ -153,6 +159,13 @@ func (s *Server) registerServices() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 }
+
+// Transport sizes for gRPC, server and client alike (see client.Dial).
+const (
+	streamWindow = 4 << 20
+	connWindow   = 16 << 20
+	socketBuffer = 256 << 10
+)
 
 // GRPCAddr is the address the gRPC listener is bound to.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }

@@ -33,19 +33,26 @@ type Config struct {
 	SecretKey string
 	// Insecure uses plain HTTP (local test servers only).
 	Insecure bool
-	// PartSize bounds the memory an upload buffers (default 16 MiB).
+	// PartSize is the multipart part size (default 8 MiB).
 	PartSize uint64
+	// PartsInFlight is how many parts of one upload are sent at once
+	// (default 3). An upload buffers at most PartSize × PartsInFlight.
+	PartsInFlight uint
 }
 
-// DefaultPartSize is the multipart part size: each upload in flight buffers
-// at most one part.
-const DefaultPartSize = 16 << 20
+// DefaultPartSize and DefaultPartsInFlight bound an upload's buffers to
+// 24 MiB while keeping the link to storage busy.
+const (
+	DefaultPartSize      = 8 << 20
+	DefaultPartsInFlight = 3
+)
 
 // Store is a storage.Store on an S3 bucket.
 type Store struct {
 	client   *minio.Client
 	bucket   string
 	partSize uint64
+	threads  uint
 }
 
 // New connects to the bucket, creating it with Object Lock (and so
@@ -64,9 +71,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %q: %w", cfg.Endpoint, err)
 	}
-	s := &Store{client: client, bucket: cfg.Bucket, partSize: cfg.PartSize}
+	s := &Store{client: client, bucket: cfg.Bucket, partSize: cfg.PartSize, threads: cfg.PartsInFlight}
 	if s.partSize == 0 {
 		s.partSize = DefaultPartSize
+	}
+	if s.threads == 0 {
+		s.threads = DefaultPartsInFlight
 	}
 	if err := s.ensureBucket(ctx, cfg.Region); err != nil {
 		return nil, err
@@ -103,14 +113,20 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 		return storage.Object{}, err
 	}
 	rec := &errRecorder{r: r}
-	info, err := s.client.PutObject(ctx, s.bucket, key, rec, size, minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
 		PartSize:    s.partSize,
 		// The service hashes every byte with SHA-256 itself and checks it
 		// against the client's digest; signing the payload again would
 		// hash it twice more.
 		DisableContentSha256: true,
-	})
+	}
+	if size < 0 || uint64(size) > s.partSize {
+		// Fill parts from the stream one after another and send up to
+		// threads of them at once, instead of waiting for each.
+		opts.ConcurrentStreamParts, opts.NumThreads = true, s.threads
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, key, rec, size, opts)
 	if err != nil {
 		if rec.err != nil {
 			// The HTTP client may hide the reader's error; return it.
