@@ -31,13 +31,29 @@ type Evidence struct {
 	// Metadata is the descriptive metadata as JSON (package evidence owns
 	// its shape), encrypted for special-category items.
 	Metadata []byte
-	// Custodian is the identity holding the item now.
+	// Custodian is the identity holding the item now, and Pending a
+	// release waiting for its recipient.
 	Custodian   string
+	Pending     *PendingRelease
 	DerivedFrom string
 	// LastSeq, LastLogIndex and LastLeafHash locate the item's latest event.
 	LastSeq      uint64
 	LastLogIndex uint64
 	LastLeafHash [32]byte
+}
+
+// PendingRelease is a release not yet accepted, cancelled or expired.
+type PendingRelease struct {
+	To        string
+	Reason    string
+	Seq       uint64
+	ExpiresAt time.Time
+}
+
+// ItemState is the part of an item that events change.
+type ItemState struct {
+	Custodian string
+	Pending   *PendingRelease
 }
 
 // Event is one custody event's catalog row.
@@ -71,8 +87,8 @@ type Catalog interface {
 	// with this digest, if the catalog knows one.
 	ObjectBySHA256(ctx context.Context, sha256 string) (storage.Object, bool, error)
 	// AddEvent appends an event to an item's chain, if the item's latest
-	// event is still prevSeq (else ErrConflict), and sets its custodian.
-	AddEvent(ctx context.Context, e Event, prevSeq uint64, custodian string) error
+	// event is still prevSeq (else ErrConflict), and sets its new state.
+	AddEvent(ctx context.Context, e Event, prevSeq uint64, state ItemState) error
 	// Events returns an item's events in sequence order.
 	Events(ctx context.Context, evidenceID string) ([]Event, error)
 	// Close releases the catalog.

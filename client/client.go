@@ -72,6 +72,7 @@ func (c *Credentials) TLSConfig(serverName string) *tls.Config {
 
 // Client is a connection to custodyd. It is safe for concurrent use.
 type Client struct {
+	creds    *Credentials
 	conn     *grpc.ClientConn
 	evidence custodyv1.EvidenceServiceClient
 	custody  custodyv1.CustodyServiceClient
@@ -104,6 +105,7 @@ func Dial(ctx context.Context, addr string, creds *Credentials, opts ...grpc.Dia
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	return &Client{
+		creds:    creds,
 		conn:     conn,
 		evidence: custodyv1.NewEvidenceServiceClient(conn),
 		custody:  custodyv1.NewCustodyServiceClient(conn),

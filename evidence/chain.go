@@ -47,12 +47,14 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record) (custodyl
 type Event struct {
 	catalog.Event
 	Receipt receipt.Receipt
+	Record  events.Record
 }
 
 // appendEvent adds the next event to an item's chain: it takes the item's
-// lock, links the record to the item's latest event, logs it, signs the
-// receipt and writes the catalog. build fills in the record from the
-// item's current state and may refuse with an error.
+// lock, lapses a release whose time is up (itself an event), then links
+// the new record to the item's latest event, logs it, signs the receipt and
+// writes the catalog. build fills in the record from the item's current
+// state and may refuse with an error.
 func (s *Service) appendEvent(ctx context.Context, id string, build func(item catalog.Evidence, rec *events.Record) error) (Event, error) {
 	unlock := s.lockItem(id)
 	defer unlock()
@@ -60,48 +62,62 @@ func (s *Service) appendEvent(ctx context.Context, id string, build func(item ca
 	if err != nil {
 		return Event{}, err
 	}
+	if p := item.Pending; p != nil && !s.now().Before(p.ExpiresAt) {
+		_, item, err = s.appendLocked(ctx, item, func(_ catalog.Evidence, rec *events.Record) error {
+			rec.Type = events.ReleaseExpired
+			rec.Performer = ServicePerformer
+			rec.Counterparty = p.To
+			rec.Details = canonicaljson.Object{"release_seq": p.Seq, "expired_at": events.FormatTime(p.ExpiresAt)}
+			return nil
+		})
+		if err != nil {
+			return Event{}, err
+		}
+	}
+	ev, _, err := s.appendLocked(ctx, item, build)
+	return ev, err
+}
+
+// appendLocked appends one event to item, whose lock the caller holds, and
+// returns the event and the item as it now is.
+func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, build func(item catalog.Evidence, rec *events.Record) error) (Event, catalog.Evidence, error) {
 	rec := events.Record{
-		EvidenceID: id,
+		EvidenceID: item.ID,
 		Sequence:   item.LastSeq + 1,
 		RecordedAt: s.now().UTC(),
 		Previous:   &events.Link{Index: item.LastLogIndex, LeafHash: item.LastLeafHash},
 		Salt:       events.NewSalt(),
 	}
 	if err := build(item, &rec); err != nil {
-		return Event{}, err
+		return Event{}, item, err
 	}
 	appended, canon, err := s.appendRecord(ctx, rec)
 	if err != nil {
-		return Event{}, err
+		return Event{}, item, err
 	}
 	rcpt, err := s.receipts.Sign(eventReceipt(rec, appended, s.log.Origin()))
 	if err != nil {
-		return Event{}, err
+		return Event{}, item, err
 	}
 	e := catalog.Event{
-		EvidenceID: id, Seq: rec.Sequence, Type: string(rec.Type), RecordedAt: rec.RecordedAt,
+		EvidenceID: item.ID, Seq: rec.Sequence, Type: string(rec.Type), RecordedAt: rec.RecordedAt,
 		LogIndex: appended.Index, LeafHash: appended.LeafHash, Record: canon,
 		ReceiptPayload: rcpt.Payload, ReceiptSignature: rcpt.Signature, ReceiptKeyID: rcpt.KeyID,
 	}
-	if err := s.catalog.AddEvent(ctx, e, item.LastSeq, custodianAfter(item, rec)); err != nil {
+	state := nextState(catalog.ItemState{Custodian: item.Custodian, Pending: item.Pending}, rec)
+	if err := s.catalog.AddEvent(ctx, e, item.LastSeq, state); err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
-			return Event{}, fmt.Errorf("%w: another event was recorded for %s at the same time; retry", ErrConflict, id)
+			return Event{}, item, fmt.Errorf("%w: another event was recorded for %s at the same time; retry", ErrConflict, item.ID)
 		}
-		return Event{}, err
+		return Event{}, item, err
 	}
-	return Event{Event: e, Receipt: rcpt}, nil
+	item.LastSeq, item.LastLogIndex, item.LastLeafHash = rec.Sequence, appended.Index, appended.LeafHash
+	item.Custodian, item.Pending = state.Custodian, state.Pending
+	return Event{Event: e, Receipt: rcpt, Record: rec}, item, nil
 }
 
 // ErrConflict: a concurrent change won; the caller may retry.
 var ErrConflict = errors.New("conflict")
-
-// custodianAfter is who holds the item once rec is recorded.
-func custodianAfter(item catalog.Evidence, rec events.Record) string {
-	if rec.Type == events.Accept {
-		return rec.Performer
-	}
-	return item.Custodian
-}
 
 func eventReceipt(rec events.Record, a custodylog.Appended, origin string) canonicaljson.Object {
 	return canonicaljson.Object{

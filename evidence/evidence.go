@@ -55,6 +55,8 @@ type Config struct {
 	EncryptAll bool
 	// ExtraRecipients also receive encrypted items (e.g. a prosecutor).
 	ExtraRecipients []age.Recipient
+	// ReleaseTTL is how long a release waits to be accepted (default 72h).
+	ReleaseTTL time.Duration
 }
 
 // Service is the evidence domain service.

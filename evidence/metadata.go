@@ -54,12 +54,6 @@ type Capture struct {
 	Device     *Device   `json:"device,omitempty"`
 }
 
-// Signature is a party's own signature with its certificate (DER).
-type Signature struct {
-	Signature   []byte `json:"signature"`
-	Certificate []byte `json:"certificate"`
-}
-
 // UploadMeta is what the uploader states about an item.
 type UploadMeta struct {
 	CaseID            string

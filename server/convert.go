@@ -135,6 +135,9 @@ func evidenceToProto(item evidence.Item) *custodyv1.Evidence {
 		Custodian:       ev.Custodian,
 		DerivedFrom:     ev.DerivedFrom,
 	}
+	if p := ev.Pending; p != nil {
+		out.PendingRelease = &custodyv1.PendingRelease{To: p.To, Reason: p.Reason, ReleaseSequence: p.Seq, ExpiresAt: timeToProto(p.ExpiresAt)}
+	}
 	return out
 }
 

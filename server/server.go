@@ -147,7 +147,7 @@ func (s *Server) registerServices() {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{svc: s.cfg.Evidence})
-	custodyv1.RegisterCustodyServiceServer(s.grpc, &custodyService{})
+	custodyv1.RegisterCustodyServiceServer(s.grpc, &custodyService{svc: s.cfg.Evidence})
 	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log})
 	custodyv1.RegisterIdentityServiceServer(s.grpc, &identityService{})
 	for _, name := range []string{

@@ -75,7 +75,3 @@ func (l *logService) GetPublicKeys(context.Context, *custodyv1.GetPublicKeysRequ
 	}, nil
 }
 
-// custodyService answers UNIMPLEMENTED until the custody log issue lands.
-type custodyService struct {
-	custodyv1.UnimplementedCustodyServiceServer
-}

@@ -66,6 +66,10 @@ var migrations = []string{
 		receipt_key_id TEXT NOT NULL,
 		PRIMARY KEY (evidence_id, seq)
 	);`,
+	`ALTER TABLE evidence ADD COLUMN pending_to TEXT NOT NULL DEFAULT '';
+	ALTER TABLE evidence ADD COLUMN pending_reason TEXT NOT NULL DEFAULT '';
+	ALTER TABLE evidence ADD COLUMN pending_seq INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE evidence ADD COLUMN pending_expires INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Open opens (creating and migrating) the catalog at path.
@@ -126,12 +130,13 @@ func (c *Catalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first ca
 	}
 	defer tx.Rollback()
 	o := ev.Object
-	_, err = tx.ExecContext(ctx, `INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,
-		(SELECT COALESCE(MAX(rowid_order), 0) + 1 FROM evidence))`,
+	to, reason, seq, expires := pendingColumns(ev.Pending)
+	_, err = tx.ExecContext(ctx, `INSERT INTO evidence (`+evidenceColumns+`, rowid_order) VALUES
+		(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, (SELECT COALESCE(MAX(rowid_order), 0) + 1 FROM evidence))`,
 		ev.ID, ev.CaseID, ev.Kind, ev.SHA256, ev.Size, ev.MediaType, ev.DeclaredMediaType, ev.Collector,
 		ev.IngestedAt.UnixNano(), o.Backend, o.Bucket, o.Key, o.VersionID, o.Size, o.RetainUntil.Unix(),
 		b2i(ev.Encrypted), b2i(ev.Special), ev.Metadata, ev.Custodian, ev.DerivedFrom,
-		ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash[:])
+		ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash[:], to, reason, seq, expires)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed: evidence.id") {
 			return fmt.Errorf("evidence %s: %w", ev.ID, catalog.ErrExists)
@@ -142,6 +147,14 @@ func (c *Catalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first ca
 		return err
 	}
 	return tx.Commit()
+}
+
+// pendingColumns flattens a pending release into its four columns.
+func pendingColumns(p *catalog.PendingRelease) (string, string, uint64, int64) {
+	if p == nil {
+		return "", "", 0, 0
+	}
+	return p.To, p.Reason, p.Seq, p.ExpiresAt.UnixNano()
 }
 
 func insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) error {
@@ -155,14 +168,16 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) error {
 }
 
 // AddEvent implements catalog.Catalog.
-func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64, custodian string) error {
+func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64, state catalog.ItemState) error {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE evidence SET last_seq = ?, last_log_index = ?, last_leaf_hash = ?, custodian = ?
-		WHERE id = ? AND last_seq = ?`, e.Seq, e.LogIndex, e.LeafHash[:], custodian, e.EvidenceID, prevSeq)
+	to, reason, seq, expires := pendingColumns(state.Pending)
+	res, err := tx.ExecContext(ctx, `UPDATE evidence SET last_seq = ?, last_log_index = ?, last_leaf_hash = ?, custodian = ?,
+		pending_to = ?, pending_reason = ?, pending_seq = ?, pending_expires = ?
+		WHERE id = ? AND last_seq = ?`, e.Seq, e.LogIndex, e.LeafHash[:], state.Custodian, to, reason, seq, expires, e.EvidenceID, prevSeq)
 	if err != nil {
 		return err
 	}
@@ -179,7 +194,7 @@ func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64,
 
 const evidenceColumns = `id, case_id, kind, sha256, size, media_type, declared_media_type, collector, ingested_at,
 	backend, bucket, object_key, version_id, object_size, retain_until, encrypted, special, metadata, custodian,
-	derived_from, last_seq, last_log_index, last_leaf_hash`
+	derived_from, last_seq, last_log_index, last_leaf_hash, pending_to, pending_reason, pending_seq, pending_expires`
 
 type scanner interface{ Scan(...any) error }
 
@@ -188,12 +203,19 @@ func scanEvidence(s scanner) (catalog.Evidence, error) {
 	var ingested, retain int64
 	var encrypted, special int
 	var leaf []byte
+	var p catalog.PendingRelease
+	var pendingExpires int64
 	o := &ev.Object
 	err := s.Scan(&ev.ID, &ev.CaseID, &ev.Kind, &ev.SHA256, &ev.Size, &ev.MediaType, &ev.DeclaredMediaType,
 		&ev.Collector, &ingested, &o.Backend, &o.Bucket, &o.Key, &o.VersionID, &o.Size, &retain,
-		&encrypted, &special, &ev.Metadata, &ev.Custodian, &ev.DerivedFrom, &ev.LastSeq, &ev.LastLogIndex, &leaf)
+		&encrypted, &special, &ev.Metadata, &ev.Custodian, &ev.DerivedFrom, &ev.LastSeq, &ev.LastLogIndex, &leaf,
+		&p.To, &p.Reason, &p.Seq, &pendingExpires)
 	if err != nil {
 		return ev, err
+	}
+	if p.To != "" {
+		p.ExpiresAt = time.Unix(0, pendingExpires).UTC()
+		ev.Pending = &p
 	}
 	ev.IngestedAt = time.Unix(0, ingested).UTC()
 	o.RetainUntil = time.Unix(retain, 0).UTC()

@@ -52,6 +52,7 @@ type Config struct {
 	MaxUploadBytes     int64
 	EncryptAll         bool
 	ExtraRecipients    string
+	ReleaseTTL         time.Duration
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -135,6 +136,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		Identity: ks.Age, Logger: log,
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
+		ReleaseTTL: cfg.ReleaseTTL,
 	})
 	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
 	d.Server, err = server.New(ctx, server.Config{

@@ -44,6 +44,8 @@ type Options struct {
 	S3 *S3
 	// MaxUploadBytes overrides the upload limit.
 	MaxUploadBytes int64
+	// ReleaseTTL overrides how long a release waits.
+	ReleaseTTL time.Duration
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -63,6 +65,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		LogOrigin:          "custody.test/log",
 		Retention:          time.Hour,
 		MaxUploadBytes:     opts.MaxUploadBytes,
+		ReleaseTTL:         opts.ReleaseTTL,
 	}
 	if s := opts.S3; s != nil {
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true

@@ -499,7 +499,10 @@ type PartySignature struct {
 	// The signature bytes (ASN.1 DER for ECDSA keys, raw for Ed25519).
 	Signature []byte `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
 	// The signer's certificate, DER. The server checks it is the caller's.
-	Certificate   []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Certificate []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// When the party signed; part of the signed statement, and within ten
+	// minutes of the server's clock.
+	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,6 +551,13 @@ func (x *PartySignature) GetCertificate() []byte {
 	return nil
 }
 
+func (x *PartySignature) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
 var File_custody_v1_common_proto protoreflect.FileDescriptor
 
 const file_custody_v1_common_proto_rawDesc = "" +
@@ -589,10 +599,11 @@ const file_custody_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"Instrument\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"P\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\x89\x01\n" +
 	"\x0ePartySignature\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12 \n" +
-	"\vcertificate\x18\x02 \x01(\fR\vcertificate*v\n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x127\n" +
+	"\tsigned_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt*v\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eROLE_COLLECTOR\x10\x01\x12\x12\n" +
@@ -632,11 +643,12 @@ var file_custody_v1_common_proto_depIdxs = []int32{
 	2, // 0: custody.v1.Location.point:type_name -> custody.v1.GeoPoint
 	8, // 1: custody.v1.Authority.valid_from:type_name -> google.protobuf.Timestamp
 	8, // 2: custody.v1.Authority.valid_until:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	8, // 3: custody.v1.PartySignature.signed_at:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_custody_v1_common_proto_init() }

@@ -1,0 +1,116 @@
+package client
+
+import (
+	"bytes"
+	"crypto"
+	"errors"
+	"fmt"
+	"time"
+
+	"context"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody-dev/custody/events"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// sign signs a hand-off statement with the key behind the caller's client
+// certificate, through sigstore's signature package.
+func (c *Client) sign(statement []byte, at time.Time) (*custodyv1.PartySignature, error) {
+	signer, ok := c.creds.Certificate.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("client: the credential's private key cannot sign")
+	}
+	sv, err := signature.LoadSignerVerifier(signer, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("client: signing key: %w", err)
+	}
+	sig, err := sv.SignMessage(bytes.NewReader(statement))
+	if err != nil {
+		return nil, fmt.Errorf("client: signing the hand-off: %w", err)
+	}
+	return &custodyv1.PartySignature{Signature: sig, Certificate: c.creds.Leaf.Raw, SignedAt: timestamppb.New(at)}, nil
+}
+
+// identityURI is the caller's identity as the certificate states it.
+func (c *Client) identityURI() (string, error) {
+	for _, u := range c.creds.Leaf.URIs {
+		if s := u.String(); len(s) > 12 && s[:12] == "urn:custody:" {
+			return s, nil
+		}
+	}
+	return "", errors.New("client: the credential has no urn:custody identity")
+}
+
+// Release offers an item the caller holds to the identity to (a
+// urn:custody URI), signed with the caller's key.
+func (c *Client) Release(ctx context.Context, evidenceID, to, reason string) (*custodyv1.ReleaseCustodyResponse, error) {
+	me, err := c.identityURI()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := c.GetEvidence(ctx, evidenceID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	statement, err := events.ReleaseStatement(evidenceID, ev.GetSha256(), me, to, reason, now)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := c.sign(statement, now)
+	if err != nil {
+		return nil, err
+	}
+	return c.custody.ReleaseCustody(ctx, &custodyv1.ReleaseCustodyRequest{EvidenceId: evidenceID, To: to, Reason: reason, Signature: sig})
+}
+
+// Accept takes over an item released to the caller, signed with the
+// caller's key.
+func (c *Client) Accept(ctx context.Context, evidenceID string) (*custodyv1.AcceptCustodyResponse, error) {
+	me, err := c.identityURI()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := c.GetEvidence(ctx, evidenceID)
+	if err != nil {
+		return nil, err
+	}
+	p := ev.GetPendingRelease()
+	if p == nil {
+		return nil, fmt.Errorf("%s has no pending release", evidenceID)
+	}
+	now := time.Now().UTC()
+	statement, err := events.AcceptStatement(evidenceID, ev.GetSha256(), ev.GetCustodian(), me, p.GetReleaseSequence(), now)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := c.sign(statement, now)
+	if err != nil {
+		return nil, err
+	}
+	return c.custody.AcceptCustody(ctx, &custodyv1.AcceptCustodyRequest{EvidenceId: evidenceID, ReleaseSequence: p.GetReleaseSequence(), Signature: sig})
+}
+
+// CancelRelease withdraws the caller's pending release of an item.
+func (c *Client) CancelRelease(ctx context.Context, evidenceID, reason string) (*custodyv1.CancelReleaseResponse, error) {
+	return c.custody.CancelRelease(ctx, &custodyv1.CancelReleaseRequest{EvidenceId: evidenceID, Reason: reason})
+}
+
+// RecordEvent records analysis, derivation, submission to court or an
+// annotation.
+func (c *Client) RecordEvent(ctx context.Context, req *custodyv1.RecordEventRequest) (*custodyv1.RecordEventResponse, error) {
+	return c.custody.RecordEvent(ctx, req)
+}
+
+// History returns an item's custody chain.
+func (c *Client) History(ctx context.Context, evidenceID string) ([]*custodyv1.CustodyEvent, error) {
+	resp, err := c.custody.ListEvents(ctx, &custodyv1.ListEventsRequest{EvidenceId: evidenceID})
+	return resp.GetEvents(), err
+}
+
+// Custody returns the raw CustodyService client, for calls this package
+// does not wrap.
+func (c *Client) Custody() custodyv1.CustodyServiceClient { return c.custody }

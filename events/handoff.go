@@ -1,0 +1,45 @@
+package events
+
+import (
+	"time"
+
+	"github.com/custody-dev/custody/canonicaljson"
+)
+
+// Hand-offs are signed by both parties with the keys behind their own
+// client certificates. Each signs a statement: the canonical JSON below,
+// built identically by the client library and by the server, which checks
+// the signature against the caller's certificate and keeps statement,
+// signature and certificate in the event record.
+
+// MaxStatementSkew is how far a statement's signed_at may be from the
+// server's clock.
+const MaxStatementSkew = 10 * time.Minute
+
+// ReleaseStatement is what the releasing custodian signs.
+func ReleaseStatement(evidenceID, contentSHA256, from, to, reason string, signedAt time.Time) ([]byte, error) {
+	return canonicaljson.Marshal(canonicaljson.Object{
+		"v":           FormatVersion,
+		"type":        "custody.release",
+		"evidence_id": evidenceID,
+		"sha256":      contentSHA256,
+		"from":        from,
+		"to":          to,
+		"reason":      reason,
+		"signed_at":   FormatTime(signedAt),
+	})
+}
+
+// AcceptStatement is what the recipient signs to take over.
+func AcceptStatement(evidenceID, contentSHA256, from, to string, releaseSeq uint64, signedAt time.Time) ([]byte, error) {
+	return canonicaljson.Marshal(canonicaljson.Object{
+		"v":           FormatVersion,
+		"type":        "custody.accept",
+		"evidence_id": evidenceID,
+		"sha256":      contentSHA256,
+		"from":        from,
+		"to":          to,
+		"release_seq": releaseSeq,
+		"signed_at":   FormatTime(signedAt),
+	})
+}
