@@ -41,6 +41,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(custodyv1.OpenAPI)
 	})
+	mux.Handle("/log/", logHandler(s.cfg.LogDir))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

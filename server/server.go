@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -45,8 +46,9 @@ type Config struct {
 	Keys PublicKeys
 	// Evidence is the evidence domain service.
 	Evidence *evidence.Service
-	// Log is the custody log.
-	Log *custodylog.Log
+	// Log is the custody log, and LogDir its folder, served under /log/.
+	Log    *custodylog.Log
+	LogDir string
 }
 
 // PublicKeys are the verification keys the service publishes as hints.
@@ -69,6 +71,8 @@ type Server struct {
 	internal *internalListener
 	gateway  *grpc.ClientConn
 	metrics  *metrics
+
+	logVerifier note.Verifier
 }
 
 // New builds the servers and opens their listeners, so that GRPCAddr and
@@ -84,6 +88,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:  newMetrics(prometheus.NewRegistry()),
 	}
 	auth := &authenticator{verifier: identity.NewVerifier(cfg.ClientCAs), log: s.log}
+	var err error
+	if s.logVerifier, err = note.NewVerifier(cfg.Keys.LogVerifierKey); err != nil {
+		return nil, fmt.Errorf("log verifier key: %w", err)
+	}
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cfg.Certificate},
@@ -116,7 +124,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	s.registerServices()
 
-	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("gRPC listener: %w", err)
 	}
@@ -148,7 +155,7 @@ func (s *Server) registerServices() {
 	reflection.Register(s.grpc)
 	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{svc: s.cfg.Evidence})
 	custodyv1.RegisterCustodyServiceServer(s.grpc, &custodyService{svc: s.cfg.Evidence})
-	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log})
+	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log, verifier: s.logVerifier})
 	custodyv1.RegisterIdentityServiceServer(s.grpc, &identityService{})
 	for _, name := range []string{
 		custodyv1.EvidenceService_ServiceDesc.ServiceName,

@@ -34,6 +34,18 @@ var commands = map[string]command{
 	"upload":     {runUpload},
 	"download":   {runDownload},
 	"seizure":    {runSeizure},
+	"history":    {runHistory},
+	"release":    {runRelease},
+	"accept":     {runAccept},
+	"event":      {runEvent},
+}
+
+// protoMap renders a message as a JSON-ready map with proto field names.
+func protoMap(m proto.Message) map[string]any {
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	return out
 }
 
 func run(ctx context.Context, g globals, args []string) error {

@@ -34,6 +34,12 @@ Commands:
                a biometric-data seizure record, stored encrypted
   download ID --out FILE --purpose TEXT
                the exact stored bytes, verified while streaming; logged as an access
+  history ID   the custody chain
+  release ID --to IDENTITY --reason TEXT
+               offer an item you hold to a named recipient (signed with your key)
+  accept ID    take over an item released to you (signed with your key)
+  event ID --type TYPE --note TEXT
+               analysis, derivation, submission_to_court or annotation
 
 Global flags:
 `

@@ -150,6 +150,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		},
 		Evidence: d.Evidence,
 		Log:      custodyLog,
+		LogDir:   filepath.Join(cfg.DataDir, "log"),
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,93 @@
+package custodylog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ErrBeyondTree is returned for an index or size past the published tree.
+var ErrBeyondTree = errors.New("beyond the published tree")
+
+// readTile reads a tile, falling back from a partial tile to the full one
+// (partial tiles are removed once the full tile exists).
+func (l *Log) readTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	b, err := l.reader.ReadTile(ctx, level, index, p)
+	if errors.Is(err, os.ErrNotExist) && p != 0 {
+		return l.reader.ReadTile(ctx, level, index, 0)
+	}
+	return b, err
+}
+
+func (l *Log) readBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	b, err := l.reader.ReadEntryBundle(ctx, index, p)
+	if errors.Is(err, os.ErrNotExist) && p != 0 {
+		return l.reader.ReadEntryBundle(ctx, index, 0)
+	}
+	return b, err
+}
+
+// Published is the latest checkpoint, verified and parsed.
+type Published struct {
+	Raw  []byte
+	Size uint64
+	Root []byte
+}
+
+// Latest reads and verifies the latest published checkpoint.
+func (l *Log) Latest(ctx context.Context, v note.Verifier) (Published, error) {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return Published{}, err
+	}
+	cp, _, _, err := log.ParseCheckpoint(raw, l.origin, v)
+	if err != nil {
+		return Published{}, fmt.Errorf("own checkpoint does not verify: %w", err)
+	}
+	return Published{Raw: raw, Size: cp.Size, Root: cp.Hash}, nil
+}
+
+// InclusionProof proves that the entry at index is in the tree of treeSize.
+func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
+	if index >= treeSize {
+		return nil, fmt.Errorf("%w: index %d, tree size %d", ErrBeyondTree, index, treeSize)
+	}
+	pb, err := client.NewProofBuilder(ctx, treeSize, l.readTile)
+	if err != nil {
+		return nil, err
+	}
+	return pb.InclusionProof(ctx, index)
+}
+
+// ConsistencyProof proves the tree of size first is a prefix of size second.
+func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error) {
+	if first > second {
+		return nil, fmt.Errorf("%w: first size %d is larger than second size %d", ErrBeyondTree, first, second)
+	}
+	pb, err := client.NewProofBuilder(ctx, second, l.readTile)
+	if err != nil {
+		return nil, err
+	}
+	return pb.ConsistencyProof(ctx, first, second)
+}
+
+// Entry returns the entry at index from a tree of treeSize.
+func (l *Log) Entry(ctx context.Context, index, treeSize uint64) ([]byte, error) {
+	if index >= treeSize {
+		return nil, fmt.Errorf("%w: index %d, tree size %d", ErrBeyondTree, index, treeSize)
+	}
+	bundle, err := client.GetEntryBundle(ctx, l.readBundle, index/256, treeSize)
+	if err != nil {
+		return nil, err
+	}
+	i := index % 256
+	if i >= uint64(len(bundle.Entries)) {
+		return nil, fmt.Errorf("%w: entry %d not in its bundle", ErrBeyondTree, index)
+	}
+	return bundle.Entries[i], nil
+}

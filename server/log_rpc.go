@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/evidence"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+type logService struct {
+	custodyv1.UnimplementedLogServiceServer
+	keys     PublicKeys
+	log      *custodylog.Log
+	verifier note.Verifier
+}
+
+// latest is the current checkpoint, or UNAVAILABLE before the first one.
+func (l *logService) latest(ctx context.Context) (custodylog.Published, error) {
+	cp, err := l.log.Latest(ctx, l.verifier)
+	if err != nil {
+		return cp, fmt.Errorf("%w: no checkpoint published yet: %v", evidence.ErrUnavailable, err)
+	}
+	return cp, nil
+}
+
+func (l *logService) GetCheckpoint(ctx context.Context, _ *custodyv1.GetCheckpointRequest) (*custodyv1.GetCheckpointResponse, error) {
+	cp, err := l.latest(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &custodyv1.GetCheckpointResponse{Checkpoint: cp.Raw, Origin: l.log.Origin(), Size: cp.Size, RootHash: cp.Root}, nil
+}
+
+// treeSize resolves a requested size: 0 means the latest checkpoint's,
+// which is then returned too.
+func (l *logService) treeSize(ctx context.Context, size uint64) (uint64, []byte, error) {
+	cp, err := l.latest(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if size == 0 {
+		return cp.Size, cp.Raw, nil
+	}
+	if size > cp.Size {
+		return 0, nil, fmt.Errorf("%w: tree size %d is past the latest checkpoint (%d)", evidence.ErrInvalid, size, cp.Size)
+	}
+	return size, nil, nil
+}
+
+func logError(err error) error {
+	if errors.Is(err, custodylog.ErrBeyondTree) {
+		return fmt.Errorf("%w: %v", evidence.ErrInvalid, err)
+	}
+	return err
+}
+
+func (l *logService) GetInclusionProof(ctx context.Context, req *custodyv1.GetInclusionProofRequest) (*custodyv1.GetInclusionProofResponse, error) {
+	size, raw, err := l.treeSize(ctx, req.GetTreeSize())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	proof, err := l.log.InclusionProof(ctx, req.GetIndex(), size)
+	if err != nil {
+		return nil, toStatus(ctx, logError(err))
+	}
+	entry, err := l.log.Entry(ctx, req.GetIndex(), size)
+	if err != nil {
+		return nil, toStatus(ctx, logError(err))
+	}
+	leaf := custodylog.LeafHash(entry)
+	return &custodyv1.GetInclusionProofResponse{Index: req.GetIndex(), TreeSize: size, LeafHash: leaf[:], Hashes: proof, Checkpoint: raw}, nil
+}
+
+func (l *logService) GetConsistencyProof(ctx context.Context, req *custodyv1.GetConsistencyProofRequest) (*custodyv1.GetConsistencyProofResponse, error) {
+	size, raw, err := l.treeSize(ctx, req.GetSecondSize())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	proof, err := l.log.ConsistencyProof(ctx, req.GetFirstSize(), size)
+	if err != nil {
+		return nil, toStatus(ctx, logError(err))
+	}
+	return &custodyv1.GetConsistencyProofResponse{FirstSize: req.GetFirstSize(), SecondSize: size, Hashes: proof, Checkpoint: raw}, nil
+}
+
+func (l *logService) GetEntry(ctx context.Context, req *custodyv1.GetEntryRequest) (*custodyv1.GetEntryResponse, error) {
+	size, _, err := l.treeSize(ctx, 0)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	entry, err := l.log.Entry(ctx, req.GetIndex(), size)
+	if err != nil {
+		return nil, toStatus(ctx, logError(err))
+	}
+	leaf := custodylog.LeafHash(entry)
+	return &custodyv1.GetEntryResponse{Index: req.GetIndex(), Entry: entry, LeafHash: leaf[:]}, nil
+}
+
+func (l *logService) GetPublicKeys(context.Context, *custodyv1.GetPublicKeysRequest) (*custodyv1.GetPublicKeysResponse, error) {
+	return &custodyv1.GetPublicKeysResponse{
+		LogVerifierKey:      l.keys.LogVerifierKey,
+		LogOrigin:           l.keys.LogOrigin,
+		ReceiptPublicKeyPem: l.keys.ReceiptPublicKeyPEM,
+	}, nil
+}
+
+// logPath matches the C2SP tlog-tiles resources: the checkpoint, tiles
+// (tile/<L>/<N>[.p/<W>]) and entry bundles (tile/entries/<N>[.p/<W>]).
+var logPath = regexp.MustCompile(`^(checkpoint|tile/(entries|[0-9]+)/(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?)$`)
+
+// logHandler serves the log folder read-only under /log/, and only its
+// public resources: never .state or anything else in the folder.
+func logHandler(dir string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusMethodNotAllowed, "the log is read-only")
+			return
+		}
+		rel := strings.TrimPrefix(r.URL.Path, "/log/")
+		if !logPath.MatchString(rel) {
+			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
+			return
+		}
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
+			return
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil || !info.Mode().IsRegular() {
+			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
+			return
+		}
+		h := w.Header()
+		switch {
+		case rel == "checkpoint":
+			h.Set("Content-Type", "text/plain; charset=utf-8")
+			h.Set("Cache-Control", "no-cache")
+		case strings.Contains(rel, ".p/"):
+			// Partial tiles never change but are removed once full.
+			h.Set("Content-Type", "application/octet-stream")
+			h.Set("Cache-Control", "public, max-age=60")
+		default:
+			h.Set("Content-Type", "application/octet-stream")
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		}
+		h.Set("Access-Control-Allow-Origin", "*")
+		http.ServeContent(w, r, "", info.ModTime(), f)
+	})
+}
