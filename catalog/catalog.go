@@ -76,7 +76,8 @@ type Event struct {
 // Implementations are safe for concurrent use.
 type Catalog interface {
 	// AddEvidence inserts a new item with its first (ingest) event, in one
-	// transaction. It fails with ErrExists if the id is taken.
+	// transaction. It fails with ErrExists if the id is taken. Items list
+	// in the order of their ingest events in the log.
 	AddEvidence(ctx context.Context, ev Evidence, first Event) error
 	// Evidence returns one item, or ErrNotFound.
 	Evidence(ctx context.Context, id string) (Evidence, error)
@@ -89,6 +90,12 @@ type Catalog interface {
 	// AddEvent appends an event to an item's chain, if the item's latest
 	// event is still prevSeq (else ErrConflict), and sets its new state.
 	AddEvent(ctx context.Context, e Event, prevSeq uint64, state ItemState) error
+	// HasEventAt reports whether the event at a log index is cataloged.
+	HasEventAt(ctx context.Context, logIndex uint64) (bool, error)
+	// LogApplied returns how many log entries are known to be in the
+	// catalog (every entry below it is); SetLogApplied records it.
+	LogApplied(ctx context.Context) (uint64, error)
+	SetLogApplied(ctx context.Context, n uint64) error
 	// Events returns an item's events in sequence order.
 	Events(ctx context.Context, evidenceID string) ([]Event, error)
 	// Close releases the catalog.

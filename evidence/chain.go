@@ -19,9 +19,10 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// appendRecord writes a record's entry to the log and returns where it
-// landed and the record's canonical bytes.
-func (s *Service) appendRecord(ctx context.Context, rec events.Record) (custodylog.Appended, []byte, error) {
+// appendRecord journals a record (with the new item's row, for an ingest),
+// then writes its entry to the log, and returns where it landed and the
+// record's canonical bytes.
+func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *catalog.Evidence) (custodylog.Appended, []byte, error) {
 	if err := rec.Validate(); err != nil {
 		return custodylog.Appended{}, nil, err
 	}
@@ -31,6 +32,13 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record) (custodyl
 	}
 	entry, err := rec.Entry()
 	if err != nil {
+		return custodylog.Appended{}, nil, err
+	}
+	jr := journalRecord{Kind: "event", Record: canon}
+	if item != nil {
+		jr.Kind, jr.Item = "item", item
+	}
+	if err := s.journalAppend(ctx, jr); err != nil {
 		return custodylog.Appended{}, nil, err
 	}
 	appended, err := s.log.Append(ctx, entry)
@@ -91,11 +99,11 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, build
 	if err := build(item, &rec); err != nil {
 		return Event{}, item, err
 	}
-	appended, canon, err := s.appendRecord(ctx, rec)
+	appended, canon, err := s.appendRecord(ctx, rec, nil)
 	if err != nil {
 		return Event{}, item, err
 	}
-	rcpt, err := s.receipts.Sign(eventReceipt(rec, appended, s.log.Origin()))
+	rcpt, err := s.signReceipt(ctx, eventReceipt(rec, appended, s.log.Origin()), appended.LeafHash)
 	if err != nil {
 		return Event{}, item, err
 	}

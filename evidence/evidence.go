@@ -20,6 +20,7 @@ import (
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 )
@@ -64,6 +65,7 @@ type Service struct {
 	store    storage.Store
 	catalog  catalog.Catalog
 	log      *custodylog.Log
+	journal  *journal.Journal
 	receipts *receipt.Signer
 	identity *age.X25519Identity
 	cfg      Config
@@ -79,6 +81,7 @@ type Deps struct {
 	Store    storage.Store
 	Catalog  catalog.Catalog
 	Log      *custodylog.Log
+	Journal  *journal.Journal
 	Receipts *receipt.Signer
 	// Identity decrypts special-category items; its recipient encrypts them.
 	Identity *age.X25519Identity
@@ -97,7 +100,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Logger = slog.Default()
 	}
 	return &Service{
-		store: d.Store, catalog: d.Catalog, log: d.Log, receipts: d.Receipts, identity: d.Identity,
+		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, receipts: d.Receipts, identity: d.Identity,
 		cfg: cfg, logger: d.Logger, now: time.Now,
 	}
 }

@@ -182,11 +182,11 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		ContentSHA256: meta.SHA256, Salt: events.NewSalt(),
 		Details: ingestDetails(ev, mdJSON),
 	}
-	appended, canon, err := s.appendRecord(ctx, rec)
+	appended, canon, err := s.appendRecord(ctx, rec, &ev)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
-	rcpt, err := s.receipts.Sign(ingestReceipt(ev, appended.Index, appended.LeafHash, s.log.Origin()))
+	rcpt, err := s.signReceipt(ctx, ingestReceipt(ev, appended.Index, appended.LeafHash, s.log.Origin()), appended.LeafHash)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}

@@ -139,7 +139,7 @@ func TestLogProofsVerifyIndependently(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sumdb/tlog proving record %d: %v", n, err)
 		}
-		bundle := tr.entries(n / 256, second.Size)
+		bundle := tr.entries(n/256, second.Size)
 		var leaf tlog.Hash
 		copy(leaf[:], rfc6962.DefaultHasher.HashLeaf(bundle.Entries[n%256]))
 		if err := tlog.CheckRecord(rp, int64(second.Size), th, n, leaf); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/evidence"
+	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/keys"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/server"
@@ -127,17 +128,30 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		defer cancel()
 		return custodyLog.Close(closeCtx)
 	})
+	journalPath := filepath.Join(cfg.DataDir, "journal")
+	jnl, err := journal.Open(journalPath)
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, jnl.Close)
 	extra, err := readRecipients(cfg.ExtraRecipients)
 	if err != nil {
 		return nil, err
 	}
 	d.Evidence = evidence.New(evidence.Deps{
-		Store: store, Catalog: cat, Log: custodyLog, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
+		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL,
 	})
+	replayed, err := d.Evidence.Replay(ctx, journalPath)
+	if err != nil {
+		return nil, fmt.Errorf("bringing the catalog up to date with the log: %w", err)
+	}
+	if replayed > 0 {
+		log.Warn("catalog was behind the log; replayed entries from the journal", "entries", replayed)
+	}
 	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
 	d.Server, err = server.New(ctx, server.Config{
 		GRPCAddr:    cfg.GRPCAddr,
