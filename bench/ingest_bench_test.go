@@ -61,6 +61,12 @@ func randomData(n int, seed uint64) []byte {
 	return data
 }
 
+// upload sends one small item.
+func upload(ctx context.Context, c *client.Client, caseID string, data []byte) (*custodyv1.UploadResponse, error) {
+	md := &custodyv1.UploadMetadata{CaseId: caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_DOCUMENT, Sha256: sum(data), SizeBytes: int64(len(data))}
+	return c.Upload(ctx, md, bytes.NewReader(data), nil)
+}
+
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])

@@ -42,13 +42,19 @@ func (s *Service) journalAppend(ctx context.Context, jr journalRecord) error {
 }
 
 // signReceipt signs a receipt and journals it, so a rebuilt catalog holds
-// the very receipt the caller got.
+// the very receipt the caller got. The receipt goes out with the next
+// journal write without waiting for it: if a crash loses it, replay signs
+// the same statement again.
 func (s *Service) signReceipt(ctx context.Context, fields canonicaljson.Object, leaf [32]byte) (receipt.Receipt, error) {
 	r, err := s.receipts.Sign(fields)
 	if err != nil {
 		return r, err
 	}
-	return r, s.journalAppend(ctx, journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r})
+	b, err := json.Marshal(journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r})
+	if err != nil {
+		return r, err
+	}
+	return r, s.journal.Enqueue(b)
 }
 
 // Replay brings the catalog up to date with the log: every log entry the

@@ -87,6 +87,26 @@ func (j *Journal) Append(ctx context.Context, data []byte) error {
 	}
 }
 
+// Enqueue writes a record with the next group but does not wait for it:
+// for records that can be recreated if a crash loses them.
+func (j *Journal) Enqueue(data []byte) error {
+	if len(data) > MaxRecord {
+		return fmt.Errorf("journal record of %d bytes is over %d", len(data), MaxRecord)
+	}
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return errors.New("journal closed")
+	}
+	j.pending = append(j.pending, request{data: data, done: make(chan error, 1)})
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
 func (j *Journal) writer() {
 	defer close(j.done)
 	w := bufio.NewWriterSize(j.f, 1<<20)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -21,7 +22,134 @@ import (
 // with synchronous=NORMAL: a crash may lose its last transactions, never
 // corrupt it, and replay restores them.
 type Catalog struct {
-	db *sql.DB
+	db     *sql.DB
+	stmts  sync.Map // query text -> *sql.Stmt
+	writes chan writeRequest
+	done   chan struct{}
+}
+
+// writeRequest is one write waiting for the writer.
+type writeRequest struct {
+	fn  func(*sql.Tx) error
+	err chan error
+}
+
+// write runs fn in a transaction shared with the writes queued beside it
+// (group commit): SQLite has one writer anyway, and one transaction for
+// many small writes costs about what one costs. Each write is isolated in
+// a savepoint, so one failing leaves the others in.
+func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	r := writeRequest{fn: fn, err: make(chan error, 1)}
+	select {
+	case c.writes <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.err
+}
+
+func (c *Catalog) writer() {
+	defer close(c.done)
+	for first := range c.writes {
+		batch := []writeRequest{first}
+	more:
+		for len(batch) < 256 {
+			select {
+			case r, ok := <-c.writes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		c.commit(batch)
+	}
+}
+
+func (c *Catalog) commit(batch []writeRequest) {
+	ctx := context.Background()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, r := range batch {
+			r.err <- err
+		}
+		return
+	}
+	results := make([]error, len(batch))
+	for i, r := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			results[i] = err
+			continue
+		}
+		if results[i] = r.fn(tx); results[i] != nil {
+			tx.ExecContext(ctx, "ROLLBACK TO w")
+		}
+		tx.ExecContext(ctx, "RELEASE w")
+	}
+	if err := tx.Commit(); err != nil {
+		for i := range results {
+			results[i] = err
+		}
+	}
+	for i, r := range batch {
+		r.err <- results[i]
+	}
+}
+
+// stmt returns the prepared statement for q, preparing it once: SQL
+// parsing is otherwise a large part of every call.
+func (c *Catalog) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := c.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := c.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := c.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (c *Catalog) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// rowResult defers a prepare error to Scan, like *sql.Row does.
+type rowResult struct {
+	row *sql.Row
+	err error
+}
+
+func (r rowResult) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.row.Scan(dest...)
+}
+
+func (c *Catalog) queryRow(ctx context.Context, q string, args ...any) rowResult {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		return rowResult{err: err}
+	}
+	return rowResult{row: st.QueryRowContext(ctx, args...)}
+}
+
+func (c *Catalog) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 var _ catalog.Catalog = (*Catalog)(nil)
@@ -83,11 +211,12 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Catalog{db: db}
+	c := &Catalog{db: db, writes: make(chan writeRequest, 256), done: make(chan struct{})}
 	if err := c.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
 	}
+	go c.writer()
 	return c, nil
 }
 
@@ -117,7 +246,12 @@ func (c *Catalog) migrate(ctx context.Context) error {
 }
 
 // Close implements catalog.Catalog.
-func (c *Catalog) Close() error { return c.db.Close() }
+func (c *Catalog) Close() error {
+	close(c.writes)
+	<-c.done
+	c.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	return c.db.Close()
+}
 
 func b2i(b bool) int {
 	if b {
@@ -128,14 +262,13 @@ func b2i(b bool) int {
 
 // AddEvidence implements catalog.Catalog.
 func (c *Catalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first catalog.Event) error {
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return c.write(ctx, func(tx *sql.Tx) error { return c.addEvidence(ctx, tx, ev, first) })
+}
+
+func (c *Catalog) addEvidence(ctx context.Context, tx *sql.Tx, ev catalog.Evidence, first catalog.Event) error {
 	o := ev.Object
 	to, reason, seq, expires := pendingColumns(ev.Pending)
-	_, err = tx.ExecContext(ctx, `INSERT INTO evidence (`+evidenceColumns+`, rowid_order) VALUES
+	_, err := c.exec(ctx, tx, `INSERT INTO evidence (`+evidenceColumns+`, rowid_order) VALUES
 		(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?)`,
 		ev.ID, ev.CaseID, ev.Kind, ev.SHA256, ev.Size, ev.MediaType, ev.DeclaredMediaType, ev.Collector,
 		ev.IngestedAt.UnixNano(), o.Backend, o.Bucket, o.Key, o.VersionID, o.Size, o.RetainUntil.Unix(),
@@ -147,10 +280,7 @@ func (c *Catalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first ca
 		}
 		return err
 	}
-	if err := insertEvent(ctx, tx, first); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return c.insertEvent(ctx, tx, first)
 }
 
 // pendingColumns flattens a pending release into its four columns.
@@ -161,8 +291,8 @@ func pendingColumns(p *catalog.PendingRelease) (string, string, uint64, int64) {
 	return p.To, p.Reason, p.Seq, p.ExpiresAt.UnixNano()
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)`,
+func (c *Catalog) insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) error {
+	_, err := c.exec(ctx, tx, `INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)`,
 		e.EvidenceID, e.Seq, e.Type, e.RecordedAt.UnixNano(), e.LogIndex, e.LeafHash[:], e.Record,
 		e.ReceiptPayload, e.ReceiptSignature, e.ReceiptKeyID)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
@@ -173,13 +303,12 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) error {
 
 // AddEvent implements catalog.Catalog.
 func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64, state catalog.ItemState) error {
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return c.write(ctx, func(tx *sql.Tx) error { return c.addEvent(ctx, tx, e, prevSeq, state) })
+}
+
+func (c *Catalog) addEvent(ctx context.Context, tx *sql.Tx, e catalog.Event, prevSeq uint64, state catalog.ItemState) error {
 	to, reason, seq, expires := pendingColumns(state.Pending)
-	res, err := tx.ExecContext(ctx, `UPDATE evidence SET last_seq = ?, last_log_index = ?, last_leaf_hash = ?, custodian = ?,
+	res, err := c.exec(ctx, tx, `UPDATE evidence SET last_seq = ?, last_log_index = ?, last_leaf_hash = ?, custodian = ?,
 		pending_to = ?, pending_reason = ?, pending_seq = ?, pending_expires = ?
 		WHERE id = ? AND last_seq = ?`, e.Seq, e.LogIndex, e.LeafHash[:], state.Custodian, to, reason, seq, expires, e.EvidenceID, prevSeq)
 	if err != nil {
@@ -190,10 +319,7 @@ func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64,
 	} else if n != 1 {
 		return fmt.Errorf("evidence %s is no longer at event %d: %w", e.EvidenceID, prevSeq, catalog.ErrConflict)
 	}
-	if err := insertEvent(ctx, tx, e); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return c.insertEvent(ctx, tx, e)
 }
 
 const evidenceColumns = `id, case_id, kind, sha256, size, media_type, declared_media_type, collector, ingested_at,
@@ -230,7 +356,7 @@ func scanEvidence(s scanner) (catalog.Evidence, error) {
 
 // Evidence implements catalog.Catalog.
 func (c *Catalog) Evidence(ctx context.Context, id string) (catalog.Evidence, error) {
-	ev, err := scanEvidence(c.db.QueryRowContext(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = ?`, id))
+	ev, err := scanEvidence(c.queryRow(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ev, fmt.Errorf("evidence %s: %w", id, catalog.ErrNotFound)
 	}
@@ -239,7 +365,7 @@ func (c *Catalog) Evidence(ctx context.Context, id string) (catalog.Evidence, er
 
 // ListByCase implements catalog.Catalog.
 func (c *Catalog) ListByCase(ctx context.Context, caseID, after string, limit int) ([]catalog.Evidence, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+evidenceColumns+` FROM evidence
+	rows, err := c.query(ctx, `SELECT `+evidenceColumns+` FROM evidence
 		WHERE case_id = ? AND rowid_order > COALESCE((SELECT rowid_order FROM evidence WHERE id = ?), 0)
 		ORDER BY rowid_order LIMIT ?`, caseID, after, limit)
 	if err != nil {
@@ -259,7 +385,7 @@ func (c *Catalog) ListByCase(ctx context.Context, caseID, after string, limit in
 
 // ObjectBySHA256 implements catalog.Catalog.
 func (c *Catalog) ObjectBySHA256(ctx context.Context, sha string) (storage.Object, bool, error) {
-	ev, err := scanEvidence(c.db.QueryRowContext(ctx, `SELECT `+evidenceColumns+` FROM evidence
+	ev, err := scanEvidence(c.queryRow(ctx, `SELECT `+evidenceColumns+` FROM evidence
 		WHERE sha256 = ? AND encrypted = 0 ORDER BY rowid_order LIMIT 1`, sha))
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.Object{}, false, nil
@@ -273,7 +399,7 @@ func (c *Catalog) ObjectBySHA256(ctx context.Context, sha string) (storage.Objec
 // HasEventAt implements catalog.Catalog.
 func (c *Catalog) HasEventAt(ctx context.Context, logIndex uint64) (bool, error) {
 	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE log_index = ?`, logIndex).Scan(&n)
+	err := c.queryRow(ctx, `SELECT COUNT(*) FROM events WHERE log_index = ?`, logIndex).Scan(&n)
 	return n > 0, err
 }
 
@@ -296,7 +422,7 @@ func (c *Catalog) SetLogApplied(ctx context.Context, n uint64) error {
 
 // Events implements catalog.Catalog.
 func (c *Catalog) Events(ctx context.Context, evidenceID string) ([]catalog.Event, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
+	rows, err := c.query(ctx, `SELECT evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
 		receipt_payload, receipt_signature, receipt_key_id FROM events WHERE evidence_id = ? ORDER BY seq`, evidenceID)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,165 @@
+package bench_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/client"
+	"github.com/custody-dev/custody/internal/binaries"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+const (
+	eventClients = 64
+	eventsPerRun = 20000
+)
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	slices.Sort(d)
+	return d[int(float64(len(d)-1)*p)]
+}
+
+// BenchmarkCustodyEvents drives custody events (annotations, each a log
+// entry with a signed receipt) through the real custodyd over mutual-TLS
+// gRPC from 64 concurrent clients, one item each, and reports events/s,
+// latency to receipt and to an inclusion proof, beside raw in-process
+// Tessera POSIX appends from 64 goroutines in the same run.
+func BenchmarkCustodyEvents(b *testing.B) {
+	d := binaries.StartCustodyd(b, b.TempDir(), "--checkpoint-interval", "200ms", "--log-level", "warn")
+	creds, err := client.LoadCredentials(d.CredsDir("collector"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	clients := make([]*client.Client, eventClients)
+	ids := make([]string, eventClients)
+	for i := range clients {
+		// One connection per client, as separate teams would have.
+		if clients[i], err = client.Dial(ctx, d.GRPCAddr, creds); err != nil {
+			b.Fatal(err)
+		}
+		defer clients[i].Close()
+		resp, err := upload(ctx, clients[i], "bench", []byte(fmt.Sprintf("bench item %d %d", i, time.Now().UnixNano())))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = resp.GetEvidence().GetEvidenceId()
+	}
+	logClient := custodyv1.NewLogServiceClient(clients[0].Conn())
+
+	for b.Loop() {
+		var mu sync.Mutex
+		var receiptLat []time.Duration
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range eventClients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range eventsPerRun / eventClients {
+					t0 := time.Now()
+					if _, err := clients[i].RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: ids[i], Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: "bench"}); err != nil {
+						b.Error(err)
+						return
+					}
+					lat := time.Since(t0)
+					mu.Lock()
+					receiptLat = append(receiptLat, lat)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(len(receiptLat))/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(percentile(receiptLat, 0.5).Microseconds())/1000, "p50-receipt-ms")
+		b.ReportMetric(float64(percentile(receiptLat, 0.99).Microseconds())/1000, "p99-receipt-ms")
+
+		// Latency to inclusion proof, in a second pass: 200 events from 8
+		// clients, each timed from the call until GetInclusionProof
+		// succeeds, i.e. a signed checkpoint covers it.
+		var proofLat []time.Duration
+		var pmu sync.Mutex
+		var pwg sync.WaitGroup
+		for i := range 8 {
+			pwg.Add(1)
+			go func() {
+				defer pwg.Done()
+				for range 25 {
+					t0 := time.Now()
+					resp, err := clients[i].RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: ids[i], Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: "proof"})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					for {
+						_, err := logClient.GetInclusionProof(ctx, &custodyv1.GetInclusionProofRequest{Index: resp.GetEvent().GetLogIndex()})
+						if err == nil {
+							break
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					pmu.Lock()
+					proofLat = append(proofLat, time.Since(t0))
+					pmu.Unlock()
+				}
+			}()
+		}
+		pwg.Wait()
+		b.ReportMetric(float64(percentile(proofLat, 0.5).Milliseconds()), "p50-proof-ms")
+		b.ReportMetric(float64(percentile(proofLat, 0.99).Milliseconds()), "p99-proof-ms")
+
+		raw := rawTesseraRate(b)
+		b.ReportMetric(raw, "raw-tessera-events/s")
+		b.ReportMetric(float64(len(receiptLat))/elapsed.Seconds()/raw, "ratio")
+	}
+}
+
+// rawTesseraRate appends eventsPerRun entries of the same size as custody
+// entries to a fresh in-process Tessera POSIX log from 64 goroutines and
+// returns entries per second.
+func rawTesseraRate(b *testing.B) float64 {
+	ctx := context.Background()
+	skey, _, err := note.GenerateKey(rand.Reader, "bench.local/raw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	driver, err := posix.New(ctx, posix.Config{Path: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	appender, shutdown, _, err := tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).WithCheckpointInterval(200*time.Millisecond).WithBatching(1024, 10*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shutdown(ctx)
+	entry := make([]byte, 330) // about a custody entry's size
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range eventClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range eventsPerRun / eventClients {
+				e := append([]byte(fmt.Sprintf("%d/%d ", g, n)), entry...)
+				if _, err := appender.Add(ctx, tessera.NewEntry(e))(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(eventsPerRun/eventClients*eventClients) / time.Since(start).Seconds()
+}
