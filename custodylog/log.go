@@ -118,6 +118,33 @@ func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	return l.reader.ReadCheckpoint(ctx)
 }
 
+// Settled waits for the log to integrate everything it has sequenced (after
+// a restart, what was sequenced before it) and returns the log's size.
+func (l *Log) Settled(ctx context.Context) (uint64, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		next, err := l.reader.NextIndex(ctx)
+		if err != nil {
+			return 0, err
+		}
+		integrated, err := l.reader.IntegratedSize(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if integrated >= next {
+			return integrated, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the log integrated %d of %d entries within a minute", integrated, next)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Reader gives the raw tile, entry bundle and checkpoint reads.
 func (l *Log) Reader() tessera.LogReader { return l.reader }
 

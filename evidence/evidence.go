@@ -45,6 +45,20 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 )
 
+// Log is what the service needs of the custody log (package custodylog
+// is the implementation; a distributed one can take its place).
+type Log interface {
+	// Append adds an entry and returns once it is durably sequenced.
+	Append(ctx context.Context, entry []byte) (custodylog.Appended, error)
+	// Entry reads the entry at index from the tree of size treeSize.
+	Entry(ctx context.Context, index, treeSize uint64) ([]byte, error)
+	// Settled returns the log's size once everything sequenced is
+	// integrated.
+	Settled(ctx context.Context) (uint64, error)
+	// Origin is the log's origin line.
+	Origin() string
+}
+
 // Config tunes the service.
 type Config struct {
 	// MaxUploadBytes is the largest item accepted (default 64 GiB).
@@ -64,7 +78,7 @@ type Config struct {
 type Service struct {
 	store    storage.Store
 	catalog  catalog.Catalog
-	log      *custodylog.Log
+	log      Log
 	journal  *journal.Journal
 	receipts *receipt.Signer
 	identity *age.X25519Identity
@@ -80,7 +94,7 @@ type Service struct {
 type Deps struct {
 	Store    storage.Store
 	Catalog  catalog.Catalog
-	Log      *custodylog.Log
+	Log      Log
 	Journal  *journal.Journal
 	Receipts *receipt.Signer
 	// Identity decrypts special-category items; its recipient encrypts them.

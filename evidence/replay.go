@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -65,7 +64,7 @@ func (s *Service) Replay(ctx context.Context, journalPath string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	size, err := s.settledLogSize(ctx)
+	size, err := s.log.Settled(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -109,30 +108,6 @@ func (s *Service) Replay(ctx context.Context, journalPath string) (int, error) {
 		n++
 	}
 	return n, s.catalog.SetLogApplied(ctx, size)
-}
-
-// settledLogSize waits for the log to integrate what it had sequenced
-// before the restart, and returns its size.
-func (s *Service) settledLogSize(ctx context.Context) (uint64, error) {
-	r := s.log.Reader()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		next, err := r.NextIndex(ctx)
-		if err != nil {
-			return 0, err
-		}
-		integrated, err := r.IntegratedSize(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if integrated >= next {
-			return integrated, nil
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("the log integrated %d of %d entries within a minute", integrated, next)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, records map[string]journalRecord, receipts map[string]receipt.Receipt) error {

@@ -6,6 +6,7 @@
 package miniotest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Version is the pinned MinIO server release (a Go pseudo-version).
@@ -127,12 +131,20 @@ func (s *Server) start(t testing.TB) {
 	s.done = make(chan struct{})
 	go func() { s.cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(60 * time.Second)
+	raw, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for time.Now().Before(deadline) {
+		// Ready means an S3 call succeeds: /minio/health/ready can answer
+		// before the object layer is initialised.
 		resp, err := http.Get("http://" + s.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				if _, err := raw.ListBuckets(context.Background()); err == nil {
+					return
+				}
 			}
 		}
 		select {
