@@ -114,3 +114,17 @@ func (c *Client) History(ctx context.Context, evidenceID string) ([]*custodyv1.C
 // Custody returns the raw CustodyService client, for calls this package
 // does not wrap.
 func (c *Client) Custody() custodyv1.CustodyServiceClient { return c.custody }
+
+// Bundle returns an item's court bundle, the JSON document that verifies
+// offline (package verify). consistencyFrom, if not 0, asks for a
+// consistency proof from a checkpoint of that size seen before.
+func (c *Client) Bundle(ctx context.Context, evidenceID string, consistencyFrom uint64) ([]byte, error) {
+	resp, err := c.custody.GetBundle(ctx, &custodyv1.GetBundleRequest{EvidenceId: evidenceID, ConsistencyFromSize: consistencyFrom})
+	return resp.GetBundle().GetData(), err
+}
+
+// VerifyEvidence asks the server to re-hash the stored bytes and re-check
+// the item's log entries; the check is logged as a verification event.
+func (c *Client) VerifyEvidence(ctx context.Context, evidenceID string) (*custodyv1.VerifyEvidenceResponse, error) {
+	return c.custody.VerifyEvidence(ctx, &custodyv1.VerifyEvidenceRequest{EvidenceId: evidenceID})
+}

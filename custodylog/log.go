@@ -27,8 +27,10 @@ var ErrEntryTooLarge = errors.New("log entry too large")
 type Config struct {
 	// Dir is the POSIX log folder (<data-dir>/log).
 	Dir string
-	// Signer signs checkpoints; its name is the log's origin.
-	Signer note.Signer
+	// Signer signs checkpoints; its name is the log's origin. Verifier
+	// checks them.
+	Signer   note.Signer
+	Verifier note.Verifier
 	// CheckpointInterval is how often a new checkpoint is published
 	// (at least 100ms).
 	CheckpointInterval time.Duration
@@ -43,6 +45,7 @@ type Log struct {
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	origin   string
+	verifier note.Verifier
 	cancel   context.CancelFunc
 }
 
@@ -77,7 +80,7 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log appender: %w", err)
 	}
-	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name()}, nil
+	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier}, nil
 }
 
 // Origin is the log's origin line.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/client"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // ErrBeyondTree is returned for an index or size past the published tree.
@@ -40,12 +39,12 @@ type Published struct {
 }
 
 // Latest reads and verifies the latest published checkpoint.
-func (l *Log) Latest(ctx context.Context, v note.Verifier) (Published, error) {
+func (l *Log) Latest(ctx context.Context) (Published, error) {
 	raw, err := l.reader.ReadCheckpoint(ctx)
 	if err != nil {
 		return Published{}, err
 	}
-	cp, _, _, err := log.ParseCheckpoint(raw, l.origin, v)
+	cp, _, _, err := log.ParseCheckpoint(raw, l.origin, l.verifier)
 	if err != nil {
 		return Published{}, fmt.Errorf("own checkpoint does not verify: %w", err)
 	}

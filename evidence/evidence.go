@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
+	"github.com/custody-dev/custody/verify"
 )
 
 // Errors of this package. Messages wrapping them are written for the caller.
@@ -57,6 +58,11 @@ type Log interface {
 	Settled(ctx context.Context) (uint64, error)
 	// Origin is the log's origin line.
 	Origin() string
+	// Latest is the latest signed checkpoint, verified.
+	Latest(ctx context.Context) (custodylog.Published, error)
+	// InclusionProof and ConsistencyProof prove against a tree size.
+	InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error)
+	ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error)
 }
 
 // Config tunes the service.
@@ -82,6 +88,7 @@ type Service struct {
 	journal  *journal.Journal
 	receipts *receipt.Signer
 	identity *age.X25519Identity
+	keys     verify.Keys
 	cfg      Config
 	logger   *slog.Logger
 	now      func() time.Time
@@ -100,6 +107,8 @@ type Deps struct {
 	// Identity decrypts special-category items; its recipient encrypts them.
 	Identity *age.X25519Identity
 	Logger   *slog.Logger
+	// PublicKeys go into bundles as hints.
+	PublicKeys verify.Keys
 }
 
 // New returns a Service.
@@ -114,7 +123,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Logger = slog.Default()
 	}
 	return &Service{
-		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, receipts: d.Receipts, identity: d.Identity,
+		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
 		cfg: cfg, logger: d.Logger, now: time.Now,
 	}
 }

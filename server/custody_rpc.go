@@ -3,7 +3,10 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/events"
@@ -155,4 +158,36 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+func (c *custodyService) GetBundle(ctx context.Context, req *custodyv1.GetBundleRequest) (*custodyv1.GetBundleResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	b, err := c.svc.Bundle(ctx, who, req.GetEvidenceId(), req.GetConsistencyFromSize())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &custodyv1.GetBundleResponse{Bundle: &httpbody.HttpBody{ContentType: "application/json", Data: data}}, nil
+}
+
+func (c *custodyService) VerifyEvidence(ctx context.Context, req *custodyv1.VerifyEvidenceRequest) (*custodyv1.VerifyEvidenceResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	v, err := c.svc.VerifyStored(ctx, who, req.GetEvidenceId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &custodyv1.VerifyEvidenceResponse{Ok: v.OK, Event: eventToProto(v.Event.Record, v.Event.Event), VerifiedAt: timeToProto(v.Event.RecordedAt)}
+	for _, ch := range v.Checks {
+		resp.Checks = append(resp.Checks, &custodyv1.VerificationCheck{Name: ch.Name, Ok: ch.OK, Detail: ch.Detail})
+	}
+	return resp, nil
 }

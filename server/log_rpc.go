@@ -26,7 +26,7 @@ type logService struct {
 
 // latest is the current checkpoint, or UNAVAILABLE before the first one.
 func (l *logService) latest(ctx context.Context) (custodylog.Published, error) {
-	cp, err := l.log.Latest(ctx, l.verifier)
+	cp, err := l.log.Latest(ctx)
 	if err != nil {
 		return cp, fmt.Errorf("%w: no checkpoint published yet: %v", evidence.ErrUnavailable, err)
 	}

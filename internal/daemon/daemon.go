@@ -29,6 +29,7 @@ import (
 	"github.com/custody-dev/custody/storage"
 	"github.com/custody-dev/custody/storage/disk"
 	"github.com/custody-dev/custody/storage/s3"
+	"github.com/custody-dev/custody/verify"
 )
 
 // Config is custodyd's configuration; see cmd/custodyd for each field's
@@ -117,7 +118,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.closers = append(d.closers, cat.Close)
 	custodyLog, err := custodylog.Open(ctx, custodylog.Config{
-		Dir: filepath.Join(cfg.DataDir, "log"), Signer: ks.LogSigner, CheckpointInterval: cfg.CheckpointInterval,
+		Dir: filepath.Join(cfg.DataDir, "log"), Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.CheckpointInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -141,6 +142,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	d.Evidence = evidence.New(evidence.Deps{
 		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
+		PublicKeys: verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL,

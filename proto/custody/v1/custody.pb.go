@@ -1039,10 +1039,13 @@ func (x *ListEventsResponse) GetNextPageToken() string {
 }
 
 type GetBundleRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EvidenceId    string                 `protobuf:"bytes,1,opt,name=evidence_id,json=evidenceId,proto3" json:"evidence_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EvidenceId string                 `protobuf:"bytes,1,opt,name=evidence_id,json=evidenceId,proto3" json:"evidence_id,omitempty"`
+	// Include a consistency proof from this tree size (a checkpoint the
+	// court saw before) to the bundle's checkpoint.
+	ConsistencyFromSize uint64 `protobuf:"varint,2,opt,name=consistency_from_size,json=consistencyFromSize,proto3" json:"consistency_from_size,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *GetBundleRequest) Reset() {
@@ -1080,6 +1083,13 @@ func (x *GetBundleRequest) GetEvidenceId() string {
 		return x.EvidenceId
 	}
 	return ""
+}
+
+func (x *GetBundleRequest) GetConsistencyFromSize() uint64 {
+	if x != nil {
+		return x.ConsistencyFromSize
+	}
+	return 0
 }
 
 type GetBundleResponse struct {
@@ -1394,10 +1404,11 @@ const file_custody_v1_custody_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x12ListEventsResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.custody.v1.CustodyEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"g\n" +
 	"\x10GetBundleRequest\x12\x1f\n" +
 	"\vevidence_id\x18\x01 \x01(\tR\n" +
-	"evidenceId\"A\n" +
+	"evidenceId\x122\n" +
+	"\x15consistency_from_size\x18\x02 \x01(\x04R\x13consistencyFromSize\"A\n" +
 	"\x11GetBundleResponse\x12,\n" +
 	"\x06bundle\x18\x01 \x01(\v2\x14.google.api.HttpBodyR\x06bundle\"8\n" +
 	"\x15VerifyEvidenceRequest\x12\x1f\n" +

@@ -268,6 +268,8 @@ func local_request_CustodyService_ListEvents_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
+var filter_CustodyService_GetBundle_0 = &utilities.DoubleArray{Encoding: map[string]int{"evidence_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
 func request_CustodyService_GetBundle_0(ctx context.Context, marshaler runtime.Marshaler, client CustodyServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetBundleRequest
@@ -281,6 +283,12 @@ func request_CustodyService_GetBundle_0(ctx context.Context, marshaler runtime.M
 	protoReq.EvidenceId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "evidence_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_CustodyService_GetBundle_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -302,6 +310,12 @@ func local_request_CustodyService_GetBundle_0(ctx context.Context, marshaler run
 	protoReq.EvidenceId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "evidence_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_CustodyService_GetBundle_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetBundle(ctx, &protoReq)
 	return msg, metadata, err

@@ -1,0 +1,122 @@
+// Package verify checks a Custody court bundle offline, trusting no
+// server: the evidence file's digest, every event record against the log
+// entry that commits to it, every entry's inclusion in a signed checkpoint,
+// the receipts, the per-item chain, the hand-offs and their signatures, and
+// the log's consistency with a checkpoint the court saw before.
+//
+// It depends only on the standard library, golang.org/x/mod (signed
+// notes), transparency-dev/merkle (proofs), sigstore's signature package,
+// and this module's stdlib-only encoding packages (canonicaljson, events),
+// so courts and other tools can embed it. The bundle format is specified in
+// docs/BUNDLE.md.
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Format and Version identify the bundle format.
+const (
+	Format  = "custody-bundle"
+	Version = 1
+)
+
+// Bundle is a court bundle: one self-contained JSON document.
+type Bundle struct {
+	Format    string   `json:"format"`
+	Version   int      `json:"v"`
+	CreatedAt string   `json:"created_at"`
+	Evidence  Evidence `json:"evidence"`
+	Log       Log      `json:"log"`
+	Events    []Event  `json:"events"`
+	// Keys are hints: a court should get the keys out of band.
+	Keys        Keys         `json:"keys"`
+	Consistency *Consistency `json:"consistency,omitempty"`
+}
+
+// Evidence is the item the bundle is about.
+type Evidence struct {
+	EvidenceID string `json:"evidence_id"`
+	SHA256     string `json:"sha256"`
+	Size       int64  `json:"size"`
+	MediaType  string `json:"media_type"`
+	Kind       string `json:"kind"`
+	CaseID     string `json:"case_id"`
+	// Metadata is the descriptive metadata (what the collector stated and
+	// what the server read from the bytes); absent when withheld.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// Withheld says records and metadata were left out because the caller
+	// may not read this special-category item: only commitments remain.
+	Withheld bool `json:"withheld,omitempty"`
+}
+
+// Log names the checkpoint every proof leads to.
+type Log struct {
+	Origin     string `json:"origin"`
+	Checkpoint string `json:"checkpoint"` // the signed note, verbatim
+	TreeSize   uint64 `json:"tree_size"`
+}
+
+// Event is one custody event with its proofs.
+type Event struct {
+	Seq      uint64 `json:"seq"`
+	LogIndex uint64 `json:"log_index"`
+	// Entry is the log entry, canonical JSON text.
+	Entry string `json:"entry"`
+	// Record is the full event record, canonical JSON text; absent when
+	// withheld.
+	Record string `json:"record,omitempty"`
+	// InclusionProof is the audit path to Log.TreeSize, base64 hashes.
+	InclusionProof [][]byte `json:"inclusion_proof"`
+	Receipt        *Receipt `json:"receipt,omitempty"`
+}
+
+// Receipt is a signed receipt.
+type Receipt struct {
+	Payload   string `json:"payload"` // canonical JSON text, as signed
+	Signature []byte `json:"signature"`
+	KeyID     string `json:"key_id"`
+}
+
+// Keys are the service's public keys, as hints.
+type Keys struct {
+	LogVerifierKey      string `json:"log_verifier_key"`
+	ReceiptPublicKeyPEM string `json:"receipt_public_key_pem"`
+}
+
+// Consistency proves the log at FromSize is a prefix of Log.TreeSize.
+type Consistency struct {
+	FromSize uint64   `json:"from_size"`
+	Proof    [][]byte `json:"proof"`
+}
+
+// MaxBundleSize bounds what Parse reads.
+const MaxBundleSize = 256 << 20
+
+// Parse decodes a bundle and checks its shape (not its proofs).
+func Parse(b []byte) (*Bundle, error) {
+	if len(b) > MaxBundleSize {
+		return nil, fmt.Errorf("bundle is %d bytes, at most %d", len(b), MaxBundleSize)
+	}
+	var bundle Bundle
+	if err := json.Unmarshal(b, &bundle); err != nil {
+		return nil, fmt.Errorf("bundle is not valid JSON: %w", err)
+	}
+	if bundle.Format != Format {
+		return nil, fmt.Errorf("not a Custody bundle (format %q)", bundle.Format)
+	}
+	if bundle.Version != Version {
+		return nil, fmt.Errorf("bundle format version %d; this verifier reads version %d", bundle.Version, Version)
+	}
+	if len(bundle.Events) == 0 {
+		return nil, errors.New("bundle has no events")
+	}
+	if bundle.Log.Checkpoint == "" {
+		return nil, errors.New("bundle has no checkpoint")
+	}
+	return &bundle, nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
