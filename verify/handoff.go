@@ -12,7 +12,8 @@ import (
 )
 
 // checkHandoffs replays custody over the records: the collector holds the
-// item after ingest; a release must come from the custodian of the moment;
+// item after ingest; a release, an analysis, a derivation or a submission
+// must come from the custodian of the moment;
 // an accept must answer the pending release, by its named recipient; both
 // must carry the party's signature over the statement the record names,
 // made with the key of the party's own certificate.
@@ -57,6 +58,10 @@ func checkHandoffs(b *Bundle, records []*events.Record, roots *x509.CertPool) er
 				errs = append(errs, fmt.Errorf("event #%d (accept): %w", rec.Sequence, err))
 			}
 			custodian, pending = rec.Performer, nil
+		case events.Analysis, events.Derivation, events.SubmissionToCourt:
+			if rec.Performer != custodian {
+				errs = append(errs, fmt.Errorf("event #%d: %s recorded %s while %s held the item", rec.Sequence, rec.Performer, rec.Type, custodian))
+			}
 		case events.ReleaseCancelled, events.ReleaseExpired:
 			if pending == nil {
 				errs = append(errs, fmt.Errorf("event #%d: %s without a pending release", rec.Sequence, rec.Type))

@@ -38,6 +38,8 @@ var commands = map[string]command{
 	"release":    {runRelease},
 	"accept":     {runAccept},
 	"event":      {runEvent},
+	"bundle":     {runBundle},
+	"verify":     {runVerify},
 }
 
 // protoMap renders a message as a JSON-ready map with proto field names.

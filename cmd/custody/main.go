@@ -40,6 +40,10 @@ Commands:
   accept ID    take over an item released to you (signed with your key)
   event ID --type TYPE --note TEXT
                analysis, derivation, submission_to_court or annotation
+  bundle ID --out FILE [--checkpoint OLD]
+               the court bundle: one JSON file that verifies offline
+  verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM]
+               offline verification, no network; exit 0 verified, 1 a check failed, 2 unusable input
 
 Global flags:
 `

@@ -192,6 +192,43 @@ func TestCLIEvidence(t *testing.T) {
 		t.Fatal("a failed download left a file")
 	}
 
+	// The court: a bundle, then offline verification with keys it got
+	// from the operator, and a tampered copy.
+	item := results[0]
+	bundle := filepath.Join(dir, "bundle.json")
+	runOK(t, cli("court", "bundle", item.EvidenceID, "--out", bundle))
+	var keys struct {
+		LogVerifierKey      string `json:"log_verifier_key"`
+		ReceiptPublicKeyPEM string `json:"receipt_public_key_pem"`
+	}
+	if err := json.Unmarshal([]byte(runOK(t, cli("court", "-o", "json", "keys"))), &keys); err != nil {
+		t.Fatal(err)
+	}
+	receiptKey := filepath.Join(dir, "receipt-key.pem")
+	os.WriteFile(receiptKey, []byte(keys.ReceiptPublicKeyPEM), 0o644)
+	verifyArgs := []string{"verify", "--bundle", bundle, "--file", item.File, "--log-key", keys.LogVerifierKey, "--receipt-key", receiptKey,
+		"--ca", filepath.Join(d.CredsDir("court"), "ca.pem")}
+	// No --server or --creds: verification needs no network.
+	out = runOK(t, exec.Command(custody, verifyArgs...))
+	if !strings.Contains(out, "VERIFIED: every check passed") || strings.Contains(out, "WARNING") {
+		t.Fatalf("verify output:\n%s", out)
+	}
+	raw, _ := os.ReadFile(bundle)
+	tampered := filepath.Join(dir, "tampered.json")
+	os.WriteFile(tampered, bytes.Replace(raw, []byte(`"seq": 1`), []byte(`"seq": 7`), 1), 0o644)
+	cmd = exec.Command(custody, append([]string{"verify", "--bundle", tampered}, verifyArgs[3:]...)...)
+	var vout bytes.Buffer
+	cmd.Stdout = &vout
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(vout.String(), "NOT VERIFIED") {
+		t.Fatalf("verify of a tampered bundle: %v\n%s", err, vout.String())
+	}
+	os.WriteFile(tampered, []byte("not a bundle"), 0o644)
+	err = exec.Command(custody, "verify", "--bundle", tampered).Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("verify of garbage: %v, want exit 2", err)
+	}
+
 	attachment := filepath.Join(dir, "export.eft")
 	os.WriteFile(attachment, []byte("fingerprint export"), 0o600)
 	record := filepath.Join(binaries.RepoRoot(t), "examples", "seizure-record.json")

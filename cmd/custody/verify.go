@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/verify"
+)
+
+func runBundle(ctx context.Context, g globals, args []string) error {
+	fs := newFlagSet("bundle")
+	out := fs.String("out", "", "file to write the bundle to (required)")
+	since := fs.String("checkpoint", "", "a checkpoint you saved before: the bundle then carries a consistency proof from it")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID("bundle", pos)
+	if err != nil || *out == "" {
+		return usagef("usage: custody bundle ID --out FILE [--checkpoint OLD]")
+	}
+	var from uint64
+	if *since != "" {
+		raw, err := os.ReadFile(*since)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if from, err = checkpointSize(raw); err != nil {
+			return usagef("%s: %v", *since, err)
+		}
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b, err := c.Bundle(ctx, id, from)
+	if err != nil {
+		return rpcError("bundle "+id, err)
+	}
+	if err := certs.WriteFileAtomic(*out, b, 0o644); err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(g.stdout, map[string]any{"evidence_id": id, "file": *out, "bytes": len(b)})
+	}
+	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes)\nverify it offline: custody verify --bundle %s --log-key KEY --receipt-key PEM\n", id, *out, len(b), *out)
+	return nil
+}
+
+// checkpointSize reads the size line of a checkpoint note (unverified: the
+// verifier checks the signature).
+func checkpointSize(raw []byte) (uint64, error) {
+	lines := strings.SplitN(string(raw), "\n", 3)
+	if len(lines) < 3 {
+		return 0, errors.New("not a checkpoint")
+	}
+	var n uint64
+	if _, err := fmt.Sscan(lines[1], &n); err != nil {
+		return 0, errors.New("not a checkpoint: no size line")
+	}
+	return n, nil
+}
+
+func runVerify(ctx context.Context, g globals, args []string) error {
+	fs := newFlagSet("verify")
+	bundleFile := fs.String("bundle", "", "the court bundle (required)")
+	evidenceFile := fs.String("file", "", "the evidence file, to check its SHA-256")
+	logKey := fs.String("log-key", "", "the log's signed-note verifier key, or a file holding it (from the operator, out of band)")
+	receiptKey := fs.String("receipt-key", "", "PEM file of the receipt public key (from the operator, out of band)")
+	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
+	caFile := fs.String("ca", "", "PEM file of the operator's CA, to check hand-off signers' certificates")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *bundleFile == "" {
+		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM]")
+	}
+	raw, err := os.ReadFile(*bundleFile)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	b, err := verify.Parse(raw)
+	if err != nil {
+		return usagef("%s: %v", *bundleFile, err)
+	}
+	var opts verify.Options
+	if *evidenceFile != "" {
+		f, err := os.Open(*evidenceFile)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		defer f.Close()
+		opts.File = f
+	}
+	if *logKey != "" {
+		opts.LogVerifierKey = *logKey
+		if data, err := os.ReadFile(*logKey); err == nil {
+			opts.LogVerifierKey = strings.TrimSpace(string(data))
+		}
+	}
+	if *receiptKey != "" {
+		if opts.ReceiptKeyPEM, err = os.ReadFile(*receiptKey); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if *oldCheckpoint != "" {
+		if opts.OldCheckpoint, err = os.ReadFile(*oldCheckpoint); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if *caFile != "" {
+		cs, err := certs.ReadCertificates(*caFile)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		opts.Roots = x509.NewCertPool()
+		for _, c := range cs {
+			opts.Roots.AddCert(c)
+		}
+	}
+	report := verify.Verify(b, opts)
+	if g.output == "json" {
+		if err := printJSON(g.stdout, report); err != nil {
+			return err
+		}
+	} else {
+		printReport(g.stdout, report)
+	}
+	if !report.OK {
+		return fmt.Errorf("verification failed: %d of %d checks", len(report.Failures()), len(report.Checks))
+	}
+	return nil
+}
+
+func printReport(w io.Writer, r *verify.Report) {
+	fmt.Fprintf(w, "Evidence %s\n", r.EvidenceID)
+	for _, c := range r.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  [%s] %s: %s\n", mark, c.Name, c.Detail)
+	}
+	if len(r.TrustedFromBundle) > 0 {
+		fmt.Fprintf(w, "\nWARNING: trust was taken from the bundle itself for: %s.\nGet these from the operator out of band and pass them with --log-key, --receipt-key and --ca.\n",
+			strings.Join(r.TrustedFromBundle, "; "))
+	}
+	if r.OK {
+		fmt.Fprintln(w, "\nVERIFIED: every check passed.")
+	} else {
+		fmt.Fprintf(w, "\nNOT VERIFIED: %d check(s) failed.\n", len(r.Failures()))
+	}
+}
