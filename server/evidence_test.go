@@ -642,3 +642,57 @@ func TestReceiptVerifiesWithOpenSSL(t *testing.T) {
 		t.Fatalf("openssl verified a tampered receipt: %s", out)
 	}
 }
+
+// TestVerifyEvidenceFindsReplacedBytes changes the stored bytes under the
+// service (the file on disk; the object's data on MinIO's drive) and
+// expects the server-side check to fail, and to be logged.
+func TestVerifyEvidenceFindsReplacedBytes(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.start(t, servertest.Options{})
+			c := s.env.Client(t, identity.RoleCustodian)
+			collector := s.env.Client(t, identity.RoleCollector)
+			data := randomBytes(2 << 20) // large enough to be a part file in MinIO
+			resp, err := collector.Upload(t.Context(), meta("case-verify", data), bytes.NewReader(data), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := resp.GetEvidence().GetEvidenceId()
+			v, err := c.VerifyEvidence(t.Context(), id)
+			if err != nil || !v.GetOk() {
+				t.Fatalf("untouched: %v %v", v, err)
+			}
+			// Replace bytes behind the service's back.
+			root := filepath.Join(s.dataDir, "blobs")
+			if s.minio != nil {
+				root = filepath.Join(s.minio.DataDir, s.bucket)
+			}
+			replaced := 0
+			filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() || (s.minio != nil && !strings.HasPrefix(d.Name(), "part.")) {
+					return err
+				}
+				os.Chmod(path, 0o600)
+				b, _ := os.ReadFile(path)
+				b[len(b)/2] ^= 0xff
+				replaced++
+				return os.WriteFile(path, b, 0o600)
+			})
+			if replaced == 0 {
+				t.Fatal("found no stored bytes to replace")
+			}
+			v, err = c.VerifyEvidence(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.GetOk() || v.GetChecks()[0].GetOk() {
+				t.Fatalf("replaced bytes pass verification: %v", v)
+			}
+			hist := checkChain(t, c, id, nil)
+			last := hist[len(hist)-1]
+			if last.GetType() != custodyv1.EventType_EVENT_TYPE_VERIFICATION || last.GetOutcome() != custodyv1.Outcome_OUTCOME_FAILED {
+				t.Fatalf("last event %v, want a failed verification", last)
+			}
+		})
+	}
+}

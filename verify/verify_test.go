@@ -2,9 +2,9 @@ package verify_test
 
 import (
 	"bytes"
-	"crypto/x509"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -115,6 +115,12 @@ func (s *scenario) bundle(t *testing.T) *verify.Bundle {
 
 func TestUntouchedBundleVerifies(t *testing.T) {
 	s := newScenario(t)
+	if os.Getenv("CUSTODY_UPDATE_TESTDATA") != "" {
+		// Refresh the fuzz seed: go test ./verify -run Untouched with the variable set.
+		if err := os.WriteFile("testdata/bundle.json", s.raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b := s.bundle(t)
 	if len(b.Events) != 5 {
 		t.Fatalf("bundle has %d events, want ingest, release, accept, analysis, access", len(b.Events))
@@ -257,7 +263,6 @@ func FuzzParseAndVerify(f *testing.F) {
 		}
 	})
 }
-
 
 func newPool(cs []*x509.Certificate) *x509.CertPool {
 	p := x509.NewCertPool()
