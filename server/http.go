@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	"github.com/custody-dev/custody/server/verifypage"
 )
 
 // httpHandler builds the HTTPS routes:
@@ -42,6 +43,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 		w.Write(custodyv1.OpenAPI)
 	})
 	mux.Handle("/log/", logHandler(s.cfg.LogDir))
+	mux.Handle("GET /verify", verifypage.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
