@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/transparency-dev/merkle/proof"
@@ -109,25 +111,28 @@ func Verify(b *Bundle, opts Options) *Report {
 	entries := make([]map[string]any, len(b.Events))
 	records := make([]*events.Record, len(b.Events))
 	leaves := make([][32]byte, len(b.Events))
-	for i, ev := range b.Events {
-		name := fmt.Sprintf("event #%d (log %d)", ev.Seq, ev.LogIndex)
-		entry, err := events.ParseEntry([]byte(ev.Entry))
-		if err != nil {
-			r.add(name+": entry", err, "")
-			continue
-		}
-		entries[i] = entry
-		leaves[i] = leafHash([]byte(ev.Entry))
-		if id, _ := entry["evidence_id"].(string); id != b.Evidence.EvidenceID {
-			r.add(name+": entry", fmt.Errorf("the entry is about %q, not %s", id, b.Evidence.EvidenceID), "")
-			continue
-		}
-		if seq, _ := entry["seq"].(int64); uint64(seq) != ev.Seq {
-			r.add(name+": entry", fmt.Errorf("the entry is event #%d, the bundle says #%d", seq, ev.Seq), "")
-		}
-		r.add(name+": record commitment", checkRecord(ev, entry, &records[i], b.Evidence.Withheld), "the record re-encodes to the committed digest")
-		r.add(name+": inclusion", checkInclusion(ev, leaves[i], b.Log.TreeSize, root), fmt.Sprintf("in the log of %d entries", b.Log.TreeSize))
-		r.add(name+": receipt", checkReceipt(ev, leaves[i], b.Evidence.EvidenceID, receiptKey), "signed by the receipt key")
+	perEvent := make([][]Check, len(b.Events))
+	// Events are independent until the chain check: verify them on every
+	// core (a receipt's ECDSA signature is the dearest part).
+	work := make(chan int)
+	var wg sync.WaitGroup
+	receiptPub, receiptKeyErr := parsePublicKey(receiptKey)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				perEvent[i] = checkEvent(b, i, root, receiptPub, receiptKeyErr, &entries[i], &records[i], &leaves[i])
+			}
+		}()
+	}
+	for i := range b.Events {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, cs := range perEvent {
+		r.Checks = append(r.Checks, cs...)
 	}
 	r.add("custody chain", checkChain(b, entries, leaves), fmt.Sprintf("%d events, gap-free, each linked to its predecessor", len(b.Events)))
 	if !b.Evidence.Withheld {
@@ -142,6 +147,35 @@ func Verify(b *Bundle, opts Options) *Report {
 	}
 	r.OK = len(r.Failures()) == 0
 	return r
+}
+
+// checkEvent checks one event's entry, record, inclusion and receipt.
+func checkEvent(b *Bundle, i int, root []byte, receiptKey crypto.PublicKey, receiptKeyErr error, entryOut *map[string]any, recOut **events.Record, leafOut *[32]byte) []Check {
+	ev := b.Events[i]
+	var r Report
+	name := fmt.Sprintf("event #%d (log %d)", ev.Seq, ev.LogIndex)
+	entry, err := events.ParseEntry([]byte(ev.Entry))
+	if err != nil {
+		r.add(name+": entry", err, "")
+		return r.Checks
+	}
+	*entryOut = entry
+	*leafOut = leafHash([]byte(ev.Entry))
+	if id, _ := entry["evidence_id"].(string); id != b.Evidence.EvidenceID {
+		r.add(name+": entry", fmt.Errorf("the entry is about %q, not %s", id, b.Evidence.EvidenceID), "")
+		return r.Checks
+	}
+	if seq, _ := entry["seq"].(int64); uint64(seq) != ev.Seq {
+		r.add(name+": entry", fmt.Errorf("the entry is event #%d, the bundle says #%d", seq, ev.Seq), "")
+	}
+	r.add(name+": record commitment", checkRecord(ev, entry, recOut, b.Evidence.Withheld), "the record re-encodes to the committed digest")
+	r.add(name+": inclusion", checkInclusion(ev, *leafOut, b.Log.TreeSize, root), fmt.Sprintf("in the log of %d entries", b.Log.TreeSize))
+	if receiptKeyErr != nil {
+		r.add(name+": receipt", fmt.Errorf("receipt key: %w", receiptKeyErr), "")
+	} else {
+		r.add(name+": receipt", checkReceipt(ev, *leafOut, b.Evidence.EvidenceID, receiptKey), "signed by the receipt key")
+	}
+	return r.Checks
 }
 
 func leafHash(entry []byte) [32]byte {
@@ -216,11 +250,11 @@ func checkInclusion(ev Event, leaf [32]byte, size uint64, root []byte) error {
 	return nil
 }
 
-func checkReceipt(ev Event, leaf [32]byte, evidenceID string, keyPEM []byte) error {
+func checkReceipt(ev Event, leaf [32]byte, evidenceID string, key crypto.PublicKey) error {
 	if ev.Receipt == nil {
 		return errors.New("no receipt")
 	}
-	if err := verifySignature(keyPEM, []byte(ev.Receipt.Payload), ev.Receipt.Signature); err != nil {
+	if err := verifyWithKey(key, []byte(ev.Receipt.Payload), ev.Receipt.Signature); err != nil {
 		return fmt.Errorf("the receipt's signature does not verify under the receipt key: %w", err)
 	}
 	var p struct {
@@ -237,20 +271,17 @@ func checkReceipt(ev Event, leaf [32]byte, evidenceID string, keyPEM []byte) err
 	return nil
 }
 
-// verifySignature checks sig over msg with a PEM public key: ECDSA (DER
-// over SHA-256), Ed25519, or whatever sigstore supports.
-func verifySignature(keyPEM, msg, sig []byte) error {
+// parsePublicKey reads a PEM SubjectPublicKeyInfo.
+func parsePublicKey(keyPEM []byte) (crypto.PublicKey, error) {
 	block, _ := pem.Decode(keyPEM)
 	if block == nil {
-		return errors.New("no PEM public key")
+		return nil, errors.New("no PEM public key")
 	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return err
-	}
-	return verifyWithKey(pub, msg, sig)
+	return x509.ParsePKIXPublicKey(block.Bytes)
 }
 
+// verifyWithKey checks sig over msg: ECDSA (DER over SHA-256), Ed25519, or
+// whatever sigstore supports.
 func verifyWithKey(pub crypto.PublicKey, msg, sig []byte) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
