@@ -84,6 +84,9 @@ type Catalog interface {
 	// ListByCase returns up to limit items of a case in ingest order,
 	// starting after the item with id after (empty: from the start).
 	ListByCase(ctx context.Context, caseID, after string, limit int) ([]Evidence, error)
+	// ListAll returns up to limit items of every case in ingest order,
+	// starting after the item with id after (empty: from the start).
+	ListAll(ctx context.Context, after string, limit int) ([]Evidence, error)
 	// ObjectBySHA256 returns a sealed, unencrypted object holding content
 	// with this digest, if the catalog knows one.
 	ObjectBySHA256(ctx context.Context, sha256 string) (storage.Object, bool, error)

@@ -187,3 +187,31 @@ func (s *Service) rehash(ctx context.Context, item catalog.Evidence) error {
 	}
 	return nil
 }
+
+// Scrub re-hashes every stored item, calling report with each item's id
+// and nil or the mismatch. It logs every mismatch and returns the counts.
+func (s *Service) Scrub(ctx context.Context, report func(id string, err error)) (checked, bad int, err error) {
+	after := ""
+	for {
+		items, err := s.catalog.ListAll(ctx, after, 100)
+		if err != nil {
+			return checked, bad, err
+		}
+		if len(items) == 0 {
+			return checked, bad, nil
+		}
+		for _, item := range items {
+			err := s.rehash(ctx, item)
+			if ctx.Err() != nil {
+				return checked, bad, ctx.Err()
+			}
+			checked++
+			if err != nil {
+				bad++
+				s.logger.ErrorContext(ctx, "scrub: stored evidence does not match its record", "evidence_id", item.ID, "err", err)
+			}
+			report(item.ID, err)
+		}
+		after = items[len(items)-1].ID
+	}
+}

@@ -208,3 +208,36 @@ func TestForgedHandoffSignatures(t *testing.T) {
 	// Nothing was recorded.
 	checkChain(t, collector, id, []custodyv1.EventType{custodyv1.EventType_EVENT_TYPE_INGEST})
 }
+
+// TestListEvidencePages lists a case in pages of two: every item once, in
+// ingest order, the very first item of the log included.
+func TestListEvidencePages(t *testing.T) {
+	env := servertest.StartT(t)
+	c := env.Client(t, identity.RoleCollector)
+	var want []string
+	for range 5 {
+		want = append(want, uploadOne(t, c).GetEvidenceId())
+	}
+	var got []string
+	token := ""
+	for pages := 0; ; pages++ {
+		if pages > 3 {
+			t.Fatal("more than three pages for five items")
+		}
+		resp, err := c.ListEvidence(t.Context(), &custodyv1.ListEvidenceRequest{CaseId: "case-handoff", PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range resp.GetEvidence() {
+			got = append(got, ev.GetEvidenceId())
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	_, err := c.ListEvidence(t.Context(), &custodyv1.ListEvidenceRequest{CaseId: "case-handoff", PageToken: "forged"})
+	wantCode(t, err, codes.InvalidArgument, "page_token")
+}

@@ -688,6 +688,16 @@ func TestVerifyEvidenceFindsReplacedBytes(t *testing.T) {
 			if v.GetOk() || v.GetChecks()[0].GetOk() {
 				t.Fatalf("replaced bytes pass verification: %v", v)
 			}
+			// The background scrub finds it too.
+			var flagged []string
+			checked, bad, err := s.env.Daemon.Evidence.Scrub(t.Context(), func(id string, err error) {
+				if err != nil {
+					flagged = append(flagged, id)
+				}
+			})
+			if err != nil || checked != 1 || bad != 1 || len(flagged) != 1 || flagged[0] != id {
+				t.Fatalf("scrub: checked %d, bad %d, flagged %v, err %v", checked, bad, flagged, err)
+			}
 			hist := checkChain(t, c, id, nil)
 			last := hist[len(hist)-1]
 			if last.GetType() != custodyv1.EventType_EVENT_TYPE_VERIFICATION || last.GetOutcome() != custodyv1.Outcome_OUTCOME_FAILED {

@@ -49,6 +49,8 @@ type Config struct {
 	// Log is the custody log, and LogDir its folder, served under /log/.
 	Log    *custodylog.Log
 	LogDir string
+	// Collectors are more metrics to serve at /metrics.
+	Collectors []prometheus.Collector
 }
 
 // PublicKeys are the verification keys the service publishes as hints.
@@ -87,6 +89,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		internal: newInternalListener(),
 		metrics:  newMetrics(prometheus.NewRegistry()),
 	}
+	s.metrics.registry.MustRegister(cfg.Collectors...)
 	auth := &authenticator{verifier: identity.NewVerifier(cfg.ClientCAs), log: s.log}
 	var err error
 	if s.logVerifier, err = note.NewVerifier(cfg.Keys.LogVerifierKey); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
 	"github.com/custody-dev/custody/catalog/sqlite"
@@ -55,6 +56,8 @@ type Config struct {
 	EncryptAll         bool
 	ExtraRecipients    string
 	ReleaseTTL         time.Duration
+	// ScrubInterval, if set, re-hashes every stored item that often.
+	ScrubInterval time.Duration
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -73,7 +76,47 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
+	if cfg.ScrubInterval > 0 {
+		go d.scrubLoop(ctx, cfg.ScrubInterval, log)
+	}
 	return d.Server.Serve(ctx)
+}
+
+var (
+	scrubChecked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custody_scrub_checked_total", Help: "Stored items re-hashed by the background scrub.",
+	})
+	scrubMismatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custody_scrub_mismatches_total", Help: "Stored items whose bytes no longer match their recorded digest.",
+	})
+	scrubLastRun = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "custody_scrub_last_completed_timestamp_seconds", Help: "When the last full scrub finished.",
+	})
+)
+
+// scrubLoop re-hashes every stored item every interval.
+func (d *Daemon) scrubLoop(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		checked, bad, err := d.Evidence.Scrub(ctx, func(_ string, err error) {
+			scrubChecked.Inc()
+			if err != nil {
+				scrubMismatches.Inc()
+			}
+		})
+		if err != nil {
+			log.Error("scrub stopped", "err", err)
+			continue
+		}
+		scrubLastRun.SetToCurrentTime()
+		log.Info("scrub finished", "checked", checked, "mismatches", bad)
+	}
 }
 
 // Close releases what Start opened, in reverse order.
@@ -164,9 +207,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		Keys: server.PublicKeys{
 			LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
 		},
-		Evidence: d.Evidence,
-		Log:      custodyLog,
-		LogDir:   filepath.Join(cfg.DataDir, "log"),
+		Evidence:   d.Evidence,
+		Log:        custodyLog,
+		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun},
+		LogDir:     filepath.Join(cfg.DataDir, "log"),
 	})
 	if err != nil {
 		return nil, err
