@@ -20,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/verify"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
@@ -230,4 +231,48 @@ func (r *httpTileReader) entries(n int64, size uint64) api.EntryBundle {
 		r.t.Fatal(err)
 	}
 	return b
+}
+
+// TestBundleOverRESTAndWithheld: the gateway serves the bundle as JSON; a
+// caller who may not read a special-category item gets its commitments,
+// proofs and receipts but no records or metadata, and it still verifies.
+func TestBundleOverRESTAndWithheld(t *testing.T) {
+	env := servertest.StartT(t)
+	collector := env.Client(t, identity.RoleCollector)
+	data := randomBytes(2048)
+	md := meta("case-bio", data)
+	md.SpecialCategory = true
+	md.Filename = "subject-7f3a9c-fingerprints.eft"
+	up, err := collector.Upload(t.Context(), md, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := up.GetEvidence().GetEvidenceId()
+	for _, tc := range []struct {
+		role     identity.Role
+		withheld bool
+	}{{identity.RoleCourt, false}, {identity.RoleAuditor, true}} {
+		t.Run(string(tc.role), func(t *testing.T) {
+			hc := env.HTTPClient(t, env.Creds(t, tc.role).Certificate)
+			resp, err := hc.Get(env.URL("/v1/evidence/" + id + "/bundle"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("GET bundle: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+			b, err := verify.Parse(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Evidence.Withheld != tc.withheld || (b.Events[0].Record == "") != tc.withheld || bytes.Contains(body, []byte("subject-7f3a9c")) == tc.withheld {
+				t.Fatalf("withheld=%v, record present=%v, filename present=%v", b.Evidence.Withheld, b.Events[0].Record != "", bytes.Contains(body, []byte("subject-7f3a9c")))
+			}
+			if r := verify.Verify(b, verify.Options{File: bytes.NewReader(data)}); !r.OK {
+				t.Fatalf("bundle does not verify: %v", r.Failures())
+			}
+		})
+	}
 }
