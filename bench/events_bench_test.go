@@ -35,11 +35,20 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // Tessera POSIX appends from 64 goroutines in the same run.
 func BenchmarkCustodyEvents(b *testing.B) {
 	d := binaries.StartCustodyd(b, b.TempDir(), "--checkpoint-interval", "200ms", "--log-level", "warn")
-	creds, err := client.LoadCredentials(d.CredsDir("collector"))
+	creds, err := client.LoadCredentials(d.CredsDir("custodian")) // records the events
+	if err != nil {
+		b.Fatal(err)
+	}
+	uploaderCreds, err := client.LoadCredentials(d.CredsDir("collector"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
+	uploader, err := client.Dial(ctx, d.GRPCAddr, uploaderCreds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uploader.Close()
 	clients := make([]*client.Client, eventClients)
 	ids := make([]string, eventClients)
 	for i := range clients {
@@ -48,7 +57,7 @@ func BenchmarkCustodyEvents(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer clients[i].Close()
-		resp, err := upload(ctx, clients[i], "bench", []byte(fmt.Sprintf("bench item %d %d", i, time.Now().UnixNano())))
+		resp, err := upload(ctx, uploader, "bench", []byte(fmt.Sprintf("bench item %d %d", i, time.Now().UnixNano())))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -142,6 +142,13 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 		id, err = a.verifier.Verify(chain)
 		if err == nil {
 			setLogIdentity(ctx, id)
+			if !publicMethods[method] {
+				err = authorize(id, method)
+				logAuthorization(ctx, a.log, id, method, err)
+			}
+			if err != nil {
+				return ctx, err
+			}
 			return identity.NewContext(ctx, id), nil
 		}
 	}

@@ -89,7 +89,9 @@ func TestHandoffRules(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition, "no pending release")
 
 	// The old custodian can no longer act as one.
-	_, err = collector.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: id, Type: custodyv1.EventType_EVENT_TYPE_ANALYSIS, Note: "late"})
+	_, err = collector.Custody().ReleaseCustody(ctx, &custodyv1.ReleaseCustodyRequest{EvidenceId: id, To: courtID, Reason: "late"})
+	wantCode(t, err, codes.PermissionDenied, "only the current custodian")
+	_, err = court.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: id, Type: custodyv1.EventType_EVENT_TYPE_ANALYSIS, Note: "not mine"})
 	wantCode(t, err, codes.PermissionDenied, "only the current custodian")
 
 	// Release and cancel.

@@ -143,6 +143,7 @@ func TestUploadRoundTrip(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			s := be.start(t, servertest.Options{})
 			c := s.env.Client(t, identity.RoleCollector)
+			court := s.env.Client(t, identity.RoleCourt)
 			keys, err := c.PublicKeys(t.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -158,7 +159,7 @@ func TestUploadRoundTrip(t *testing.T) {
 					if ev.GetSha256() != sha(data) || ev.GetSizeBytes() != int64(n) || ev.GetCollector() != "urn:custody:collector:dev-collector" {
 						t.Fatalf("evidence record %v", ev)
 					}
-					if got := download(t, c, ev.GetEvidenceId()); !bytes.Equal(got, data) {
+					if got := download(t, court, ev.GetEvidenceId()); !bytes.Equal(got, data) {
 						t.Fatalf("downloaded %d bytes differ from the %d uploaded", len(got), n)
 					}
 					fields, err := receipt.Verify([]byte(keys.GetReceiptPublicKeyPem()), receipt.Receipt{
@@ -209,7 +210,7 @@ func TestUploadOneGiB(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := sha256.New()
-			ev, err := c.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: resp.GetEvidence().GetEvidenceId(), Purpose: "1 GiB read-back"}, h)
+			ev, err := s.env.Client(t, identity.RoleCourt).Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: resp.GetEvidence().GetEvidenceId(), Purpose: "1 GiB read-back"}, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,7 +344,7 @@ func TestDuplicateContentStoredOnce(t *testing.T) {
 			if err := rawUpload(t.Context(), c, meta("case-dup", data), wrong); status.Code(err) != codes.InvalidArgument {
 				t.Fatalf("wrong bytes for known content: %v, want InvalidArgument", err)
 			}
-			if !bytes.Equal(download(t, c, b.GetEvidenceId()), data) {
+			if !bytes.Equal(download(t, s.env.Client(t, identity.RoleCourt), b.GetEvidenceId()), data) {
 				t.Fatal("second item reads back wrong")
 			}
 		})
@@ -373,7 +374,7 @@ func TestChangedBehindTheServiceNeverComesBack(t *testing.T) {
 					t.Fatal(err)
 				}
 				var got bytes.Buffer
-				_, err := c.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: ev.GetEvidenceId(), Purpose: "check"}, &got)
+				_, err := s.env.Client(t, identity.RoleCourt).Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: ev.GetEvidenceId(), Purpose: "check"}, &got)
 				if status.Code(err) != codes.DataLoss {
 					t.Fatalf("download of an edited file: %v, want DataLoss", err)
 				}
@@ -386,7 +387,7 @@ func TestChangedBehindTheServiceNeverComesBack(t *testing.T) {
 			if _, err := s.rawS3.PutObject(ctx, s.bucket, ev.GetStorage().GetKey(), bytes.NewReader(forged), int64(len(forged)), minio.PutObjectOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(download(t, c, ev.GetEvidenceId()), data) {
+			if !bytes.Equal(download(t, s.env.Client(t, identity.RoleCourt), ev.GetEvidenceId()), data) {
 				t.Fatal("an overwritten object came back as evidence")
 			}
 			err = s.rawS3.RemoveObject(ctx, s.bucket, ev.GetStorage().GetKey(), minio.RemoveObjectOptions{VersionID: ev.GetStorage().GetVersionId()})
@@ -572,8 +573,9 @@ func TestRESTUploadAndContent(t *testing.T) {
 		})
 	}
 
+	reader := s.env.HTTPClient(t, s.env.Creds(t, identity.RoleCourt).Certificate)
 	get := func(path string) (*http.Response, []byte) {
-		resp, err := hc.Get(s.env.URL(path))
+		resp, err := reader.Get(s.env.URL(path))
 		if err != nil {
 			t.Fatal(err)
 		}

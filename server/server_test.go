@@ -206,6 +206,7 @@ func TestHTTPSRoutes(t *testing.T) {
 	env := servertest.StartT(t)
 	anon := env.HTTPClient(t)
 	court := env.HTTPClient(t, env.Creds(t, identity.RoleCourt).Certificate)
+	collector := env.HTTPClient(t, env.Creds(t, identity.RoleCollector).Certificate)
 	// One authenticated call so the metrics have something to count.
 	if code, body := get(t, court, env.URL("/v1/whoami")); code != 200 {
 		t.Fatalf("whoami: %d %s", code, body)
@@ -223,7 +224,8 @@ func TestHTTPSRoutes(t *testing.T) {
 		{"/no/such/route", anon, 404, `"code":5`},
 		{"/v1/no/such/route", court, 404, `"code":5`},
 		{"/v1/evidence/abc", court, 400, `not of the form ev-`},
-		{"/v1/uploads/some-upload", court, 501, `"code":12`},
+		{"/v1/uploads/some-upload", collector, 501, `"code":12`},
+		{"/v1/uploads/some-upload", court, 403, `the court role may not call GetUploadStatus`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {

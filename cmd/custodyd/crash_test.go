@@ -97,11 +97,12 @@ func verifyChains(t *testing.T, c *client.Client, ids []string, acks []ack) map[
 // stays intact.
 func TestConcurrentAppends(t *testing.T) {
 	d := binaries.StartCustodyd(t, t.TempDir(), "--checkpoint-interval", "200ms")
-	c := dialRole(t, d, "collector")
+	collector := dialRole(t, d, "collector")
+	c := dialRole(t, d, "custodian") // annotates
 	ctx := t.Context()
 	var ids []string
 	for i := range 8 {
-		resp, err := upload(ctx, c, "case-conc", []byte(fmt.Sprintf("item %d", i)))
+		resp, err := upload(ctx, collector, "case-conc", []byte(fmt.Sprintf("item %d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
