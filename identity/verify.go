@@ -11,8 +11,15 @@ import (
 // the chain against the client CA pool at the current time, for client
 // authentication, and reads the identity URI of the leaf.
 type Verifier struct {
-	roots *x509.CertPool
-	now   func() time.Time
+	roots   *x509.CertPool
+	now     func() time.Time
+	revoked *Revocations
+}
+
+// WithRevocations makes the verifier refuse certificates on the list.
+func (v *Verifier) WithRevocations(r *Revocations) *Verifier {
+	v.revoked = r
+	return v
 }
 
 // NewVerifier returns a Verifier that trusts certificates issued by roots.
@@ -58,6 +65,9 @@ func (v *Verifier) Verify(chain []*x509.Certificate) (Identity, error) {
 		default:
 			return Identity{}, fmt.Errorf("%w: the client certificate does not verify: %v", ErrUnauthenticated, err)
 		}
+	}
+	if v.revoked != nil && v.revoked.Revoked(leaf) {
+		return Identity{}, fmt.Errorf("%w: the client certificate (serial %s) has been revoked", ErrUnauthenticated, leaf.SerialNumber.Text(16))
 	}
 	return FromCertificate(leaf)
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/servertest"
-	"github.com/custody-dev/custody/verify"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	"github.com/custody-dev/custody/verify"
 )
 
 // waitCheckpoint polls the public checkpoint until it covers size entries

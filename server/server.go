@@ -49,6 +49,8 @@ type Config struct {
 	// Log is the custody log, and LogDir its folder, served under /log/.
 	Log    *custodylog.Log
 	LogDir string
+	// Revocations, if set, refuses revoked client certificates.
+	Revocations *identity.Revocations
 	// Collectors are more metrics to serve at /metrics.
 	Collectors []prometheus.Collector
 }
@@ -90,7 +92,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:  newMetrics(prometheus.NewRegistry()),
 	}
 	s.metrics.registry.MustRegister(cfg.Collectors...)
-	auth := &authenticator{verifier: identity.NewVerifier(cfg.ClientCAs), log: s.log}
+	verifier := identity.NewVerifier(cfg.ClientCAs)
+	if cfg.Revocations != nil {
+		verifier.WithRevocations(cfg.Revocations)
+	}
+	auth := &authenticator{verifier: verifier, log: s.log}
 	var err error
 	if s.logVerifier, err = note.NewVerifier(cfg.Keys.LogVerifierKey); err != nil {
 		return nil, fmt.Errorf("log verifier key: %w", err)

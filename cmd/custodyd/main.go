@@ -40,6 +40,7 @@ func main() {
 	fs.DurationVar(&cfg.Retention, "retention", 10*365*24*time.Hour, "how long evidence objects stay write-once (S3 compliance retention)")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 64<<30, "largest evidence item accepted, in bytes")
 	fs.DurationVar(&cfg.ReleaseTTL, "release-ttl", 72*time.Hour, "how long a custody release waits for its recipient before it lapses")
+	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked client certificates: a file of hex serial numbers (one per line) or a CRL; re-read when it changes, no restart needed")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 0, "re-hash every stored item this often and report mismatches in /metrics and the log (0: off)")
 	fs.BoolVar(&cfg.EncryptAll, "encrypt-all", false, "encrypt every item at rest, not only special categories (biometric data is always encrypted)")
 	fs.StringVar(&cfg.ExtraRecipients, "age-recipients", "", "file of extra age recipients (one per line) that can also decrypt encrypted evidence, e.g. a prosecutor's")

@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/evidence"
+	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/keys"
 	"github.com/custody-dev/custody/receipt"
@@ -58,6 +59,8 @@ type Config struct {
 	ReleaseTTL         time.Duration
 	// ScrubInterval, if set, re-hashes every stored item that often.
 	ScrubInterval time.Duration
+	// RevokedFile is a deny list of serials or a CRL, re-read on change.
+	RevokedFile string
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -198,7 +201,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		log.Warn("catalog was behind the log; replayed entries from the journal", "entries", replayed)
 	}
 	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
+	var revocations *identity.Revocations
+	if cfg.RevokedFile != "" {
+		if revocations, err = identity.NewRevocations(cfg.RevokedFile); err != nil {
+			return nil, fmt.Errorf("--revoked: %w", err)
+		}
+	}
 	d.Server, err = server.New(ctx, server.Config{
+		Revocations: revocations,
 		GRPCAddr:    cfg.GRPCAddr,
 		HTTPAddr:    cfg.HTTPAddr,
 		Certificate: cert,

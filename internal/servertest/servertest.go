@@ -46,6 +46,8 @@ type Options struct {
 	MaxUploadBytes int64
 	// ReleaseTTL overrides how long a release waits.
 	ReleaseTTL time.Duration
+	// RevokedFile is passed as --revoked.
+	RevokedFile string
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -66,6 +68,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		Retention:          time.Hour,
 		MaxUploadBytes:     opts.MaxUploadBytes,
 		ReleaseTTL:         opts.ReleaseTTL,
+		RevokedFile:        opts.RevokedFile,
 	}
 	if s := opts.S3; s != nil {
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
