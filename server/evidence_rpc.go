@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody-dev/custody/evidence"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -14,6 +15,9 @@ import (
 
 // chunkSize is the size of content chunks the server streams.
 const chunkSize = 256 << 10
+
+// maxMetadata bounds an upload's metadata message.
+const maxMetadata = 64 << 10
 
 type evidenceService struct {
 	custodyv1.UnimplementedEvidenceServiceServer
@@ -33,6 +37,9 @@ func (e *evidenceService) Upload(stream custodyv1.EvidenceService_UploadServer) 
 	md := first.GetMetadata()
 	if md == nil {
 		return toStatus(ctx, fmt.Errorf("%w: the first upload message must carry metadata", evidence.ErrInvalid))
+	}
+	if n := proto.Size(md); n > maxMetadata {
+		return toStatus(ctx, fmt.Errorf("%w: the upload metadata is %d bytes, at most %d", evidence.ErrInvalid, n, maxMetadata))
 	}
 	if md.GetUploadId() != "" || md.GetResumeOffset() != 0 {
 		return toStatus(ctx, fmt.Errorf("%w: resumable uploads are not available yet", errUnimplemented))

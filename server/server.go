@@ -49,6 +49,8 @@ type Config struct {
 	// Log is the custody log, and LogDir its folder, served under /log/.
 	Log    *custodylog.Log
 	LogDir string
+	// Limits bound each identity's calls and streams.
+	Limits Limits
 	// Revocations, if set, refuses revoked client certificates.
 	Revocations *identity.Revocations
 	// Collectors are more metrics to serve at /metrics.
@@ -97,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		verifier.WithRevocations(cfg.Revocations)
 	}
 	auth := &authenticator{verifier: verifier, log: s.log}
+	limits := newLimiter(cfg.Limits)
 	var err error
 	if s.logVerifier, err = note.NewVerifier(cfg.Keys.LogVerifierKey); err != nil {
 		return nil, fmt.Errorf("log verifier key: %w", err)
@@ -118,16 +121,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.InitialConnWindowSize(connWindow),
 		grpc.ReadBufferSize(socketBuffer),
 		grpc.WriteBufferSize(socketBuffer),
+		grpc.MaxRecvMsgSize(maxMessage),
 		grpc.ChainUnaryInterceptor(
 			s.logUnary,
 			s.metrics.unary,
 			auth.unary,
+			limits.unary,
 			recoverUnary(s.log),
 		),
 		grpc.ChainStreamInterceptor(
 			s.logStream,
 			s.metrics.stream,
 			auth.stream,
+			limits.stream,
 			recoverStream(s.log),
 		),
 	)
@@ -181,6 +187,8 @@ const (
 	streamWindow = 4 << 20
 	connWindow   = 16 << 20
 	socketBuffer = 256 << 10
+	// maxMessage bounds one message: upload chunks are 1 MiB by default.
+	maxMessage = 8 << 20
 )
 
 // GRPCAddr is the address the gRPC listener is bound to.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/daemon"
 	"github.com/custody-dev/custody/internal/envflag"
+	"github.com/custody-dev/custody/server"
 )
 
 func main() {
@@ -40,6 +41,10 @@ func main() {
 	fs.DurationVar(&cfg.Retention, "retention", 10*365*24*time.Hour, "how long evidence objects stay write-once (S3 compliance retention)")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 64<<30, "largest evidence item accepted, in bytes")
 	fs.DurationVar(&cfg.ReleaseTTL, "release-ttl", 72*time.Hour, "how long a custody release waits for its recipient before it lapses")
+	fs.Float64Var(&cfg.Limits.RatePerSecond, "rate-limit", server.DefaultRatePerSecond, "calls per second allowed to each identity")
+	fs.IntVar(&cfg.Limits.Burst, "rate-burst", server.DefaultBurst, "calls an identity may make at once above its rate")
+	fs.IntVar(&cfg.Limits.StreamsPerIdentity, "max-streams-per-identity", server.DefaultStreamsPerIdentity, "concurrent uploads and downloads per identity")
+	fs.DurationVar(&cfg.Limits.StreamIdleTimeout, "stream-idle-timeout", server.DefaultStreamIdleTimeout, "close an upload or download on which nothing moved for this long")
 	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked client certificates: a file of hex serial numbers (one per line) or a CRL; re-read when it changes, no restart needed")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 0, "re-hash every stored item this often and report mismatches in /metrics and the log (0: off)")
 	fs.BoolVar(&cfg.EncryptAll, "encrypt-all", false, "encrypt every item at rest, not only special categories (biometric data is always encrypted)")

@@ -61,6 +61,8 @@ type Config struct {
 	ScrubInterval time.Duration
 	// RevokedFile is a deny list of serials or a CRL, re-read on change.
 	RevokedFile string
+	// Limits bound each identity's calls and streams.
+	Limits server.Limits
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -209,6 +211,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.Server, err = server.New(ctx, server.Config{
 		Revocations: revocations,
+		Limits:      cfg.Limits,
 		GRPCAddr:    cfg.GRPCAddr,
 		HTTPAddr:    cfg.HTTPAddr,
 		Certificate: cert,

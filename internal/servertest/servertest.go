@@ -20,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/daemon"
+	"github.com/custody-dev/custody/server"
 )
 
 // Env is a running server and the credentials to reach it.
@@ -48,6 +49,8 @@ type Options struct {
 	ReleaseTTL time.Duration
 	// RevokedFile is passed as --revoked.
 	RevokedFile string
+	// Limits override the per-identity limits.
+	Limits server.Limits
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -69,6 +72,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		MaxUploadBytes:     opts.MaxUploadBytes,
 		ReleaseTTL:         opts.ReleaseTTL,
 		RevokedFile:        opts.RevokedFile,
+		Limits:             opts.Limits,
 	}
 	if s := opts.S3; s != nil {
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
