@@ -34,7 +34,7 @@ func (s *Service) Bundle(ctx context.Context, who identity.Identity, id string, 
 	if err != nil {
 		return nil, err
 	}
-	readable := !item.Special || mayReadSpecial(who, item)
+	readable := !item.Special || s.mayReadSpecial(who, item)
 	rows, err := s.catalog.Events(ctx, id)
 	if err != nil {
 		return nil, err

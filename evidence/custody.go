@@ -293,7 +293,7 @@ func (s *Service) Events(ctx context.Context, who identity.Identity, id string) 
 	if err != nil {
 		return nil, nil, err
 	}
-	if item.Special && !mayReadSpecial(who, item) && who.Role != identity.RoleAuditor {
+	if item.Special && !s.mayReadSpecial(who, item) && who.Role != identity.RoleAuditor {
 		return nil, nil, fmt.Errorf("%w: the history of special-category item %s is for the court, auditors and its custodian", identity.ErrPermissionDenied, id)
 	}
 	rows, err := s.catalog.Events(ctx, id)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
@@ -78,6 +79,11 @@ type Config struct {
 	ExtraRecipients []age.Recipient
 	// ReleaseTTL is how long a release waits to be accepted (default 72h).
 	ReleaseTTL time.Duration
+	// SpecialReaders are the roles that may read special-category content
+	// and records besides the item's current custodian (default: court).
+	SpecialReaders []identity.Role
+	// RequireAuthority makes every content read cite an authority.
+	RequireAuthority bool
 }
 
 // Service is the evidence domain service.
@@ -115,6 +121,9 @@ type Deps struct {
 func New(d Deps, cfg Config) *Service {
 	if cfg.MaxUploadBytes == 0 {
 		cfg.MaxUploadBytes = 64 << 30
+	}
+	if cfg.SpecialReaders == nil {
+		cfg.SpecialReaders = []identity.Role{identity.RoleCourt}
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = 10 * 365 * 24 * time.Hour

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"filippo.io/age"
@@ -60,9 +61,12 @@ type Access struct {
 	Authority *Authority
 }
 
-func (a Access) validate() error {
+func (a Access) validate(requireAuthority bool) error {
 	if a.Purpose == "" {
 		return fmt.Errorf("%w: a purpose is required to read evidence content", ErrInvalid)
+	}
+	if requireAuthority && a.Authority == nil {
+		return fmt.Errorf("%w: this service requires an authority (e.g. a court order: type and identifier) for every read of evidence content", ErrInvalid)
 	}
 	if err := checkText("purpose", a.Purpose, maxDescription); err != nil {
 		return err
@@ -71,9 +75,10 @@ func (a Access) validate() error {
 }
 
 // mayReadSpecial says whether who may read special-category data of item:
-// the court, and whoever holds the item now.
-func mayReadSpecial(who identity.Identity, item catalog.Evidence) bool {
-	return who.Role == identity.RoleCourt || who.String() == item.Custodian
+// the roles the operator grants (the court by default), and whoever holds
+// the item now.
+func (s *Service) mayReadSpecial(who identity.Identity, item catalog.Evidence) bool {
+	return slices.Contains(s.cfg.SpecialReaders, who.Role) || who.String() == item.Custodian
 }
 
 // Get returns an item. The metadata of a special-category item is
@@ -83,7 +88,7 @@ func (s *Service) Get(ctx context.Context, who identity.Identity, id string) (It
 	if err != nil {
 		return Item{}, err
 	}
-	return s.decode(ev, !ev.Special || mayReadSpecial(who, ev))
+	return s.decode(ev, !ev.Special || s.mayReadSpecial(who, ev))
 }
 
 func (s *Service) decode(ev catalog.Evidence, readSpecial bool) (Item, error) {
@@ -139,7 +144,7 @@ func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageT
 	}
 	items := make([]Item, 0, len(rows))
 	for _, ev := range rows {
-		item, err := s.decode(ev, !ev.Special || mayReadSpecial(who, ev))
+		item, err := s.decode(ev, !ev.Special || s.mayReadSpecial(who, ev))
 		if err != nil {
 			return nil, "", err
 		}
@@ -154,15 +159,15 @@ func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageT
 // longer match the recorded digest. The access is logged before any byte
 // is read.
 func (s *Service) Open(ctx context.Context, who identity.Identity, id string, access Access) (Item, Event, io.ReadCloser, error) {
-	if err := access.validate(); err != nil {
+	if err := access.validate(s.cfg.RequireAuthority); err != nil {
 		return Item{}, Event{}, nil, err
 	}
 	ev, err := s.loadItem(ctx, id)
 	if err != nil {
 		return Item{}, Event{}, nil, err
 	}
-	if ev.Special && !mayReadSpecial(who, ev) {
-		return Item{}, Event{}, nil, fmt.Errorf("%w: %s is special-category data, readable by the court and its current custodian only", identity.ErrPermissionDenied, id)
+	if ev.Special && !s.mayReadSpecial(who, ev) {
+		return Item{}, Event{}, nil, fmt.Errorf("%w: %s is special-category data, readable only by its current custodian and the roles the operator grants", identity.ErrPermissionDenied, id)
 	}
 	logged, err := s.appendEvent(ctx, id, func(_ catalog.Evidence, rec *events.Record) error {
 		rec.Type = events.Access

@@ -96,3 +96,57 @@ func TestLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestReadPolicies: an operator that requires an authority for every
+// content read, and one that grants special-category reads to no role
+// (custodians only).
+func TestReadPolicies(t *testing.T) {
+	t.Run("authority required", func(t *testing.T) {
+		env := servertest.StartT(t, servertest.Options{RequireAuthority: true})
+		data := randomBytes(4000)
+		up, err := env.Client(t, identity.RoleCollector).Upload(t.Context(), meta("case-auth", data), bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		court := env.Client(t, identity.RoleCourt)
+		id := up.GetEvidence().GetEvidenceId()
+		var buf bytes.Buffer
+		_, err = court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "review"}, &buf)
+		wantCode(t, err, codes.InvalidArgument, "requires an authority")
+		_, err = court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "review",
+			Authority: &custodyv1.Authority{Type: "court-order", Identifier: "ICC-01/22-123"}}, &buf)
+		if err != nil || !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("download with an authority: %v", err)
+		}
+		hist := checkChain(t, court, id, []custodyv1.EventType{custodyv1.EventType_EVENT_TYPE_INGEST, custodyv1.EventType_EVENT_TYPE_ACCESS})
+		if hist[1].GetPurpose() != "review" {
+			t.Fatalf("access event %v", hist[1])
+		}
+	})
+	t.Run("special-category reads for custodians only", func(t *testing.T) {
+		env := servertest.StartT(t, servertest.Options{SpecialReaders: []identity.Role{}})
+		collector := env.Client(t, identity.RoleCollector)
+		custodian := env.Client(t, identity.RoleCustodian)
+		court := env.Client(t, identity.RoleCourt)
+		data := randomBytes(4000)
+		md := meta("case-bio", data)
+		md.SpecialCategory = true
+		up, err := collector.Upload(t.Context(), md, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := up.GetEvidence().GetEvidenceId()
+		var buf bytes.Buffer
+		_, err = court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "trial"}, &buf)
+		wantCode(t, err, codes.PermissionDenied, "special-category")
+		if _, err := collector.Release(t.Context(), id, custodianID, "to the lab"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := custodian.Accept(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := custodian.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "analysis"}, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("the custodian cannot read what it holds: %v", err)
+		}
+	})
+}

@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/daemon"
 	"github.com/custody-dev/custody/internal/envflag"
 	"github.com/custody-dev/custody/server"
@@ -51,10 +53,26 @@ func main() {
 	fs.StringVar(&cfg.ExtraRecipients, "age-recipients", "", "file of extra age recipients (one per line) that can also decrypt encrypted evidence, e.g. a prosecutor's")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&cfg.RequireAuthority, "require-authority", false, "every read of evidence content must cite an authority (type and identifier, e.g. a court order)")
+	specialReaders := fs.String("special-category-readers", "court", "comma-separated roles that may read biometric and other special-category data, besides the item's current custodian")
 	fs.Parse(os.Args[1:])
 	if err := envflag.Apply(fs, "CUSTODY_"); err != nil {
 		fmt.Fprintln(os.Stderr, "custodyd:", err)
 		os.Exit(2)
+	}
+
+	for _, r := range strings.Split(*specialReaders, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if !identity.Role(r).Valid() {
+			fmt.Fprintf(os.Stderr, "custodyd: --special-category-readers: unknown role %q\n", r)
+			os.Exit(2)
+		}
+		cfg.SpecialReaders = append(cfg.SpecialReaders, identity.Role(r))
+	}
+	if cfg.SpecialReaders == nil {
+		cfg.SpecialReaders = []identity.Role{} // no role; custodians only
 	}
 
 	logger, err := newLogger(logFormat, logLevel)

@@ -63,6 +63,10 @@ type Config struct {
 	RevokedFile string
 	// Limits bound each identity's calls and streams.
 	Limits server.Limits
+	// SpecialReaders are the roles granted special-category reads besides
+	// the current custodian; RequireAuthority makes content reads cite one.
+	SpecialReaders   []identity.Role
+	RequireAuthority bool
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -193,7 +197,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		PublicKeys: verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
-		ReleaseTTL: cfg.ReleaseTTL,
+		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
 	})
 	replayed, err := d.Evidence.Replay(ctx, journalPath)
 	if err != nil {

@@ -51,6 +51,9 @@ type Options struct {
 	RevokedFile string
 	// Limits override the per-identity limits.
 	Limits server.Limits
+	// RequireAuthority and SpecialReaders are passed on.
+	RequireAuthority bool
+	SpecialReaders   []identity.Role
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -73,6 +76,8 @@ func Start(dir string, opts Options) (*Env, error) {
 		ReleaseTTL:         opts.ReleaseTTL,
 		RevokedFile:        opts.RevokedFile,
 		Limits:             opts.Limits,
+		RequireAuthority:   opts.RequireAuthority,
+		SpecialReaders:     opts.SpecialReaders,
 	}
 	if s := opts.S3; s != nil {
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
