@@ -136,3 +136,7 @@ func (c *Client) Checkpoint(ctx context.Context) (*custodyv1.GetCheckpointRespon
 func (c *Client) PublicKeys(ctx context.Context) (*custodyv1.GetPublicKeysResponse, error) {
 	return c.log.GetPublicKeys(ctx, &custodyv1.GetPublicKeysRequest{})
 }
+
+// Evidence returns the raw EvidenceService client, for calls this package
+// does not wrap.
+func (c *Client) Evidence() custodyv1.EvidenceServiceClient { return c.evidence }

@@ -74,8 +74,15 @@ func HashFile(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// ResumableThreshold is the size from which UploadFile uploads as a
+// resumable session. Below it a failed upload simply starts again; above
+// it the server stages the bytes so a dropped link costs only what was
+// in flight.
+const ResumableThreshold = 32 << 20
+
 // UploadFile hashes a file, then uploads it with meta (Sha256, SizeBytes
-// and, if empty, Filename are filled in).
+// and, if empty, Filename are filled in), resumably with DefaultRetry from
+// ResumableThreshold bytes.
 func (c *Client) UploadFile(ctx context.Context, path string, meta *custodyv1.UploadMetadata, progress func(sent int64)) (*custodyv1.UploadResponse, error) {
 	sum, size, err := HashFile(path)
 	if err != nil {
@@ -89,6 +96,9 @@ func (c *Client) UploadFile(ctx context.Context, path string, meta *custodyv1.Up
 	meta.Sha256, meta.SizeBytes = sum, size
 	if meta.Filename == "" {
 		meta.Filename = filepath.Base(path)
+	}
+	if size >= ResumableThreshold {
+		return c.UploadResumable(ctx, meta, f, DefaultRetry, progress)
 	}
 	return c.Upload(ctx, meta, f, progress)
 }

@@ -84,6 +84,10 @@ type Config struct {
 	SpecialReaders []identity.Role
 	// RequireAuthority makes every content read cite an authority.
 	RequireAuthority bool
+	// UploadDir stages resumable uploads; UploadTTL is how long an
+	// unfinished one is kept (default 24h).
+	UploadDir string
+	UploadTTL time.Duration
 }
 
 // Service is the evidence domain service.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/custody-dev/custody/evidence"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	"github.com/custody-dev/custody/receipt"
 )
 
 // chunkSize is the size of content chunks the server streams.
@@ -41,10 +42,16 @@ func (e *evidenceService) Upload(stream custodyv1.EvidenceService_UploadServer) 
 	if n := proto.Size(md); n > maxMetadata {
 		return toStatus(ctx, fmt.Errorf("%w: the upload metadata is %d bytes, at most %d", evidence.ErrInvalid, n, maxMetadata))
 	}
-	if md.GetUploadId() != "" || md.GetResumeOffset() != 0 {
-		return toStatus(ctx, fmt.Errorf("%w: resumable uploads are not available yet", errUnimplemented))
+	var item evidence.Item
+	var rcpt receipt.Receipt
+	body := &chunkReader{recv: stream.Recv}
+	if md.GetUploadId() != "" {
+		item, rcpt, err = e.svc.IngestResumable(ctx, who, md.GetUploadId(), uploadMetaFromProto(md), md.GetResumeOffset(), body)
+	} else if md.GetResumeOffset() != 0 {
+		err = fmt.Errorf("%w: resume_offset needs an upload_id", evidence.ErrInvalid)
+	} else {
+		item, rcpt, err = e.svc.Ingest(ctx, who, uploadMetaFromProto(md), body)
 	}
-	item, rcpt, err := e.svc.Ingest(ctx, who, uploadMetaFromProto(md), &chunkReader{recv: stream.Recv})
 	if err != nil {
 		return toStatus(ctx, err)
 	}
@@ -80,6 +87,18 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, c.buf)
 	c.buf = c.buf[n:]
 	return n, nil
+}
+
+func (e *evidenceService) GetUploadStatus(ctx context.Context, req *custodyv1.GetUploadStatusRequest) (*custodyv1.GetUploadStatusResponse, error) {
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	st, err := e.svc.UploadStatusOf(ctx, who, req.GetUploadId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &custodyv1.GetUploadStatusResponse{UploadId: st.ID, ReceivedBytes: st.Received, SizeBytes: st.Size, ExpiresAt: timeToProto(st.ExpiresAt)}, nil
 }
 
 func (e *evidenceService) GetEvidence(ctx context.Context, req *custodyv1.GetEvidenceRequest) (*custodyv1.GetEvidenceResponse, error) {

@@ -113,7 +113,8 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 			return nil, fmt.Errorf("query parameter %s is given %d times", k, len(v))
 		}
 		switch k {
-		case "case_id", "kind", "sha256", "filename", "description", "captured_at", "special_category", "derived_from", "size_bytes":
+		case "case_id", "kind", "sha256", "filename", "description", "captured_at", "special_category", "derived_from", "size_bytes",
+			"upload_id", "resume_offset":
 		default:
 			return nil, fmt.Errorf("unknown query parameter %q", k)
 		}
@@ -148,15 +149,26 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 		md.Capture = &custodyv1.Capture{CapturedAt: timestamppb.New(t)}
 	}
 	md.SizeBytes = contentLength
+	md.UploadId = get("upload_id")
+	if s := get("resume_offset"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("resume_offset %q is not a byte offset", s)
+		}
+		md.ResumeOffset = n
+	}
 	if s := get("size_bytes"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("size_bytes %q is not a byte count", s)
 		}
-		if contentLength >= 0 && n != contentLength {
+		// A resumable upload's body may be any part of the rest.
+		if md.UploadId == "" && contentLength >= 0 && n != contentLength {
 			return nil, fmt.Errorf("size_bytes %d differs from Content-Length %d", n, contentLength)
 		}
 		md.SizeBytes = n
+	} else if md.UploadId != "" {
+		return nil, errors.New("a resumable upload (upload_id) needs size_bytes, the item's whole size")
 	}
 	if md.SizeBytes < 0 {
 		return nil, errors.New("the body's size is unknown: send Content-Length or size_bytes")

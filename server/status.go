@@ -29,6 +29,7 @@ var statusTable = []struct {
 	{evidence.ErrNotFound, codes.NotFound},
 	{evidence.ErrFailedPrecondition, codes.FailedPrecondition},
 	{evidence.ErrConflict, codes.Aborted},
+	{evidence.ErrIncomplete, codes.Aborted},
 	{evidence.ErrUnavailable, codes.Unavailable},
 	{errUnimplemented, codes.Unimplemented},
 	{context.Canceled, codes.Canceled},

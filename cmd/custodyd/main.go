@@ -47,6 +47,7 @@ func main() {
 	fs.IntVar(&cfg.Limits.Burst, "rate-burst", server.DefaultBurst, "calls an identity may make at once above its rate")
 	fs.IntVar(&cfg.Limits.StreamsPerIdentity, "max-streams-per-identity", server.DefaultStreamsPerIdentity, "concurrent uploads and downloads per identity")
 	fs.DurationVar(&cfg.Limits.StreamIdleTimeout, "stream-idle-timeout", server.DefaultStreamIdleTimeout, "close an upload or download on which nothing moved for this long")
+	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "how long an unfinished resumable upload is kept before its bytes are removed")
 	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked client certificates: a file of hex serial numbers (one per line) or a CRL; re-read when it changes, no restart needed")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 0, "re-hash every stored item this often and report mismatches in /metrics and the log (0: off)")
 	fs.BoolVar(&cfg.EncryptAll, "encrypt-all", false, "encrypt every item at rest, not only special categories (biometric data is always encrypted)")

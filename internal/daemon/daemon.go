@@ -67,6 +67,8 @@ type Config struct {
 	// the current custodian; RequireAuthority makes content reads cite one.
 	SpecialReaders   []identity.Role
 	RequireAuthority bool
+	// UploadTTL is how long an unfinished resumable upload is kept.
+	UploadTTL time.Duration
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -88,6 +90,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.ScrubInterval > 0 {
 		go d.scrubLoop(ctx, cfg.ScrubInterval, log)
 	}
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n := d.Evidence.ExpireUploads(); n > 0 {
+				log.Info("expired unfinished uploads removed", "sessions", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return d.Server.Serve(ctx)
 }
 
@@ -198,6 +214,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
+		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
 	})
 	replayed, err := d.Evidence.Replay(ctx, journalPath)
 	if err != nil {
