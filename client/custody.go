@@ -128,3 +128,30 @@ func (c *Client) Bundle(ctx context.Context, evidenceID string, consistencyFrom 
 func (c *Client) VerifyEvidence(ctx context.Context, evidenceID string) (*custodyv1.VerifyEvidenceResponse, error) {
 	return c.custody.VerifyEvidence(ctx, &custodyv1.VerifyEvidenceRequest{EvidenceId: evidenceID})
 }
+
+// SignCapture signs the capture statement (events.CaptureStatement: the
+// digest, size, case, capture time and the caller's identity) with the key
+// behind the caller's certificate and attaches it to meta, binding the
+// item to its collector from the first moment. Call it at capture, when
+// the hash is computed; meta needs Sha256, SizeBytes and CaseId.
+func (c *Client) SignCapture(meta *custodyv1.UploadMetadata) error {
+	me, err := c.identityURI()
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	var capturedAt time.Time
+	if t := meta.GetCapture().GetCapturedAt(); t != nil {
+		capturedAt = t.AsTime()
+	}
+	stmt, err := events.CaptureStatement(meta.GetSha256(), meta.GetSizeBytes(), meta.GetCaseId(), me, capturedAt, now)
+	if err != nil {
+		return err
+	}
+	sig, err := c.sign(stmt, now)
+	if err != nil {
+		return err
+	}
+	meta.CollectorSignature = sig
+	return nil
+}

@@ -80,8 +80,9 @@ func HashFile(path string) (string, int64, error) {
 // in flight.
 const ResumableThreshold = 32 << 20
 
-// UploadFile hashes a file, then uploads it with meta (Sha256, SizeBytes
-// and, if empty, Filename are filled in), resumably with DefaultRetry from
+// UploadFile hashes a file, signs the capture statement with the caller's
+// key (SignCapture), then uploads it with meta (Sha256, SizeBytes and, if
+// empty, Filename are filled in), resumably with DefaultRetry from
 // ResumableThreshold bytes.
 func (c *Client) UploadFile(ctx context.Context, path string, meta *custodyv1.UploadMetadata, progress func(sent int64)) (*custodyv1.UploadResponse, error) {
 	sum, size, err := HashFile(path)
@@ -96,6 +97,11 @@ func (c *Client) UploadFile(ctx context.Context, path string, meta *custodyv1.Up
 	meta.Sha256, meta.SizeBytes = sum, size
 	if meta.Filename == "" {
 		meta.Filename = filepath.Base(path)
+	}
+	if meta.CollectorSignature == nil {
+		if err := c.SignCapture(meta); err != nil {
+			return nil, err
+		}
 	}
 	if size >= ResumableThreshold {
 		return c.UploadResumable(ctx, meta, f, DefaultRetry, progress)

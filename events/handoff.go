@@ -43,3 +43,22 @@ func AcceptStatement(evidenceID, contentSHA256, from, to string, releaseSeq uint
 		"signed_at":   FormatTime(signedAt),
 	})
 }
+
+// CaptureStatement is what a collector signs at capture: the item's digest
+// and size, the case, when it was captured (if stated) and who collected
+// it. It travels with the upload and stays in the ingest record.
+func CaptureStatement(contentSHA256 string, size int64, caseID, collector string, capturedAt, signedAt time.Time) ([]byte, error) {
+	obj := canonicaljson.Object{
+		"v":         FormatVersion,
+		"type":      "custody.capture",
+		"sha256":    contentSHA256,
+		"size":      size,
+		"case_id":   caseID,
+		"collector": collector,
+		"signed_at": FormatTime(signedAt),
+	}
+	if !capturedAt.IsZero() {
+		obj["captured_at"] = FormatTime(capturedAt)
+	}
+	return canonicaljson.Marshal(obj)
+}

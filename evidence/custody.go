@@ -153,13 +153,19 @@ func sigTime(sig *Signature) time.Time {
 // caller's own certificate and returns the record details that keep the
 // evidence of it.
 func (s *Service) checkSignature(who identity.Identity, sig *Signature, statement []byte) (canonicaljson.Object, error) {
+	return s.verifyPartySignature(who, sig, statement, true)
+}
+
+// verifyPartySignature checks sig over statement with the caller's own
+// certificate; withSkew also requires signed_at near the server's clock.
+func (s *Service) verifyPartySignature(who identity.Identity, sig *Signature, statement []byte, withSkew bool) (canonicaljson.Object, error) {
 	if sig == nil || len(sig.Signature) == 0 {
-		return nil, fmt.Errorf("%w: a hand-off must be signed with the key of your client certificate", ErrInvalid)
+		return nil, fmt.Errorf("%w: the statement must be signed with the key of your client certificate", ErrInvalid)
 	}
 	if who.Certificate == nil || !bytes.Equal(sig.Certificate, who.Certificate.Raw) {
-		return nil, fmt.Errorf("%w: the hand-off is signed with a certificate that is not the one you connected with", ErrInvalid)
+		return nil, fmt.Errorf("%w: the statement is signed with a certificate that is not the one you connected with", ErrInvalid)
 	}
-	if skew := s.now().Sub(sig.SignedAt); skew > events.MaxStatementSkew || skew < -events.MaxStatementSkew {
+	if skew := s.now().Sub(sig.SignedAt); withSkew && (skew > events.MaxStatementSkew || skew < -events.MaxStatementSkew) {
 		return nil, fmt.Errorf("%w: the signature's time %s is more than %v from the server's clock", ErrInvalid, events.FormatTime(sig.SignedAt), events.MaxStatementSkew)
 	}
 	cert, err := x509.ParseCertificate(sig.Certificate)
@@ -171,7 +177,7 @@ func (s *Service) checkSignature(who identity.Identity, sig *Signature, statemen
 		return nil, fmt.Errorf("%w: signer key: %v", ErrInvalid, err)
 	}
 	if err := v.VerifySignature(bytes.NewReader(sig.Signature), bytes.NewReader(statement)); err != nil {
-		return nil, fmt.Errorf("%w: the hand-off signature does not verify against your certificate", ErrInvalid)
+		return nil, fmt.Errorf("%w: the signature does not verify against your certificate", ErrInvalid)
 	}
 	return canonicaljson.Object{
 		"statement":   string(statement),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"filippo.io/age"
 
@@ -39,6 +40,13 @@ func (s *Service) Ingest(ctx context.Context, who identity.Identity, meta Upload
 	if meta.Kind == KindBiometricSeizureRecord && !meta.Special {
 		meta.Special = true
 	}
+	var captureSig canonicaljson.Object
+	if sig := meta.CollectorSignature; sig != nil {
+		var err error
+		if captureSig, err = s.checkCaptureSignature(who, meta, sig); err != nil {
+			return Item{}, receipt.Receipt{}, err
+		}
+	}
 	if meta.DerivedFrom != "" {
 		if _, err := s.loadItem(ctx, meta.DerivedFrom); err != nil {
 			return Item{}, receipt.Receipt{}, fmt.Errorf("derived_from: %w", err)
@@ -67,7 +75,7 @@ func (s *Service) Ingest(ctx context.Context, who identity.Identity, meta Upload
 	if meta.Kind == KindPhoto || isImage(mediaType) {
 		md.Embedded = readEXIF(src.head)
 	}
-	item, rcpt, err := s.record(ctx, who, id, meta, md, mediaType, obj, encrypt)
+	item, rcpt, err := s.record(ctx, who, id, meta, md, mediaType, obj, encrypt, captureSig)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
@@ -159,7 +167,7 @@ func (s *Service) uploadError(ctx context.Context, err error) error {
 }
 
 // record logs the ingest event, signs the receipt and writes the catalog.
-func (s *Service) record(ctx context.Context, who identity.Identity, id string, meta UploadMeta, md Metadata, mediaType string, obj storage.Object, encrypted bool) (Item, receipt.Receipt, error) {
+func (s *Service) record(ctx context.Context, who identity.Identity, id string, meta UploadMeta, md Metadata, mediaType string, obj storage.Object, encrypted bool, captureSig canonicaljson.Object) (Item, receipt.Receipt, error) {
 	mdJSON, err := json.Marshal(md)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
@@ -182,6 +190,9 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		ContentSHA256: meta.SHA256, Salt: events.NewSalt(),
 		Details: ingestDetails(ev, mdJSON),
 	}
+	if captureSig != nil {
+		rec.Details["collector_signature"] = captureSig
+	}
 	appended, canon, err := s.appendRecord(ctx, rec, &ev)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
@@ -200,6 +211,24 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		return Item{}, receipt.Receipt{}, err
 	}
 	return Item{Evidence: ev, Meta: md}, rcpt, nil
+}
+
+// checkCaptureSignature verifies the collector's signature made at capture
+// with the key of the certificate the upload comes with. It may be old (a
+// field team signs offline) but not from the future.
+func (s *Service) checkCaptureSignature(who identity.Identity, meta UploadMeta, sig *Signature) (canonicaljson.Object, error) {
+	if sig.SignedAt.After(s.now().Add(events.MaxStatementSkew)) {
+		return nil, fmt.Errorf("%w: the collector signature's time %s is in the future", ErrInvalid, events.FormatTime(sig.SignedAt))
+	}
+	stmt, err := events.CaptureStatement(strings.ToLower(meta.SHA256), meta.Size, meta.CaseID, who.String(), meta.Capture.CapturedAt, sig.SignedAt)
+	if err != nil {
+		return nil, err
+	}
+	details, err := s.verifyPartySignature(who, sig, stmt, false)
+	if err != nil {
+		return nil, fmt.Errorf("collector signature: %w", err)
+	}
+	return details, nil
 }
 
 // ingestDetails is what the ingest record states beyond the common fields:

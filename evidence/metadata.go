@@ -66,6 +66,9 @@ type UploadMeta struct {
 	Capture           Capture
 	Special           bool
 	DerivedFrom       string
+	// CollectorSignature is the collector's own signature over the
+	// capture statement (events.CaptureStatement), if the client made one.
+	CollectorSignature *Signature
 	// seizureAttachments is set by CreateSeizureRecord only.
 	seizureAttachments []string
 }

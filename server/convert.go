@@ -105,8 +105,9 @@ func uploadMetaFromProto(m *custodyv1.UploadMetadata) evidence.UploadMeta {
 		DeclaredMediaType: m.GetDeclaredMediaType(),
 		Description:       m.GetDescription(),
 		Capture:           captureFromProto(m.GetCapture()),
-		Special:           m.GetSpecialCategory(),
-		DerivedFrom:       m.GetDerivedFrom(),
+		Special:            m.GetSpecialCategory(),
+		DerivedFrom:        m.GetDerivedFrom(),
+		CollectorSignature: signatureFromProto(m.GetCollectorSignature()),
 	}
 }
 

@@ -28,6 +28,11 @@ func checkHandoffs(b *Bundle, records []*events.Record, roots *x509.CertPool) er
 		switch rec.Type {
 		case events.Ingest:
 			custodian = rec.Performer
+			if cs, ok := rec.Details["collector_signature"].(map[string]any); ok {
+				if err := checkCaptureSignature(b, rec, cs, roots); err != nil {
+					errs = append(errs, fmt.Errorf("event #0 (collector signature at capture): %w", err))
+				}
+			}
 		case events.Release:
 			if rec.Performer != custodian {
 				errs = append(errs, fmt.Errorf("event #%d: %s released the item, but %s held it", rec.Sequence, rec.Performer, custodian))
@@ -73,6 +78,33 @@ func checkHandoffs(b *Bundle, records []*events.Record, roots *x509.CertPool) er
 		return nil // a release may still be pending at the bundle's time
 	}
 	return errors.Join(errs...)
+}
+
+// checkCaptureSignature checks the collector's signature at capture kept in
+// the ingest record: over a capture statement for this item's digest, by
+// the collector's own certificate.
+func checkCaptureSignature(b *Bundle, rec *events.Record, cs map[string]any, roots *x509.CertPool) error {
+	fake := *rec
+	fake.Details = cs
+	return checkStatement(b, &fake, roots, func(at time.Time) ([]byte, error) {
+		stmt, _ := cs["statement"].(string)
+		var s struct {
+			Size       int64  `json:"size"`
+			CaseID     string `json:"case_id"`
+			CapturedAt string `json:"captured_at"`
+		}
+		if err := jsonUnmarshal([]byte(stmt), &s); err != nil {
+			return nil, err
+		}
+		var captured time.Time
+		if s.CapturedAt != "" {
+			captured, _ = time.Parse(time.RFC3339Nano, s.CapturedAt)
+		}
+		if s.Size != b.Evidence.Size {
+			return nil, fmt.Errorf("the signed size %d is not the item's %d", s.Size, b.Evidence.Size)
+		}
+		return events.CaptureStatement(b.Evidence.SHA256, s.Size, s.CaseID, rec.Performer, captured, at)
+	})
 }
 
 // checkStatement checks a hand-off record's statement, signature and
