@@ -97,14 +97,14 @@ func deviceToProto(d *evidence.Device) *custodyv1.Device {
 
 func uploadMetaFromProto(m *custodyv1.UploadMetadata) evidence.UploadMeta {
 	return evidence.UploadMeta{
-		CaseID:            m.GetCaseId(),
-		Kind:              kindFromProto(m.GetKind()),
-		SHA256:            m.GetSha256(),
-		Size:              m.GetSizeBytes(),
-		Filename:          m.GetFilename(),
-		DeclaredMediaType: m.GetDeclaredMediaType(),
-		Description:       m.GetDescription(),
-		Capture:           captureFromProto(m.GetCapture()),
+		CaseID:             m.GetCaseId(),
+		Kind:               kindFromProto(m.GetKind()),
+		SHA256:             m.GetSha256(),
+		Size:               m.GetSizeBytes(),
+		Filename:           m.GetFilename(),
+		DeclaredMediaType:  m.GetDeclaredMediaType(),
+		Description:        m.GetDescription(),
+		Capture:            captureFromProto(m.GetCapture()),
 		Special:            m.GetSpecialCategory(),
 		DerivedFrom:        m.GetDerivedFrom(),
 		CollectorSignature: signatureFromProto(m.GetCollectorSignature()),
