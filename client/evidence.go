@@ -85,9 +85,14 @@ const ResumableThreshold = 32 << 20
 // empty, Filename are filled in), resumably with DefaultRetry from
 // ResumableThreshold bytes.
 func (c *Client) UploadFile(ctx context.Context, path string, meta *custodyv1.UploadMetadata, progress func(sent int64)) (*custodyv1.UploadResponse, error) {
-	sum, size, err := HashFile(path)
-	if err != nil {
-		return nil, err
+	// A digest the caller computed at capture is kept: the server checks
+	// the bytes against it.
+	sum, size := meta.GetSha256(), meta.GetSizeBytes()
+	if sum == "" {
+		var err error
+		if sum, size, err = HashFile(path); err != nil {
+			return nil, err
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil {

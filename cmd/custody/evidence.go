@@ -9,11 +9,9 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -56,99 +54,6 @@ func parseKind(k string) (custodyv1.EvidenceKind, error) {
 		return 0, usagef("--kind %q: want photo, video, audio, document or other", k)
 	}
 	return custodyv1.EvidenceKind(v), nil
-}
-
-// uploadResult is one line of `custody upload` output.
-type uploadResult struct {
-	File       string `json:"file"`
-	EvidenceID string `json:"evidence_id,omitempty"`
-	SHA256     string `json:"sha256,omitempty"`
-	Receipt    any    `json:"receipt,omitempty"`
-	Error      string `json:"error,omitempty"`
-}
-
-func runUpload(ctx context.Context, g globals, args []string) error {
-	fs := newFlagSet("upload")
-	caseID := fs.String("case", "", "case id (required)")
-	kind := fs.String("kind", "", "photo, video, audio, document or other (required)")
-	description := fs.String("description", "", "what the item shows")
-	special := fs.Bool("special", false, "special-category data (biometric): stored encrypted, read-restricted")
-	parallel := fs.Int("j", 4, "files uploaded at once")
-	files, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(files) == 0 || *caseID == "" || *kind == "" {
-		return usagef("usage: custody upload FILE... --case C --kind photo|video|audio|document|other")
-	}
-	k, err := parseKind(*kind)
-	if err != nil {
-		return err
-	}
-	if *parallel < 1 {
-		return usagef("-j must be at least 1")
-	}
-	var total int64
-	for _, f := range files {
-		info, err := os.Stat(f)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		if !info.Mode().IsRegular() {
-			return usagef("%s is not a regular file", f)
-		}
-		total += info.Size()
-	}
-	c, err := dial(ctx, g)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	bar := newBar(total, fmt.Sprintf("uploading %d file(s)", len(files)))
-	results := make([]uploadResult, len(files))
-	var failed atomic.Bool
-	grp, gctx := errgroup.WithContext(ctx)
-	grp.SetLimit(*parallel)
-	for i, path := range files {
-		grp.Go(func() error {
-			var last int64
-			md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: k, Description: *description, SpecialCategory: *special}
-			resp, err := c.UploadFile(gctx, path, md, func(sent int64) {
-				bar.add(sent - last)
-				last = sent
-			})
-			results[i] = uploadResult{File: path}
-			if err != nil {
-				failed.Store(true)
-				results[i].Error = rpcError("upload "+path, err).Error()
-				return nil
-			}
-			results[i].EvidenceID = resp.GetEvidence().GetEvidenceId()
-			results[i].SHA256 = resp.GetEvidence().GetSha256()
-			results[i].Receipt = receiptJSON(resp.GetReceipt())
-			return nil
-		})
-	}
-	grp.Wait()
-	bar.finish()
-	if g.output == "json" {
-		if err := printJSON(g.stdout, results); err != nil {
-			return err
-		}
-	} else {
-		for _, r := range results {
-			if r.Error != "" {
-				fmt.Fprintf(os.Stderr, "custody: %s\n", r.Error)
-				continue
-			}
-			fmt.Fprintf(g.stdout, "%s\n  evidence id: %s\n  sha256:      %s\n  receipt:     %s\n", r.File, r.EvidenceID, r.SHA256, r.Receipt.(map[string]any)["payload"])
-		}
-	}
-	if failed.Load() {
-		return errors.New("some uploads failed")
-	}
-	return nil
 }
 
 // receiptJSON is a receipt as the CLI prints it: the payload as text (it is
