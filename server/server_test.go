@@ -224,7 +224,7 @@ func TestHTTPSRoutes(t *testing.T) {
 		{"/no/such/route", anon, 404, `"code":5`},
 		{"/v1/no/such/route", court, 404, `"code":5`},
 		{"/v1/evidence/abc", court, 400, `not of the form ev-`},
-		{"/v1/uploads/some-upload", collector, 501, `"code":12`},
+		{"/v1/uploads/some-upload", collector, 404, `no upload session some-upload`},
 		{"/v1/uploads/some-upload", court, 403, `the court role may not call GetUploadStatus`},
 	}
 	for _, tc := range tests {
