@@ -104,6 +104,18 @@ func (s *Service) dropSession(id string) {
 	os.Remove(meta)
 }
 
+// sameItem compares two sessions' metadata, signatures aside.
+func sameItem(a, b []byte) bool {
+	var ma, mb UploadMeta
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return false
+	}
+	ma.CollectorSignature, mb.CollectorSignature = nil, nil
+	ja, _ := json.Marshal(ma)
+	jb, _ := json.Marshal(mb)
+	return string(ja) == string(jb)
+}
+
 // UploadStatusOf reports a session's progress to its owner.
 func (s *Service) UploadStatusOf(ctx context.Context, who identity.Identity, id string) (UploadStatus, error) {
 	if err := checkUploadID(id); err != nil {
@@ -143,7 +155,11 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
-	metaJSON, _ := json.Marshal(meta)
+	// The session is about the item; a collector signature is made again
+	// by each attempt and checked when the upload completes.
+	sessionMeta := meta
+	sessionMeta.CollectorSignature = nil
+	metaJSON, _ := json.Marshal(sessionMeta)
 	h := sha256.New()
 	if sess == nil {
 		if offset != 0 {
@@ -157,7 +173,7 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		switch {
 		case sess.Owner != who.String():
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s belongs to another identity", identity.ErrPermissionDenied, id)
-		case string(sess.Meta) != string(metaJSON):
+		case !sameItem(sess.Meta, metaJSON):
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the metadata differs from the one upload %s started with", ErrInvalid, id)
 		case offset != sess.Received:
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the server holds %d bytes of upload %s; resume from offset %d", ErrFailedPrecondition, sess.Received, id, sess.Received)

@@ -61,8 +61,17 @@ func TestResumableUpload(t *testing.T) {
 		data := randomBytes(10 << 20)
 		md := meta("case-resume", data)
 		md.UploadId = "resume-test-1"
+		if err := c.SignCapture(md); err != nil {
+			t.Fatal(err)
+		}
 		sendPart(t, c, md, data[:3<<20])
 		waitReceived(t, c, md.UploadId, 3<<20)
+		// A restarted client signs the capture statement again, at
+		// another time: the session must still resume.
+		time.Sleep(1100 * time.Millisecond)
+		if err := c.SignCapture(md); err != nil {
+			t.Fatal(err)
+		}
 		var last int64
 		resp, err := c.UploadResumable(t.Context(), md, bytes.NewReader(data), client.DefaultRetry, func(n int64) { last = n })
 		if err != nil {

@@ -125,15 +125,17 @@ func runUpload(ctx context.Context, g globals, args []string) error {
 		return rpcError("listing case "+*caseID, err)
 	}
 	var total int64
+	todo := 0
 	for _, f := range files {
 		if _, ok := done[f]; ok {
 			continue
 		}
+		todo++
 		if info, err := os.Stat(f); err == nil {
 			total += info.Size()
 		}
 	}
-	bar := newBar(total, fmt.Sprintf("uploading %d file(s)", len(files)-len(done)))
+	bar := newBar(total, fmt.Sprintf("uploading %d file(s)", todo))
 	var mu sync.Mutex
 	entries := make([]manifestEntry, len(files))
 	var failed, finished atomic.Int64
