@@ -29,8 +29,15 @@ type Daemon struct {
 // test ends if it still runs.
 func StartCustodyd(t testing.TB, dir string, args ...string) *Daemon {
 	t.Helper()
+	return StartCustodydAt(t, dir, FreeAddr(t), FreeAddr(t), args...)
+}
+
+// StartCustodydAt is StartCustodyd on given addresses, e.g. to restart a
+// killed daemon where its clients expect it.
+func StartCustodydAt(t testing.TB, dir, grpcAddr, httpAddr string, args ...string) *Daemon {
+	t.Helper()
 	bin := Build(t, "custodyd")
-	d := &Daemon{Dir: dir, GRPCAddr: FreeAddr(t), HTTPAddr: FreeAddr(t), Logs: &servertest.SyncBuffer{}, exited: make(chan error, 1)}
+	d := &Daemon{Dir: dir, GRPCAddr: grpcAddr, HTTPAddr: httpAddr, Logs: &servertest.SyncBuffer{}, exited: make(chan error, 1)}
 	d.Cmd = exec.Command(bin, append([]string{"--grpc-addr", d.GRPCAddr, "--http-addr", d.HTTPAddr}, args...)...)
 	d.Cmd.Dir = dir
 	d.Cmd.Stdout = d.Logs
