@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -77,12 +79,44 @@ func dial(ctx context.Context, g globals) (*client.Client, error) {
 }
 
 // rpcError makes a call's error readable: the status message without the
-// "rpc error: code = ..." wrapping, and the code in words.
+// "rpc error: code = ..." wrapping, the code in words, and what to do.
 func rpcError(what string, err error) error {
-	if s, ok := status.FromError(err); ok {
-		return fmt.Errorf("%s: %s (%s)", what, s.Message(), strings.ToLower(s.Code().String()))
+	s, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	msg := fmt.Sprintf("%s: %s (%s)", what, s.Message(), strings.ToLower(s.Code().String()))
+	if hint := hintFor(s.Code(), s.Message()); hint != "" {
+		msg += "\n  " + hint
+	}
+	return errors.New(msg)
+}
+
+// hintFor says what a person can do about an error.
+func hintFor(code codes.Code, msg string) string {
+	switch {
+	case strings.Contains(msg, "certificate signed by unknown authority"), strings.Contains(msg, "x509:"):
+		return "the server's certificate is not from the CA in your credentials (ca.pem): check --server and --creds"
+	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"), strings.Contains(msg, "i/o timeout"):
+		return "no Custody server answers there: check --server (or CUSTODY_SERVER) and your network"
+	case strings.Contains(msg, "expired"):
+		return "your certificate has expired: ask your operator for a new credential"
+	case strings.Contains(msg, "revoked"):
+		return "your certificate was revoked: contact your operator"
+	case code == codes.Unauthenticated:
+		return "check --creds: the folder must hold ca.pem, cert.pem and key.pem from your operator"
+	case code == codes.PermissionDenied:
+		return "your role cannot do this; see docs/AUTHORIZATION.md or ask your operator"
+	case strings.Contains(msg, "rate limit"):
+		return "you are sending too fast: wait a moment and run the command again"
+	case code == codes.ResourceExhausted:
+		return "a limit was reached (size, streams or quota): split the work or ask your operator to raise it"
+	case strings.Contains(msg, "SHA-256 mismatch"):
+		return "the bytes sent are not the bytes hashed: the file changed or was damaged; check it and upload again"
+	case code == codes.Unavailable, code == codes.Aborted:
+		return "a temporary failure: run the same command again; uploads resume where they stopped"
+	}
+	return ""
 }
 
 func noArgs(name string, args []string) error {

@@ -53,6 +53,15 @@ func TestFreshStart(t *testing.T) {
 			}
 		}
 	})
+	t.Run("custody says what to do when no server answers", func(t *testing.T) {
+		cmd := exec.Command(custody, "--server", binaries.FreeAddr(t), "--creds", d.CredsDir("court"), "whoami")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "no Custody server answers there: check --server") {
+			t.Fatalf("wrong server: %v %s", err, stderr.String())
+		}
+	})
 	t.Run("grpcurl lists the services", func(t *testing.T) {
 		creds := d.CredsDir("collector")
 		args := append(binaries.Tool(t, "grpcurl"),
