@@ -72,8 +72,11 @@ func (s *Service) Ingest(ctx context.Context, who identity.Identity, meta Upload
 		Capture: meta.Capture, SeizureAttachments: meta.seizureAttachments,
 	}
 	mediaType := sniffMediaType(src.head)
-	if meta.Kind == KindPhoto || isImage(mediaType) {
+	switch {
+	case meta.Kind == KindPhoto || isImage(mediaType):
 		md.Embedded = readEXIF(src.head)
+	case meta.Kind == KindVideo || meta.Kind == KindAudio || strings.HasPrefix(mediaType, "video/") || strings.HasPrefix(mediaType, "audio/"):
+		md.Embedded = readMP4(src.head)
 	}
 	item, rcpt, err := s.record(ctx, who, id, meta, md, mediaType, obj, encrypt, captureSig)
 	if err != nil {

@@ -52,6 +52,8 @@ type Capture struct {
 	CapturedAt time.Time `json:"captured_at,omitzero"`
 	Location   *Location `json:"location,omitempty"`
 	Device     *Device   `json:"device,omitempty"`
+	// Duration is read from media containers (never stated by clients).
+	Duration time.Duration `json:"duration,omitzero"`
 }
 
 // UploadMeta is what the uploader states about an item.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody-dev/custody/evidence"
@@ -147,6 +148,9 @@ func embeddedToProto(c *evidence.Capture) *custodyv1.EmbeddedMetadata {
 		return nil
 	}
 	out := &custodyv1.EmbeddedMetadata{CapturedAt: timeToProto(c.CapturedAt), Device: deviceToProto(c.Device)}
+	if c.Duration > 0 {
+		out.Duration = durationpb.New(c.Duration)
+	}
 	if c.Location != nil && c.Location.Point != nil {
 		out.Point = locationToProto(c.Location).Point
 	}

@@ -708,3 +708,36 @@ func TestVerifyEvidenceFindsReplacedBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestVideoContainerMetadata: the server reads creation time and duration
+// from an MP4's movie header and keeps them beside what the client stated.
+func TestVideoContainerMetadata(t *testing.T) {
+	s := backends()[0].start(t, servertest.Options{})
+	c := s.env.Client(t, identity.RoleCollector)
+	// ftyp, then moov/mvhd (version 0): created 2022-03-16T10:05:00Z,
+	// timescale 600, duration 57000 (95 s), then some media data.
+	mvhd := make([]byte, 100)
+	created := uint32(time.Date(2022, 3, 16, 10, 5, 0, 0, time.UTC).Sub(time.Date(1904, 1, 1, 0, 0, 0, 0, time.UTC)) / time.Second)
+	binary.BigEndian.PutUint32(mvhd[4:], created)
+	binary.BigEndian.PutUint32(mvhd[12:], 600)
+	binary.BigEndian.PutUint32(mvhd[16:], 57000)
+	boxOf := func(typ string, payload []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(8+len(payload)))
+		return append(append(b, typ...), payload...)
+	}
+	video := append(boxOf("ftyp", []byte("isom\x00\x00\x02\x00isomiso2mp41")), boxOf("moov", boxOf("mvhd", mvhd))...)
+	video = append(video, boxOf("mdat", randomBytes(50000))...)
+	md := meta("case-video", video)
+	md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_VIDEO
+	resp, err := c.Upload(t.Context(), md, bytes.NewReader(video), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := resp.GetEvidence().GetEmbedded()
+	if emb.GetCapturedAt().AsTime() != time.Date(2022, 3, 16, 10, 5, 0, 0, time.UTC) || emb.GetDuration().AsDuration() != 95*time.Second {
+		t.Fatalf("embedded %v", emb)
+	}
+	if resp.GetEvidence().GetMediaType() != "video/mp4" {
+		t.Errorf("media type %q", resp.GetEvidence().GetMediaType())
+	}
+}

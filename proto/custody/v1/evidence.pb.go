@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -151,10 +152,12 @@ func (x *Capture) GetDevice() *Device {
 // EmbeddedMetadata is what the server read from the bytes themselves (EXIF
 // for photos). It is kept beside what the client stated, never merged.
 type EmbeddedMetadata struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CapturedAt    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=captured_at,json=capturedAt,proto3" json:"captured_at,omitempty"`
-	Point         *GeoPoint              `protobuf:"bytes,2,opt,name=point,proto3" json:"point,omitempty"`
-	Device        *Device                `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CapturedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=captured_at,json=capturedAt,proto3" json:"captured_at,omitempty"`
+	Point      *GeoPoint              `protobuf:"bytes,2,opt,name=point,proto3" json:"point,omitempty"`
+	Device     *Device                `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// Media duration (video and audio containers).
+	Duration      *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -206,6 +209,13 @@ func (x *EmbeddedMetadata) GetPoint() *GeoPoint {
 func (x *EmbeddedMetadata) GetDevice() *Device {
 	if x != nil {
 		return x.Device
+	}
+	return nil
+}
+
+func (x *EmbeddedMetadata) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
 	}
 	return nil
 }
@@ -1576,17 +1586,18 @@ var File_custody_v1_evidence_proto protoreflect.FileDescriptor
 const file_custody_v1_evidence_proto_rawDesc = "" +
 	"\n" +
 	"\x19custody/v1/evidence.proto\x12\n" +
-	"custody.v1\x1a\x17custody/v1/common.proto\x1a\x18custody/v1/seizure.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"custody.v1\x1a\x17custody/v1/common.proto\x1a\x18custody/v1/seizure.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\aCapture\x12;\n" +
 	"\vcaptured_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"capturedAt\x120\n" +
 	"\blocation\x18\x02 \x01(\v2\x14.custody.v1.LocationR\blocation\x12*\n" +
-	"\x06device\x18\x03 \x01(\v2\x12.custody.v1.DeviceR\x06device\"\xa7\x01\n" +
+	"\x06device\x18\x03 \x01(\v2\x12.custody.v1.DeviceR\x06device\"\xde\x01\n" +
 	"\x10EmbeddedMetadata\x12;\n" +
 	"\vcaptured_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"capturedAt\x12*\n" +
 	"\x05point\x18\x02 \x01(\v2\x14.custody.v1.GeoPointR\x05point\x12*\n" +
-	"\x06device\x18\x03 \x01(\v2\x12.custody.v1.DeviceR\x06device\"\xd1\x01\n" +
+	"\x06device\x18\x03 \x01(\v2\x12.custody.v1.DeviceR\x06device\x125\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xd1\x01\n" +
 	"\x0fStorageLocation\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x16\n" +
 	"\x06bucket\x18\x02 \x01(\tR\x06bucket\x12\x10\n" +
@@ -1755,10 +1766,11 @@ var file_custody_v1_evidence_proto_goTypes = []any{
 	(*Location)(nil),                    // 22: custody.v1.Location
 	(*Device)(nil),                      // 23: custody.v1.Device
 	(*GeoPoint)(nil),                    // 24: custody.v1.GeoPoint
-	(*PartySignature)(nil),              // 25: custody.v1.PartySignature
-	(*Receipt)(nil),                     // 26: custody.v1.Receipt
-	(*Authority)(nil),                   // 27: custody.v1.Authority
-	(*SeizureRecord)(nil),               // 28: custody.v1.SeizureRecord
+	(*durationpb.Duration)(nil),         // 25: google.protobuf.Duration
+	(*PartySignature)(nil),              // 26: custody.v1.PartySignature
+	(*Receipt)(nil),                     // 27: custody.v1.Receipt
+	(*Authority)(nil),                   // 28: custody.v1.Authority
+	(*SeizureRecord)(nil),               // 29: custody.v1.SeizureRecord
 }
 var file_custody_v1_evidence_proto_depIdxs = []int32{
 	21, // 0: custody.v1.Capture.captured_at:type_name -> google.protobuf.Timestamp
@@ -1767,51 +1779,52 @@ var file_custody_v1_evidence_proto_depIdxs = []int32{
 	21, // 3: custody.v1.EmbeddedMetadata.captured_at:type_name -> google.protobuf.Timestamp
 	24, // 4: custody.v1.EmbeddedMetadata.point:type_name -> custody.v1.GeoPoint
 	23, // 5: custody.v1.EmbeddedMetadata.device:type_name -> custody.v1.Device
-	21, // 6: custody.v1.StorageLocation.retain_until:type_name -> google.protobuf.Timestamp
-	0,  // 7: custody.v1.Evidence.kind:type_name -> custody.v1.EvidenceKind
-	1,  // 8: custody.v1.Evidence.capture:type_name -> custody.v1.Capture
-	2,  // 9: custody.v1.Evidence.embedded:type_name -> custody.v1.EmbeddedMetadata
-	21, // 10: custody.v1.Evidence.ingested_at:type_name -> google.protobuf.Timestamp
-	3,  // 11: custody.v1.Evidence.storage:type_name -> custody.v1.StorageLocation
-	5,  // 12: custody.v1.Evidence.pending_release:type_name -> custody.v1.PendingRelease
-	25, // 13: custody.v1.Evidence.collector_signature:type_name -> custody.v1.PartySignature
-	21, // 14: custody.v1.PendingRelease.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 15: custody.v1.UploadMetadata.kind:type_name -> custody.v1.EvidenceKind
-	1,  // 16: custody.v1.UploadMetadata.capture:type_name -> custody.v1.Capture
-	25, // 17: custody.v1.UploadMetadata.collector_signature:type_name -> custody.v1.PartySignature
-	6,  // 18: custody.v1.UploadRequest.metadata:type_name -> custody.v1.UploadMetadata
-	4,  // 19: custody.v1.UploadResponse.evidence:type_name -> custody.v1.Evidence
-	26, // 20: custody.v1.UploadResponse.receipt:type_name -> custody.v1.Receipt
-	21, // 21: custody.v1.GetUploadStatusResponse.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 22: custody.v1.GetEvidenceResponse.evidence:type_name -> custody.v1.Evidence
-	4,  // 23: custody.v1.ListEvidenceResponse.evidence:type_name -> custody.v1.Evidence
-	27, // 24: custody.v1.DownloadRequest.authority:type_name -> custody.v1.Authority
-	4,  // 25: custody.v1.DownloadResponse.evidence:type_name -> custody.v1.Evidence
-	28, // 26: custody.v1.CreateSeizureRecordRequest.record:type_name -> custody.v1.SeizureRecord
-	4,  // 27: custody.v1.CreateSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
-	26, // 28: custody.v1.CreateSeizureRecordResponse.receipt:type_name -> custody.v1.Receipt
-	27, // 29: custody.v1.GetSeizureRecordRequest.authority:type_name -> custody.v1.Authority
-	4,  // 30: custody.v1.GetSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
-	28, // 31: custody.v1.GetSeizureRecordResponse.record:type_name -> custody.v1.SeizureRecord
-	7,  // 32: custody.v1.EvidenceService.Upload:input_type -> custody.v1.UploadRequest
-	9,  // 33: custody.v1.EvidenceService.GetUploadStatus:input_type -> custody.v1.GetUploadStatusRequest
-	11, // 34: custody.v1.EvidenceService.GetEvidence:input_type -> custody.v1.GetEvidenceRequest
-	13, // 35: custody.v1.EvidenceService.ListEvidence:input_type -> custody.v1.ListEvidenceRequest
-	15, // 36: custody.v1.EvidenceService.Download:input_type -> custody.v1.DownloadRequest
-	17, // 37: custody.v1.EvidenceService.CreateSeizureRecord:input_type -> custody.v1.CreateSeizureRecordRequest
-	19, // 38: custody.v1.EvidenceService.GetSeizureRecord:input_type -> custody.v1.GetSeizureRecordRequest
-	8,  // 39: custody.v1.EvidenceService.Upload:output_type -> custody.v1.UploadResponse
-	10, // 40: custody.v1.EvidenceService.GetUploadStatus:output_type -> custody.v1.GetUploadStatusResponse
-	12, // 41: custody.v1.EvidenceService.GetEvidence:output_type -> custody.v1.GetEvidenceResponse
-	14, // 42: custody.v1.EvidenceService.ListEvidence:output_type -> custody.v1.ListEvidenceResponse
-	16, // 43: custody.v1.EvidenceService.Download:output_type -> custody.v1.DownloadResponse
-	18, // 44: custody.v1.EvidenceService.CreateSeizureRecord:output_type -> custody.v1.CreateSeizureRecordResponse
-	20, // 45: custody.v1.EvidenceService.GetSeizureRecord:output_type -> custody.v1.GetSeizureRecordResponse
-	39, // [39:46] is the sub-list for method output_type
-	32, // [32:39] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	25, // 6: custody.v1.EmbeddedMetadata.duration:type_name -> google.protobuf.Duration
+	21, // 7: custody.v1.StorageLocation.retain_until:type_name -> google.protobuf.Timestamp
+	0,  // 8: custody.v1.Evidence.kind:type_name -> custody.v1.EvidenceKind
+	1,  // 9: custody.v1.Evidence.capture:type_name -> custody.v1.Capture
+	2,  // 10: custody.v1.Evidence.embedded:type_name -> custody.v1.EmbeddedMetadata
+	21, // 11: custody.v1.Evidence.ingested_at:type_name -> google.protobuf.Timestamp
+	3,  // 12: custody.v1.Evidence.storage:type_name -> custody.v1.StorageLocation
+	5,  // 13: custody.v1.Evidence.pending_release:type_name -> custody.v1.PendingRelease
+	26, // 14: custody.v1.Evidence.collector_signature:type_name -> custody.v1.PartySignature
+	21, // 15: custody.v1.PendingRelease.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 16: custody.v1.UploadMetadata.kind:type_name -> custody.v1.EvidenceKind
+	1,  // 17: custody.v1.UploadMetadata.capture:type_name -> custody.v1.Capture
+	26, // 18: custody.v1.UploadMetadata.collector_signature:type_name -> custody.v1.PartySignature
+	6,  // 19: custody.v1.UploadRequest.metadata:type_name -> custody.v1.UploadMetadata
+	4,  // 20: custody.v1.UploadResponse.evidence:type_name -> custody.v1.Evidence
+	27, // 21: custody.v1.UploadResponse.receipt:type_name -> custody.v1.Receipt
+	21, // 22: custody.v1.GetUploadStatusResponse.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 23: custody.v1.GetEvidenceResponse.evidence:type_name -> custody.v1.Evidence
+	4,  // 24: custody.v1.ListEvidenceResponse.evidence:type_name -> custody.v1.Evidence
+	28, // 25: custody.v1.DownloadRequest.authority:type_name -> custody.v1.Authority
+	4,  // 26: custody.v1.DownloadResponse.evidence:type_name -> custody.v1.Evidence
+	29, // 27: custody.v1.CreateSeizureRecordRequest.record:type_name -> custody.v1.SeizureRecord
+	4,  // 28: custody.v1.CreateSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
+	27, // 29: custody.v1.CreateSeizureRecordResponse.receipt:type_name -> custody.v1.Receipt
+	28, // 30: custody.v1.GetSeizureRecordRequest.authority:type_name -> custody.v1.Authority
+	4,  // 31: custody.v1.GetSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
+	29, // 32: custody.v1.GetSeizureRecordResponse.record:type_name -> custody.v1.SeizureRecord
+	7,  // 33: custody.v1.EvidenceService.Upload:input_type -> custody.v1.UploadRequest
+	9,  // 34: custody.v1.EvidenceService.GetUploadStatus:input_type -> custody.v1.GetUploadStatusRequest
+	11, // 35: custody.v1.EvidenceService.GetEvidence:input_type -> custody.v1.GetEvidenceRequest
+	13, // 36: custody.v1.EvidenceService.ListEvidence:input_type -> custody.v1.ListEvidenceRequest
+	15, // 37: custody.v1.EvidenceService.Download:input_type -> custody.v1.DownloadRequest
+	17, // 38: custody.v1.EvidenceService.CreateSeizureRecord:input_type -> custody.v1.CreateSeizureRecordRequest
+	19, // 39: custody.v1.EvidenceService.GetSeizureRecord:input_type -> custody.v1.GetSeizureRecordRequest
+	8,  // 40: custody.v1.EvidenceService.Upload:output_type -> custody.v1.UploadResponse
+	10, // 41: custody.v1.EvidenceService.GetUploadStatus:output_type -> custody.v1.GetUploadStatusResponse
+	12, // 42: custody.v1.EvidenceService.GetEvidence:output_type -> custody.v1.GetEvidenceResponse
+	14, // 43: custody.v1.EvidenceService.ListEvidence:output_type -> custody.v1.ListEvidenceResponse
+	16, // 44: custody.v1.EvidenceService.Download:output_type -> custody.v1.DownloadResponse
+	18, // 45: custody.v1.EvidenceService.CreateSeizureRecord:output_type -> custody.v1.CreateSeizureRecordResponse
+	20, // 46: custody.v1.EvidenceService.GetSeizureRecord:output_type -> custody.v1.GetSeizureRecordResponse
+	40, // [40:47] is the sub-list for method output_type
+	33, // [33:40] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_custody_v1_evidence_proto_init() }
