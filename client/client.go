@@ -140,3 +140,26 @@ func (c *Client) PublicKeys(ctx context.Context) (*custodyv1.GetPublicKeysRespon
 // Evidence returns the raw EvidenceService client, for calls this package
 // does not wrap.
 func (c *Client) Evidence() custodyv1.EvidenceServiceClient { return c.evidence }
+
+// UploadStatus reports how far a resumable upload got.
+func (c *Client) UploadStatus(ctx context.Context, uploadID string) (*custodyv1.GetUploadStatusResponse, error) {
+	return c.evidence.GetUploadStatus(ctx, &custodyv1.GetUploadStatusRequest{UploadId: uploadID})
+}
+
+// InclusionProof asks for the proof that log entry index is in the tree of
+// treeSize entries (0: the latest checkpoint's, returned with it). Verify
+// it yourself, e.g. with transparency-dev/merkle/proof.VerifyInclusion.
+func (c *Client) InclusionProof(ctx context.Context, index, treeSize uint64) (*custodyv1.GetInclusionProofResponse, error) {
+	return c.log.GetInclusionProof(ctx, &custodyv1.GetInclusionProofRequest{Index: index, TreeSize: treeSize})
+}
+
+// ConsistencyProof asks for the proof that the log of firstSize entries is
+// a prefix of the log of secondSize (0: the latest).
+func (c *Client) ConsistencyProof(ctx context.Context, firstSize, secondSize uint64) (*custodyv1.GetConsistencyProofResponse, error) {
+	return c.log.GetConsistencyProof(ctx, &custodyv1.GetConsistencyProofRequest{FirstSize: firstSize, SecondSize: secondSize})
+}
+
+// Entry returns the raw bytes of log entry index.
+func (c *Client) Entry(ctx context.Context, index uint64) (*custodyv1.GetEntryResponse, error) {
+	return c.log.GetEntry(ctx, &custodyv1.GetEntryRequest{Index: index})
+}
