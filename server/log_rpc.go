@@ -10,8 +10,6 @@ import (
 	"regexp"
 	"strings"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/evidence"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -19,9 +17,8 @@ import (
 
 type logService struct {
 	custodyv1.UnimplementedLogServiceServer
-	keys     PublicKeys
-	log      *custodylog.Log
-	verifier note.Verifier
+	keys PublicKeys
+	log  *custodylog.Log
 }
 
 // latest is the current checkpoint, or UNAVAILABLE before the first one.

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -77,8 +76,6 @@ type Server struct {
 	internal *internalListener
 	gateway  *grpc.ClientConn
 	metrics  *metrics
-
-	logVerifier note.Verifier
 }
 
 // New builds the servers and opens their listeners, so that GRPCAddr and
@@ -101,9 +98,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	auth := &authenticator{verifier: verifier, log: s.log}
 	limits := newLimiter(cfg.Limits)
 	var err error
-	if s.logVerifier, err = note.NewVerifier(cfg.Keys.LogVerifierKey); err != nil {
-		return nil, fmt.Errorf("log verifier key: %w", err)
-	}
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cfg.Certificate},
@@ -170,7 +164,7 @@ func (s *Server) registerServices() {
 	reflection.Register(s.grpc)
 	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{svc: s.cfg.Evidence})
 	custodyv1.RegisterCustodyServiceServer(s.grpc, &custodyService{svc: s.cfg.Evidence})
-	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log, verifier: s.logVerifier})
+	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log})
 	custodyv1.RegisterIdentityServiceServer(s.grpc, &identityService{})
 	for _, name := range []string{
 		custodyv1.EvidenceService_ServiceDesc.ServiceName,

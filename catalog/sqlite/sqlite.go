@@ -365,29 +365,20 @@ func (c *Catalog) Evidence(ctx context.Context, id string) (catalog.Evidence, er
 
 // ListByCase implements catalog.Catalog.
 func (c *Catalog) ListByCase(ctx context.Context, caseID, after string, limit int) ([]catalog.Evidence, error) {
-	rows, err := c.query(ctx, `SELECT `+evidenceColumns+` FROM evidence
+	return c.listEvidence(ctx, `SELECT `+evidenceColumns+` FROM evidence
 		WHERE case_id = ? AND rowid_order > COALESCE((SELECT rowid_order FROM evidence WHERE id = ?), -1)
 		ORDER BY rowid_order LIMIT ?`, caseID, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []catalog.Evidence
-	for rows.Next() {
-		ev, err := scanEvidence(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, rows.Err()
 }
 
 // ListAll implements catalog.Catalog.
 func (c *Catalog) ListAll(ctx context.Context, after string, limit int) ([]catalog.Evidence, error) {
-	rows, err := c.query(ctx, `SELECT `+evidenceColumns+` FROM evidence
+	return c.listEvidence(ctx, `SELECT `+evidenceColumns+` FROM evidence
 		WHERE rowid_order > COALESCE((SELECT rowid_order FROM evidence WHERE id = ?), -1)
 		ORDER BY rowid_order LIMIT ?`, after, limit)
+}
+
+func (c *Catalog) listEvidence(ctx context.Context, q string, args ...any) ([]catalog.Evidence, error) {
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
