@@ -1,0 +1,185 @@
+// Package catalogtest is the shared test suite every catalog.Catalog
+// backend passes: call Run with a constructor for a fresh, empty catalog.
+package catalogtest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/catalog"
+	"github.com/custody-dev/custody/storage"
+)
+
+// Run runs the suite.
+func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
+	t.Run("AddAndRead", func(t *testing.T) { testAddAndRead(t, newCatalog(t)) })
+	t.Run("Lists", func(t *testing.T) { testLists(t, newCatalog(t)) })
+	t.Run("Events", func(t *testing.T) { testEvents(t, newCatalog(t)) })
+	t.Run("ConcurrentAppendsConflict", func(t *testing.T) { testConflicts(t, newCatalog(t)) })
+	t.Run("LogApplied", func(t *testing.T) { testLogApplied(t, newCatalog(t)) })
+}
+
+func item(i int, caseID string) (catalog.Evidence, catalog.Event) {
+	id := fmt.Sprintf("ev-%026d", i)
+	now := time.Unix(1790000000+int64(i), 123).UTC()
+	ev := catalog.Evidence{
+		ID: id, CaseID: caseID, Kind: "photo", SHA256: fmt.Sprintf("%064x", i), Size: int64(i * 10),
+		MediaType: "image/jpeg", DeclaredMediaType: "image/jpeg", Collector: "urn:custody:collector:c",
+		IngestedAt: now, Object: storage.Object{Backend: "s3", Bucket: "b", Key: fmt.Sprintf("sha256/%d", i), VersionID: "v1", Size: int64(i * 10), RetainUntil: now.Add(time.Hour).Truncate(time.Second)},
+		Metadata: []byte(`{"filename":"a.jpg"}`), Custodian: "urn:custody:collector:c",
+		LastLogIndex: uint64(i * 2), LastLeafHash: [32]byte{byte(i)},
+	}
+	first := catalog.Event{EvidenceID: id, Seq: 0, Type: "ingest", RecordedAt: now, LogIndex: uint64(i * 2), LeafHash: [32]byte{byte(i)},
+		Record: []byte(`{"v":1}`), ReceiptPayload: []byte(`{}`), ReceiptSignature: []byte{1, 2}, ReceiptKeyID: "k"}
+	return ev, first
+}
+
+func testAddAndRead(t *testing.T, c catalog.Catalog) {
+	ctx := t.Context()
+	ev, first := item(1, "case-a")
+	if err := c.AddEvidence(ctx, ev, first); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Evidence(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != ev.ID || got.SHA256 != ev.SHA256 || got.Object.VersionID != "v1" || !got.IngestedAt.Equal(ev.IngestedAt) ||
+		!got.Object.RetainUntil.Equal(ev.Object.RetainUntil) || string(got.Metadata) != string(ev.Metadata) || got.LastLeafHash != ev.LastLeafHash {
+		t.Fatalf("read back %+v, wrote %+v", got, ev)
+	}
+	if err := c.AddEvidence(ctx, ev, first); !errors.Is(err, catalog.ErrExists) {
+		t.Fatalf("adding an id twice: %v, want ErrExists", err)
+	}
+	if _, err := c.Evidence(ctx, "ev-missing"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("missing item: %v, want ErrNotFound", err)
+	}
+	obj, ok, err := c.ObjectBySHA256(ctx, ev.SHA256)
+	if err != nil || !ok || obj.Key != ev.Object.Key {
+		t.Fatalf("ObjectBySHA256 = %+v, %v, %v", obj, ok, err)
+	}
+	if _, ok, _ := c.ObjectBySHA256(ctx, fmt.Sprintf("%064x", 999)); ok {
+		t.Fatal("found an object for unknown content")
+	}
+}
+
+func testLists(t *testing.T, c catalog.Catalog) {
+	ctx := t.Context()
+	var want []string
+	for i := range 7 {
+		caseID := "case-a"
+		if i%2 == 1 {
+			caseID = "case-b"
+		}
+		ev, first := item(i, caseID) // item 0 sits at log index 0
+		if err := c.AddEvidence(ctx, ev, first); err != nil {
+			t.Fatal(err)
+		}
+		if caseID == "case-a" {
+			want = append(want, ev.ID)
+		}
+	}
+	var got []string
+	after := ""
+	for {
+		page, err := c.ListByCase(ctx, "case-a", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, ev := range page {
+			got = append(got, ev.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ListByCase pages %v, want %v", got, want)
+	}
+	all, err := c.ListAll(ctx, "", 100)
+	if err != nil || len(all) != 7 || all[0].ID != fmt.Sprintf("ev-%026d", 0) {
+		t.Fatalf("ListAll: %d items, %v", len(all), err)
+	}
+}
+
+func testEvents(t *testing.T, c catalog.Catalog) {
+	ctx := t.Context()
+	ev, first := item(3, "case-a")
+	if err := c.AddEvidence(ctx, ev, first); err != nil {
+		t.Fatal(err)
+	}
+	next := catalog.Event{EvidenceID: ev.ID, Seq: 1, Type: "release", RecordedAt: time.Unix(1790000100, 0).UTC(), LogIndex: 40, LeafHash: [32]byte{40},
+		Record: []byte(`{"v":1,"seq":1}`), ReceiptPayload: []byte(`{}`), ReceiptSignature: []byte{3}, ReceiptKeyID: "k"}
+	pending := &catalog.PendingRelease{To: "urn:custody:custodian:l", Reason: "lab", Seq: 1, ExpiresAt: time.Unix(1790003600, 0).UTC()}
+	if err := c.AddEvent(ctx, next, 0, catalog.ItemState{Custodian: ev.Custodian, Pending: pending}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.Evidence(ctx, ev.ID)
+	if got.LastSeq != 1 || got.LastLogIndex != 40 || got.Pending == nil || got.Pending.To != pending.To || !got.Pending.ExpiresAt.Equal(pending.ExpiresAt) {
+		t.Fatalf("after the event: %+v, pending %+v", got, got.Pending)
+	}
+	evs, err := c.Events(ctx, ev.ID)
+	if err != nil || len(evs) != 2 || evs[1].Type != "release" || string(evs[1].Record) != string(next.Record) {
+		t.Fatalf("Events: %+v, %v", evs, err)
+	}
+	if ok, err := c.HasEventAt(ctx, 40); err != nil || !ok {
+		t.Fatalf("HasEventAt(40) = %v, %v", ok, err)
+	}
+	if ok, _ := c.HasEventAt(ctx, 41); ok {
+		t.Fatal("HasEventAt(41) for no event")
+	}
+}
+
+func testConflicts(t *testing.T, c catalog.Catalog) {
+	ctx := t.Context()
+	ev, first := item(5, "case-a")
+	if err := c.AddEvidence(ctx, ev, first); err != nil {
+		t.Fatal(err)
+	}
+	// Eight writers race to append event 1 after event 0: exactly one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, conflicts := 0, 0
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := catalog.Event{EvidenceID: ev.ID, Seq: 1, Type: "annotation", RecordedAt: time.Now().UTC(), LogIndex: uint64(100 + w), LeafHash: [32]byte{byte(w)},
+				Record: []byte(`{}`), ReceiptPayload: []byte(`{}`), ReceiptSignature: []byte{1}, ReceiptKeyID: "k"}
+			err := c.AddEvent(ctx, e, 0, catalog.ItemState{Custodian: ev.Custodian})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, catalog.ErrConflict), errors.Is(err, catalog.ErrExists):
+				conflicts++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || conflicts != 7 {
+		t.Fatalf("%d writers won and %d conflicted, want 1 and 7", won, conflicts)
+	}
+}
+
+func testLogApplied(t *testing.T, c catalog.Catalog) {
+	ctx := t.Context()
+	if n, err := c.LogApplied(ctx); err != nil || n != 0 {
+		t.Fatalf("fresh LogApplied = %d, %v", n, err)
+	}
+	for _, n := range []uint64{5, 12} {
+		if err := c.SetLogApplied(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.LogApplied(ctx); err != nil || got != n {
+			t.Fatalf("LogApplied = %d, %v, want %d", got, err, n)
+		}
+	}
+}
