@@ -34,6 +34,7 @@ func main() {
 	fs.StringVar(&cfg.S3Bucket, "s3-bucket", "", "S3 bucket for evidence objects")
 	fs.StringVar(&cfg.S3Region, "s3-region", "", "S3 region")
 	fs.BoolVar(&cfg.S3Insecure, "s3-insecure", false, "talk plain HTTP to the S3 endpoint (local test servers only)")
+	fs.StringVar(&cfg.CatalogDSN, "catalog", "", "PostgreSQL URL of a catalog shared by replicas (postgres://user@host/db); unset means SQLite at <data-dir>/catalog.db")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate PEM; unset means a local CA under <data-dir>/certs")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key PEM (mode 0600)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM bundle of the CAs that issue client certificates")

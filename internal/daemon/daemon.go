@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
+	"github.com/custody-dev/custody/catalog"
+	"github.com/custody-dev/custody/catalog/postgres"
 	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"
@@ -69,6 +71,9 @@ type Config struct {
 	RequireAuthority bool
 	// UploadTTL is how long an unfinished resumable upload is kept.
 	UploadTTL time.Duration
+	// CatalogDSN, if set, is a PostgreSQL URL for a catalog shared by
+	// replicas; unset means SQLite under DataDir.
+	CatalogDSN string
 }
 
 // Daemon is an assembled, not yet serving custodyd.
@@ -180,7 +185,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	var cat catalog.Catalog
+	if cfg.CatalogDSN != "" {
+		cat, err = postgres.Open(ctx, cfg.CatalogDSN)
+	} else {
+		cat, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	}
 	if err != nil {
 		return nil, err
 	}

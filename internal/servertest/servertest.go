@@ -54,6 +54,8 @@ type Options struct {
 	// RequireAuthority and SpecialReaders are passed on.
 	RequireAuthority bool
 	SpecialReaders   []identity.Role
+	// CatalogDSN puts the catalog in PostgreSQL.
+	CatalogDSN string
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -78,6 +80,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		Limits:             opts.Limits,
 		RequireAuthority:   opts.RequireAuthority,
 		SpecialReaders:     opts.SpecialReaders,
+		CatalogDSN:         opts.CatalogDSN,
 	}
 	if s := opts.S3; s != nil {
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
