@@ -178,7 +178,11 @@ func (e *evidenceService) CreateSeizureRecord(ctx context.Context, req *custodyv
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	item, rcpt, err := e.svc.CreateSeizureRecord(ctx, who, req.GetCaseId(), doc, req.GetAttachmentEvidenceIds(), req.GetDescription())
+	caseID := req.GetCaseId()
+	if caseID == "" {
+		caseID = req.GetRecord().GetCaseId()
+	}
+	item, rcpt, err := e.svc.CreateSeizureRecord(ctx, who, caseID, doc, req.GetAttachmentEvidenceIds(), req.GetDescription())
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}

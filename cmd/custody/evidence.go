@@ -139,11 +139,11 @@ func runDownload(ctx context.Context, g globals, args []string) error {
 
 func runSeizure(ctx context.Context, g globals, args []string) error {
 	if len(args) == 0 || args[0] != "create" {
-		return usagef("usage: custody seizure create --record FILE.json --case C [--attach FILE]...")
+		return usagef("usage: custody seizure create --record FILE.json [--attach FILE]... [--case C]")
 	}
 	fs := newFlagSet("seizure create")
 	recordFile := fs.String("record", "", "the seizure record, JSON (see examples/seizure-record.json)")
-	caseID := fs.String("case", "", "case id (required)")
+	caseID := fs.String("case", "", "case id (default: the record's case_id)")
 	description := fs.String("description", "", "a description of the record")
 	var attach multiFlag
 	fs.Var(&attach, "attach", "a raw file seized with the record (repeatable); uploaded encrypted")
@@ -151,8 +151,8 @@ func runSeizure(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *recordFile == "" || *caseID == "" {
-		return usagef("usage: custody seizure create --record FILE.json --case C [--attach FILE]...")
+	if len(pos) != 0 || *recordFile == "" {
+		return usagef("usage: custody seizure create --record FILE.json [--attach FILE]... [--case C]")
 	}
 	raw, err := os.ReadFile(*recordFile)
 	if err != nil {
@@ -161,6 +161,12 @@ func runSeizure(ctx context.Context, g globals, args []string) error {
 	var rec custodyv1.SeizureRecord
 	if err := protojson.Unmarshal(raw, &rec); err != nil {
 		return usagef("%s is not a seizure record: %v", *recordFile, err)
+	}
+	if *caseID == "" {
+		*caseID = rec.GetCaseId()
+	}
+	if *caseID == "" {
+		return usagef("no case: give --case or a case_id in %s", *recordFile)
 	}
 	c, err := dial(ctx, g)
 	if err != nil {

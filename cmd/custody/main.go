@@ -30,7 +30,7 @@ Commands:
   keys         the log's signed-note verifier key and the receipt public key
   upload FILE... --case C --kind photo|video|audio|document|other
                hash locally, upload, print id, sha256 and the signed receipt
-  seizure create --record FILE.json --case C [--attach FILE]...
+  seizure create --record FILE.json [--attach FILE]... [--case C]
                a biometric-data seizure record, stored encrypted
   download ID --out FILE --purpose TEXT
                the exact stored bytes, verified while streaming; logged as an access

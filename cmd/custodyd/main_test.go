@@ -246,7 +246,8 @@ func TestCLIEvidence(t *testing.T) {
 	attachment := filepath.Join(dir, "export.eft")
 	os.WriteFile(attachment, []byte("fingerprint export"), 0o600)
 	record := filepath.Join(binaries.RepoRoot(t), "examples", "seizure-record.json")
-	out = runOK(t, cli("collector", "-o", "json", "seizure", "create", "--record", record, "--case", "case-7", "--attach", attachment))
+	// As CONTRACT.md spells it: the case comes from the record.
+	out = runOK(t, cli("collector", "-o", "json", "seizure", "create", "--record", record, "--attach", attachment))
 	var seized struct {
 		EvidenceID            string   `json:"evidence_id"`
 		AttachmentEvidenceIDs []string `json:"attachment_evidence_ids"`

@@ -295,8 +295,10 @@ type SeizureRecord struct {
 	HandlingRestrictions []string        `protobuf:"bytes,12,rep,name=handling_restrictions,json=handlingRestrictions,proto3" json:"handling_restrictions,omitempty"`
 	LinkedEvidenceIds    []string        `protobuf:"bytes,13,rep,name=linked_evidence_ids,json=linkedEvidenceIds,proto3" json:"linked_evidence_ids,omitempty"`
 	Notes                string          `protobuf:"bytes,14,opt,name=notes,proto3" json:"notes,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The case the record belongs to, when the request names none.
+	CaseId        string `protobuf:"bytes,15,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SeizureRecord) Reset() {
@@ -427,6 +429,13 @@ func (x *SeizureRecord) GetNotes() string {
 	return ""
 }
 
+func (x *SeizureRecord) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
 var File_custody_v1_seizure_proto protoreflect.FileDescriptor
 
 const file_custody_v1_seizure_proto_rawDesc = "" +
@@ -444,7 +453,7 @@ const file_custody_v1_seizure_proto_rawDesc = "" +
 	"\fRecordDigest\x12\x1d\n" +
 	"\n" +
 	"record_ref\x18\x01 \x01(\tR\trecordRef\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xaa\x05\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xc3\x05\n" +
 	"\rSeizureRecord\x126\n" +
 	"\rseizing_party\x18\x01 \x01(\v2\x11.custody.v1.PartyR\fseizingParty\x12;\n" +
 	"\rauthorization\x18\x02 \x01(\v2\x15.custody.v1.AuthorityR\rauthorization\x127\n" +
@@ -463,7 +472,8 @@ const file_custody_v1_seizure_proto_rawDesc = "" +
 	"legalBasis\x123\n" +
 	"\x15handling_restrictions\x18\f \x03(\tR\x14handlingRestrictions\x12.\n" +
 	"\x13linked_evidence_ids\x18\r \x03(\tR\x11linkedEvidenceIds\x12\x14\n" +
-	"\x05notes\x18\x0e \x01(\tR\x05notes*\xdc\x01\n" +
+	"\x05notes\x18\x0e \x01(\tR\x05notes\x12\x17\n" +
+	"\acase_id\x18\x0f \x01(\tR\x06caseId*\xdc\x01\n" +
 	"\bModality\x12\x18\n" +
 	"\x14MODALITY_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14MODALITY_FINGERPRINT\x10\x01\x12\x17\n" +
