@@ -31,12 +31,9 @@ var statusTable = []struct {
 	{evidence.ErrConflict, codes.Aborted},
 	{evidence.ErrIncomplete, codes.Aborted},
 	{evidence.ErrUnavailable, codes.Unavailable},
-	{errUnimplemented, codes.Unimplemented},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }
-
-var errUnimplemented = errors.New("not implemented yet")
 
 // toStatus converts err into a status error for the caller.
 func toStatus(ctx context.Context, err error) error {
