@@ -46,6 +46,7 @@ type Log struct {
 	reader   tessera.LogReader
 	origin   string
 	verifier note.Verifier
+	dir      string
 	cancel   context.CancelFunc
 }
 
@@ -80,7 +81,7 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log appender: %w", err)
 	}
-	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier}, nil
+	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, dir: cfg.Dir}, nil
 }
 
 // Origin is the log's origin line.

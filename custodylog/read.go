@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/client"
@@ -36,6 +38,8 @@ type Published struct {
 	Raw  []byte
 	Size uint64
 	Root []byte
+	// Published is when the checkpoint was last written (its file's time).
+	Published time.Time
 }
 
 // Latest reads and verifies the latest published checkpoint.
@@ -48,7 +52,11 @@ func (l *Log) Latest(ctx context.Context) (Published, error) {
 	if err != nil {
 		return Published{}, fmt.Errorf("own checkpoint does not verify: %w", err)
 	}
-	return Published{Raw: raw, Size: cp.Size, Root: cp.Hash}, nil
+	p := Published{Raw: raw, Size: cp.Size, Root: cp.Hash}
+	if info, err := os.Stat(filepath.Join(l.dir, "checkpoint")); err == nil {
+		p.Published = info.ModTime()
+	}
+	return p, nil
 }
 
 // InclusionProof proves that the entry at index is in the tree of treeSize.

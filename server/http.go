@@ -25,7 +25,7 @@ import (
 //
 //	/v1/...         the REST gateway, which calls the gRPC server
 //	/openapi.json   the gateway's OpenAPI document
-//	/healthz        liveness
+//	/healthz        liveness; /healthz?ready=1 readiness
 //	/metrics        Prometheus
 //
 // and a JSON 404 for anything else.
@@ -44,9 +44,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	})
 	mux.Handle("/log/", logHandler(s.cfg.LogDir))
 	mux.Handle("GET /verify", verifypage.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))

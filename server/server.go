@@ -52,6 +52,9 @@ type Config struct {
 	Limits Limits
 	// Revocations, if set, refuses revoked client certificates.
 	Revocations *identity.Revocations
+	// CheckpointInterval is how often the log publishes; readiness allows
+	// ten of them before calling the log stale.
+	CheckpointInterval time.Duration
 	// Collectors are more metrics to serve at /metrics.
 	Collectors []prometheus.Collector
 }
@@ -91,6 +94,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:  newMetrics(prometheus.NewRegistry()),
 	}
 	s.metrics.registry.MustRegister(cfg.Collectors...)
+	s.metrics.registry.MustRegister(newReadinessCollector(s))
 	verifier := identity.NewVerifier(cfg.ClientCAs)
 	if cfg.Revocations != nil {
 		verifier.WithRevocations(cfg.Revocations)

@@ -241,13 +241,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		}
 	}
 	d.Server, err = server.New(ctx, server.Config{
-		Revocations: revocations,
-		Limits:      cfg.Limits,
-		GRPCAddr:    cfg.GRPCAddr,
-		HTTPAddr:    cfg.HTTPAddr,
-		Certificate: cert,
-		ClientCAs:   clientCAs,
-		Logger:      log,
+		Revocations:        revocations,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Limits:             cfg.Limits,
+		GRPCAddr:           cfg.GRPCAddr,
+		HTTPAddr:           cfg.HTTPAddr,
+		Certificate:        cert,
+		ClientCAs:          clientCAs,
+		Logger:             log,
 		Keys: server.PublicKeys{
 			LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
 		},

@@ -1,0 +1,43 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/servertest"
+)
+
+// TestReadiness: /healthz?ready=1 says ready while storage, catalog and
+// log answer; with MinIO stopped it says 503 and names storage, and the
+// metrics show it; when MinIO returns, it is ready again without a
+// restart. Plain /healthz (liveness) stays 200 throughout.
+func TestReadiness(t *testing.T) {
+	s := backends()[1].start(t, servertest.Options{})
+	hc := s.env.HTTPClient(t)
+	waitFor := func(code int, contains string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got, body := get(t, hc, s.env.URL("/healthz?ready=1"))
+			if got == code && strings.Contains(string(body), contains) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("readiness %d %s, want %d with %q", got, body, code, contains)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor(200, `"status":"ready"`)
+	s.minio.Stop(t)
+	waitFor(503, `"storage"`)
+	if code, _ := get(t, hc, s.env.URL("/healthz")); code != 200 {
+		t.Fatalf("liveness %d while storage is down", code)
+	}
+	if _, body := get(t, hc, s.env.URL("/metrics")); !strings.Contains(string(body), `custody_dependency_up{dependency="storage"} 0`) {
+		t.Fatalf("metrics do not show storage down:\n%s", body)
+	}
+	s.minio.Restart(t)
+	waitFor(200, `"status":"ready"`)
+}
