@@ -169,22 +169,12 @@ func (s *Service) Open(ctx context.Context, who identity.Identity, id string, ac
 	if ev.Special && !s.mayReadSpecial(who, ev) {
 		return Item{}, Event{}, nil, fmt.Errorf("%w: %s is special-category data, readable only by its current custodian and the roles the operator grants", identity.ErrPermissionDenied, id)
 	}
-	logged, err := s.appendEvent(ctx, id, func(_ catalog.Evidence, rec *events.Record) error {
-		rec.Type = events.Access
-		rec.Performer = who.String()
-		rec.Purpose = access.Purpose
-		if access.Authority != nil {
-			rec.Details = canonicaljson.Object{"authority": access.Authority.canonical()}
-		}
-		return nil
-	})
-	if err != nil {
-		return Item{}, Event{}, nil, err
-	}
 	item, err := s.decode(ev, true)
 	if err != nil {
 		return Item{}, Event{}, nil, err
 	}
+	// Reach the stored object first: an access is logged only when the
+	// bytes can actually go out, and before the first one does.
 	rc, err := s.store.Open(ctx, ev.Object)
 	if err != nil {
 		return Item{}, Event{}, nil, classifyStorage(err)
@@ -197,6 +187,19 @@ func (s *Service) Open(ctx context.Context, who identity.Identity, id string, ac
 			return Item{}, Event{}, nil, fmt.Errorf("%w: the stored ciphertext of %s does not decrypt: %v", ErrCorrupt, id, err)
 		}
 		plain = readCloser{dec, rc}
+	}
+	logged, err := s.appendEvent(ctx, id, func(_ catalog.Evidence, rec *events.Record) error {
+		rec.Type = events.Access
+		rec.Performer = who.String()
+		rec.Purpose = access.Purpose
+		if access.Authority != nil {
+			rec.Details = canonicaljson.Object{"authority": access.Authority.canonical()}
+		}
+		return nil
+	})
+	if err != nil {
+		plain.Close()
+		return Item{}, Event{}, nil, err
 	}
 	return item, logged, newVerifyingReader(plain, ev.SHA256, ev.Size), nil
 }
