@@ -43,6 +43,8 @@ var (
 	ErrCorrupt = errors.New("stored evidence does not match its recorded digest")
 	// ErrUnavailable: storage or the log cannot be reached now; retry.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrNoSpace: storage or the data dir is full; nothing was kept.
+	ErrNoSpace = errors.New("no space")
 	// ErrFailedPrecondition: the item is not in a state that allows this.
 	ErrFailedPrecondition = errors.New("failed precondition")
 )
@@ -189,6 +191,8 @@ func classifyStorage(err error) error {
 		return fmt.Errorf("%w: evidence storage cannot be reached; retry later", ErrUnavailable)
 	case errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("%w: the stored object is missing", ErrCorrupt)
+	case errors.Is(err, storage.ErrNoSpace):
+		return fmt.Errorf("%w: evidence storage is full; nothing was kept; retry when the operator has freed space", ErrNoSpace)
 	}
 	return err
 }

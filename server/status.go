@@ -31,6 +31,7 @@ var statusTable = []struct {
 	{evidence.ErrConflict, codes.Aborted},
 	{evidence.ErrIncomplete, codes.Aborted},
 	{evidence.ErrUnavailable, codes.Unavailable},
+	{evidence.ErrNoSpace, codes.ResourceExhausted},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -81,6 +81,7 @@ var (
 	ErrUnavailable  = errors.New("storage unavailable")
 	ErrInvalidKey   = errors.New("invalid object key")
 	ErrSizeMismatch = errors.New("object size differs from the declared size")
+	ErrNoSpace      = errors.New("storage is full")
 )
 
 // CheckKey validates an object key: 1-512 characters of [a-z0-9._/-], no

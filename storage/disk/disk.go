@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/custody-dev/custody/storage"
@@ -190,8 +191,11 @@ func syncDir(dir string) error {
 
 // classify wraps file-system errors in the storage errors callers map.
 func classify(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %v", storage.ErrNotFound, err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %v", storage.ErrNoSpace, err)
 	}
 	return err
 }
