@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -45,6 +46,9 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 	if err != nil {
 		if ctx.Err() != nil {
 			return custodylog.Appended{}, nil, ctx.Err()
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return custodylog.Appended{}, nil, fmt.Errorf("%w: the log's disk is full; the event was not recorded", ErrNoSpace)
 		}
 		return custodylog.Appended{}, nil, fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)
 	}

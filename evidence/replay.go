@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -34,6 +35,9 @@ func (s *Service) journalAppend(ctx context.Context, jr journalRecord) error {
 	if err := s.journal.Append(ctx, b); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("%w: the data disk is full; nothing was recorded; retry when the operator has freed space", ErrNoSpace)
 		}
 		return fmt.Errorf("%w: the record journal cannot be written: %v", ErrUnavailable, err)
 	}
