@@ -108,7 +108,10 @@ func (c *Client) UploadFile(ctx context.Context, path string, meta *custodyv1.Up
 			return nil, err
 		}
 	}
-	if size >= ResumableThreshold {
+	// Special-category data is never staged in clear on the server, so it
+	// goes in one stream.
+	special := meta.GetSpecialCategory() || meta.GetKind() == custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD
+	if size >= ResumableThreshold && !special {
 		return c.UploadResumable(ctx, meta, f, DefaultRetry, progress)
 	}
 	return c.Upload(ctx, meta, f, progress)

@@ -149,6 +149,11 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 	if err := meta.Validate(s.cfg.MaxUploadBytes); err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
+	if meta.Special || meta.Kind == KindBiometricSeizureRecord || s.cfg.EncryptAll {
+		// Staged bytes are plaintext on local disk; data that must only
+		// ever be stored encrypted is not staged.
+		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: special-category (and, on this service, all encrypted) items are uploaded in one stream, not as resumable sessions: leave upload_id empty", ErrInvalid)
+	}
 	unlock := s.lockItem("upload:" + id)
 	defer unlock()
 	sess, err := s.loadSession(id)

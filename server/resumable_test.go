@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -108,6 +109,18 @@ func TestResumableUpload(t *testing.T) {
 		}
 		_, err = c.Evidence().GetUploadStatus(t.Context(), &custodyv1.GetUploadStatusRequest{UploadId: md.UploadId})
 		wantCode(t, err, codes.NotFound, "no upload session")
+	})
+
+	t.Run("special-category data is never staged", func(t *testing.T) {
+		data := randomBytes(1 << 20)
+		md := meta("case-resume-bio", data)
+		md.UploadId = "resume-test-bio"
+		md.SpecialCategory = true
+		_, err := c.UploadResumable(t.Context(), md, bytes.NewReader(data), client.DefaultRetry, nil)
+		wantCode(t, err, codes.InvalidArgument, "not as resumable sessions")
+		if files, _ := filepath.Glob(filepath.Join(env.DataDir, "uploads", "*")); len(files) != 0 {
+			t.Fatalf("staged files for a special-category upload: %v", files)
+		}
 	})
 
 	t.Run("another identity cannot resume it", func(t *testing.T) {
