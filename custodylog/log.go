@@ -75,6 +75,9 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
 		WithCheckpointInterval(cfg.CheckpointInterval).
+		// Republish an unchanged checkpoint now and then, so its age tells
+		// a stuck log from an idle one (readiness, metrics).
+		WithCheckpointRepublishInterval(max(5*cfg.CheckpointInterval, time.Second)).
 		WithBatching(1024, cfg.BatchMaxAge).
 		WithPushback(64 << 10)
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
