@@ -143,9 +143,6 @@ func New(d Deps, cfg Config) *Service {
 	}
 }
 
-// MaxUploadBytes is the configured size limit.
-func (s *Service) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
-
 // newID returns an opaque evidence id: "ev-" and 26 base32 characters (130
 // random bits).
 func newID() string {

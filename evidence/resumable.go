@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/certs"
@@ -289,10 +290,10 @@ func (s *Service) ExpireUploads() int {
 	files, _ := filepath.Glob(filepath.Join(s.cfg.UploadDir, "*.json"))
 	n := 0
 	for _, f := range files {
-		id := filepath.Base(f[:len(f)-len(".json")])
+		id := strings.TrimSuffix(filepath.Base(f), ".json")
 		unlock := s.lockItem("upload:" + id)
-		before, _ := os.Stat(f)
-		if sess, err := s.loadSession(id); err == nil && sess == nil && before != nil {
+		// loadSession drops an expired session and reports none.
+		if sess, err := s.loadSession(id); err == nil && sess == nil {
 			n++
 		}
 		unlock()

@@ -219,7 +219,8 @@ func TestHTTPSRoutes(t *testing.T) {
 	}{
 		{"/healthz", anon, 200, `"status":"ok"`},
 		{"/openapi.json", anon, 200, `"/v1/evidence/{evidence_id}/bundle"`},
-		{"/v1/keys", anon, 200, `{`},
+		{"/v1/keys", anon, 200, `"log_verifier_key":"custody.test/log+`},
+		{"/v1/keys", anon, 200, `"receipt_public_key_pem":"-----BEGIN PUBLIC KEY-----`},
 		{"/metrics", anon, 200, `custody_grpc_handled_total{code="OK",method="/custody.v1.IdentityService/WhoAmI"}`},
 		{"/no/such/route", anon, 404, `"code":5`},
 		{"/v1/no/such/route", court, 404, `"code":5`},

@@ -118,5 +118,3 @@ func Parse(b []byte) (*Bundle, error) {
 	}
 	return &bundle, nil
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

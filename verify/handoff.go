@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -93,7 +94,7 @@ func checkCaptureSignature(b *Bundle, rec *events.Record, cs map[string]any, roo
 			CaseID     string `json:"case_id"`
 			CapturedAt string `json:"captured_at"`
 		}
-		if err := jsonUnmarshal([]byte(stmt), &s); err != nil {
+		if err := json.Unmarshal([]byte(stmt), &s); err != nil {
 			return nil, err
 		}
 		var captured time.Time
@@ -121,7 +122,7 @@ func checkStatement(b *Bundle, rec *events.Record, roots *x509.CertPool, build f
 	var signed struct {
 		SignedAt string `json:"signed_at"`
 	}
-	if err := jsonUnmarshal([]byte(stmt), &signed); err != nil {
+	if err := json.Unmarshal([]byte(stmt), &signed); err != nil {
 		return err
 	}
 	at, err := time.Parse(time.RFC3339Nano, signed.SignedAt)

@@ -206,6 +206,33 @@ func TestCLIEvidence(t *testing.T) {
 		t.Fatal("a failed download left a file")
 	}
 
+	// Hand-off, analysis and history through the CLI, as the README shows.
+	hand := results[1].EvidenceID
+	runOK(t, cli("collector", "release", hand, "--to", "urn:custody:custodian:dev-custodian", "--reason", "to the lab"))
+	runOK(t, cli("custodian", "accept", hand))
+	runOK(t, cli("custodian", "event", hand, "--type", "analysis", "--note", "ELA: no splicing", "--tool", "forensically", "--tool-version", "1.2"))
+	hist := runOK(t, cli("auditor", "history", hand))
+	for _, want := range []string{"ingest", "release", "accept", "analysis", "urn:custody:custodian:dev-custodian", "note: ELA: no splicing"} {
+		if !strings.Contains(hist, want) {
+			t.Fatalf("history lacks %q:\n%s", want, hist)
+		}
+	}
+	var cp struct {
+		Origin string `json:"origin"`
+		Size   string `json:"size"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cp.Size == "" || cp.Size == "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("custody checkpoint never covered the events: %+v", cp)
+		}
+		json.Unmarshal([]byte(runOK(t, cli("auditor", "-o", "json", "checkpoint"))), &cp)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if text := runOK(t, cli("auditor", "checkpoint")); !strings.HasPrefix(text, "custody.local/log\n") || !strings.Contains(text, "\u2014 custody.local/log ") {
+		t.Fatalf("custody checkpoint prints no signed note:\n%s", text)
+	}
+
 	// The court: a bundle, then offline verification with keys it got
 	// from the operator, and a tampered copy.
 	item := results[0]
