@@ -95,8 +95,13 @@ type Catalog interface {
 	AddEvent(ctx context.Context, e Event, prevSeq uint64, state ItemState) error
 	// HasEventAt reports whether the event at a log index is cataloged.
 	HasEventAt(ctx context.Context, logIndex uint64) (bool, error)
+	// MissingLogIndexes returns the log indexes in [from, to) with no
+	// cataloged event, ascending.
+	MissingLogIndexes(ctx context.Context, from, to uint64) ([]uint64, error)
 	// LogApplied returns how many log entries are known to be in the
-	// catalog (every entry below it is); SetLogApplied records it.
+	// catalog (every entry below it is); SetLogApplied records it. The
+	// mark never goes back: a smaller n than the recorded one is ignored
+	// (replicas record it concurrently).
 	LogApplied(ctx context.Context) (uint64, error)
 	SetLogApplied(ctx context.Context, n uint64) error
 	// Events returns an item's events in sequence order.

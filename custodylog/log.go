@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -25,8 +27,12 @@ var ErrEntryTooLarge = errors.New("log entry too large")
 
 // Config configures a log.
 type Config struct {
-	// Dir is the POSIX log folder (<data-dir>/log).
+	// Dir is the POSIX log folder (<data-dir>/log), used unless Shared is
+	// set.
 	Dir string
+	// Shared, if set, puts the log on S3 and a MySQL-compatible database
+	// for several replicas (see Shared).
+	Shared *Shared
 	// Signer signs checkpoints; its name is the log's origin. Verifier
 	// checks them.
 	Signer   note.Signer
@@ -39,15 +45,17 @@ type Config struct {
 	BatchMaxAge time.Duration
 }
 
-// Log is an open custody log. Only one process may append to a log folder.
+// Log is an open custody log. Only one process may append to a POSIX log
+// folder; any number may append to a Shared log.
 type Log struct {
 	appender *tessera.Appender
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	origin   string
 	verifier note.Verifier
-	dir      string
 	cancel   context.CancelFunc
+	// checkpointTime tells when the checkpoint was last written.
+	checkpointTime func(context.Context) (time.Time, error)
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. The log's background
@@ -65,7 +73,24 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 }
 
 func open(ctx context.Context, cfg Config) (*Log, error) {
-	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
+	var driver tessera.Driver
+	var checkpointTime func(context.Context) (time.Time, error)
+	var err error
+	if cfg.Shared != nil {
+		if cfg.CheckpointInterval < time.Second {
+			return nil, fmt.Errorf("a shared log publishes checkpoints at most once a second: set --checkpoint-interval to 1s or more (it is %s)", cfg.CheckpointInterval)
+		}
+		driver, checkpointTime, err = sharedDriver(ctx, *cfg.Shared)
+	} else {
+		driver, err = posix.New(ctx, posix.Config{Path: cfg.Dir})
+		checkpointTime = func(context.Context) (time.Time, error) {
+			info, err := os.Stat(filepath.Join(cfg.Dir, "checkpoint"))
+			if err != nil {
+				return time.Time{}, err
+			}
+			return info.ModTime(), nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("log storage: %w", err)
 	}
@@ -84,7 +109,10 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log appender: %w", err)
 	}
-	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, dir: cfg.Dir}, nil
+	if cfg.Shared != nil {
+		reader = notExistReader{reader}
+	}
+	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: checkpointTime}, nil
 }
 
 // Origin is the log's origin line.

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 )
 
@@ -53,8 +54,8 @@ func (l *Log) Latest(ctx context.Context) (Published, error) {
 		return Published{}, fmt.Errorf("own checkpoint does not verify: %w", err)
 	}
 	p := Published{Raw: raw, Size: cp.Size, Root: cp.Hash}
-	if info, err := os.Stat(filepath.Join(l.dir, "checkpoint")); err == nil {
-		p.Published = info.ModTime()
+	if t, err := l.checkpointTime(ctx); err == nil {
+		p.Published = t
 	}
 	return p, nil
 }
@@ -97,4 +98,59 @@ func (l *Log) Entry(ctx context.Context, index, treeSize uint64) ([]byte, error)
 		return nil, fmt.Errorf("%w: entry %d not in its bundle", ErrBeyondTree, index)
 	}
 	return bundle.Entries[i], nil
+}
+
+// Resource reads one public log resource by its C2SP tlog-tiles path
+// (relative to the log's root): "checkpoint", "tile/<L>/<N>[.p/<W>]" or
+// "tile/entries/<N>[.p/<W>]". A resource that does not exist (yet, or any
+// more, as partial tiles once the full tile is written) is os.ErrNotExist.
+func (l *Log) Resource(ctx context.Context, path string) ([]byte, error) {
+	if path == "checkpoint" {
+		return l.reader.ReadCheckpoint(ctx)
+	}
+	parts := strings.SplitN(path, "/", 3)
+	if len(parts) != 3 || parts[0] != "tile" {
+		return nil, fmt.Errorf("%w: %q is not a log resource", os.ErrNotExist, path)
+	}
+	if parts[1] == "entries" {
+		index, p, err := layout.ParseTileIndexPartial(parts[2])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", os.ErrNotExist, err)
+		}
+		b, err := l.reader.ReadEntryBundle(ctx, index, p)
+		if err != nil || p == 0 {
+			return b, err
+		}
+		return bundlePrefix(b, int(p))
+	}
+	level, index, p, err := layout.ParseTileLevelIndexPartial(parts[1], parts[2])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", os.ErrNotExist, err)
+	}
+	b, err := l.reader.ReadTile(ctx, level, index, p)
+	if err != nil || p == 0 {
+		return b, err
+	}
+	// A reader may answer a partial tile with the full one once it exists;
+	// the partial tile is its prefix.
+	if len(b) < int(p)*32 {
+		return nil, fmt.Errorf("tile %s holds %d bytes, fewer than its %d hashes", path, len(b), p)
+	}
+	return b[:int(p)*32], nil
+}
+
+// bundlePrefix returns the first n entries of an entry bundle (each a
+// two-byte big-endian length and the entry).
+func bundlePrefix(b []byte, n int) ([]byte, error) {
+	off := 0
+	for range n {
+		if off+2 > len(b) {
+			return nil, errors.New("entry bundle is shorter than its width")
+		}
+		off += 2 + (int(b[off])<<8 | int(b[off+1]))
+	}
+	if off > len(b) {
+		return nil, errors.New("entry bundle is shorter than its width")
+	}
+	return b[:off], nil
 }

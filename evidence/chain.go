@@ -12,6 +12,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 )
 
@@ -21,38 +22,40 @@ func sha256Hex(b []byte) string {
 }
 
 // appendRecord journals a record (with the new item's row, for an ingest),
-// then writes its entry to the log, and returns where it landed and the
-// record's canonical bytes.
-func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *catalog.Evidence) (custodylog.Appended, []byte, error) {
+// then writes its entry to the log, and returns where it landed, the
+// record's canonical bytes and its journal key. The caller settles the key
+// once the catalog holds the event.
+func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *catalog.Evidence) (custodylog.Appended, []byte, string, error) {
 	if err := rec.Validate(); err != nil {
-		return custodylog.Appended{}, nil, err
+		return custodylog.Appended{}, nil, "", err
 	}
 	canon, err := rec.Canonical()
 	if err != nil {
-		return custodylog.Appended{}, nil, err
+		return custodylog.Appended{}, nil, "", err
 	}
 	entry, err := rec.Entry()
 	if err != nil {
-		return custodylog.Appended{}, nil, err
+		return custodylog.Appended{}, nil, "", err
 	}
 	jr := journalRecord{Kind: "event", Record: canon}
 	if item != nil {
 		jr.Kind, jr.Item = "item", item
 	}
-	if err := s.journalAppend(ctx, jr); err != nil {
-		return custodylog.Appended{}, nil, err
+	key := sha256Hex(canon)
+	if err := s.journalPut(ctx, journal.Record{Key: key, EvidenceID: rec.EvidenceID, Seq: rec.Sequence}, jr, true); err != nil {
+		return custodylog.Appended{}, nil, "", err
 	}
-	appended, err := s.log.Append(ctx, entry)
+	// Once journaled, the append runs to its end whatever happens to the
+	// caller: an append abandoned half-way could land after the item's
+	// lock is released, beside the next writer's event.
+	appended, err := s.log.Append(context.WithoutCancel(ctx), entry)
 	if err != nil {
-		if ctx.Err() != nil {
-			return custodylog.Appended{}, nil, ctx.Err()
-		}
 		if errors.Is(err, syscall.ENOSPC) {
-			return custodylog.Appended{}, nil, fmt.Errorf("%w: the log's disk is full; the event was not recorded", ErrNoSpace)
+			return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the log's disk is full; the event was not recorded", ErrNoSpace)
 		}
-		return custodylog.Appended{}, nil, fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)
+		return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)
 	}
-	return appended, canon, nil
+	return appended, canon, key, nil
 }
 
 // Event is a recorded custody event with its receipt.
@@ -68,10 +71,19 @@ type Event struct {
 // writes the catalog. build fills in the record from the item's current
 // state and may refuse with an error.
 func (s *Service) appendEvent(ctx context.Context, id string, build func(item catalog.Evidence, rec *events.Record) error) (Event, error) {
-	unlock := s.lockItem(id)
+	if err := CheckID(id); err != nil {
+		return Event{}, err
+	}
+	unlock, err := s.lockItem(ctx, id)
+	if err != nil {
+		return Event{}, err
+	}
 	defer unlock()
 	item, err := s.loadItem(ctx, id)
 	if err != nil {
+		return Event{}, err
+	}
+	if item, err = s.resolve(ctx, item); err != nil {
 		return Event{}, err
 	}
 	if p := item.Pending; p != nil && !s.now().Before(p.ExpiresAt) {
@@ -103,10 +115,12 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, build
 	if err := build(item, &rec); err != nil {
 		return Event{}, item, err
 	}
-	appended, canon, err := s.appendRecord(ctx, rec, nil)
+	appended, canon, key, err := s.appendRecord(ctx, rec, nil)
 	if err != nil {
 		return Event{}, item, err
 	}
+	// The event is in the log: catalog it even if the caller has gone.
+	ctx = context.WithoutCancel(ctx)
 	rcpt, err := s.signReceipt(ctx, eventReceipt(rec, appended, s.log.Origin()), appended.LeafHash)
 	if err != nil {
 		return Event{}, item, err
@@ -123,6 +137,7 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, build
 		}
 		return Event{}, item, err
 	}
+	s.settle(ctx, key)
 	item.LastSeq, item.LastLogIndex, item.LastLeafHash = rec.Sequence, appended.Index, appended.LeafHash
 	item.Custodian, item.Pending = state.Custodian, state.Pending
 	return Event{Event: e, Receipt: rcpt, Record: rec}, item, nil

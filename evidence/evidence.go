@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -97,24 +96,25 @@ type Service struct {
 	store    storage.Store
 	catalog  catalog.Catalog
 	log      Log
-	journal  *journal.Journal
+	journal  journal.Store
+	locks    Locker
 	receipts *receipt.Signer
 	identity *age.X25519Identity
 	keys     verify.Keys
 	cfg      Config
 	logger   *slog.Logger
 	now      func() time.Time
-
-	// itemLocks serialises appends to one item's chain in this process.
-	itemLocks sync.Map // evidence id -> *sync.Mutex
 }
 
 // Deps are the service's collaborators.
 type Deps struct {
-	Store    storage.Store
-	Catalog  catalog.Catalog
-	Log      Log
-	Journal  *journal.Journal
+	Store   storage.Store
+	Catalog catalog.Catalog
+	Log     Log
+	Journal journal.Store
+	// Locks serialise work on one item or upload session; nil means
+	// in-process locks (one custodyd). Replicas share a database's.
+	Locks    Locker
 	Receipts *receipt.Signer
 	// Identity decrypts special-category items; its recipient encrypts them.
 	Identity *age.X25519Identity
@@ -137,8 +137,11 @@ func New(d Deps, cfg Config) *Service {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
+	if d.Locks == nil {
+		d.Locks = NewLocalLocks()
+	}
 	return &Service{
-		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
+		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, locks: d.Locks, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
 		cfg: cfg, logger: d.Logger, now: time.Now,
 	}
 }
@@ -171,12 +174,17 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// lockItem serialises chain appends for one item.
-func (s *Service) lockItem(id string) func() {
-	m, _ := s.itemLocks.LoadOrStore(id, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+// lockItem serialises chain appends (and upload sessions) for one key, in
+// this process or across replicas, depending on the Locker.
+func (s *Service) lockItem(ctx context.Context, key string) (func(), error) {
+	unlock, err := s.locks.Lock(ctx, key)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: the lock on %s cannot be taken: %v", ErrUnavailable, key, err)
+	}
+	return unlock, nil
 }
 
 // classifyStorage maps storage errors to this package's errors.

@@ -196,10 +196,12 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 	if captureSig != nil {
 		rec.Details["collector_signature"] = captureSig
 	}
-	appended, canon, err := s.appendRecord(ctx, rec, &ev)
+	appended, canon, key, err := s.appendRecord(ctx, rec, &ev)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
+	// The ingest is in the log: catalog it even if the caller has gone.
+	ctx = context.WithoutCancel(ctx)
 	rcpt, err := s.signReceipt(ctx, ingestReceipt(ev, appended.Index, appended.LeafHash, s.log.Origin()), appended.LeafHash)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
@@ -213,6 +215,7 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 	if err := s.catalog.AddEvidence(ctx, ev, first); err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
+	s.settle(ctx, key)
 	return Item{Evidence: ev, Meta: md}, rcpt, nil
 }
 

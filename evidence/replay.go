@@ -27,12 +27,15 @@ type journalRecord struct {
 	Receipt  *receipt.Receipt  `json:"receipt,omitempty"`
 }
 
-func (s *Service) journalAppend(ctx context.Context, jr journalRecord) error {
+// journalPut stores jr under r's key and item, waiting for it to be
+// durable when wait is set.
+func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRecord, wait bool) error {
 	b, err := json.Marshal(jr)
 	if err != nil {
 		return err
 	}
-	if err := s.journal.Append(ctx, b); err != nil {
+	r.Data = b
+	if err := s.journal.Put(ctx, r, wait); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -44,6 +47,16 @@ func (s *Service) journalAppend(ctx context.Context, jr journalRecord) error {
 	return nil
 }
 
+// settle tells the journal a record's event is cataloged. A failure only
+// costs a later log scan (resolve), so it is logged, not returned.
+func (s *Service) settle(ctx context.Context, key string) {
+	if err := s.journal.Settle(ctx, key, true); err != nil {
+		s.logger.WarnContext(ctx, "settling a journal record", "err", err)
+	}
+}
+
+func receiptKey(leaf [32]byte) string { return "receipt:" + hex.EncodeToString(leaf[:]) }
+
 // signReceipt signs a receipt and journals it, so a rebuilt catalog holds
 // the very receipt the caller got. The receipt goes out with the next
 // journal write without waiting for it: if a crash loses it, replay signs
@@ -53,17 +66,16 @@ func (s *Service) signReceipt(ctx context.Context, fields canonicaljson.Object, 
 	if err != nil {
 		return r, err
 	}
-	b, err := json.Marshal(journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r})
-	if err != nil {
-		return r, err
-	}
-	return r, s.journal.Enqueue(b)
+	return r, s.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r}, false)
 }
 
 // Replay brings the catalog up to date with the log: every log entry the
-// catalog lacks (after a crash, or all of them for a deleted catalog) is
-// rebuilt from its journaled record, in log order. It runs before serving.
-func (s *Service) Replay(ctx context.Context, journalPath string) (int, error) {
+// catalog lacks (after a crash, a failed catalog write, or all of them for
+// a deleted catalog) is rebuilt from its journaled record, in log order,
+// under its item's lock. It runs before serving and, with replicas, now
+// and then while serving: a replica killed between its log append and its
+// catalog write leaves entries only another replica can catalog.
+func (s *Service) Replay(ctx context.Context) (int, error) {
 	applied, err := s.catalog.LogApplied(ctx)
 	if err != nil {
 		return 0, err
@@ -75,43 +87,139 @@ func (s *Service) Replay(ctx context.Context, journalPath string) (int, error) {
 	if applied >= size {
 		return 0, nil
 	}
-	records := map[string]journalRecord{} // by commitment
-	receipts := map[string]receipt.Receipt{}
-	err = journal.Scan(journalPath, func(b []byte) error {
-		var jr journalRecord
-		if err := json.Unmarshal(b, &jr); err != nil {
-			return fmt.Errorf("journal record: %w", err)
-		}
-		switch jr.Kind {
-		case "item", "event":
-			records[sha256Hex(jr.Record)] = jr
-		case "receipt":
-			receipts[jr.LeafHash] = *jr.Receipt
-		}
-		return nil
-	})
+	missing, err := s.catalog.MissingLogIndexes(ctx, applied, size)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for i := applied; i < size; i++ {
-		done, err := s.catalog.HasEventAt(ctx, i)
-		if err != nil {
-			return n, err
-		}
-		if done {
-			continue
-		}
-		entry, err := s.log.Entry(ctx, i, size)
-		if err != nil {
-			return n, fmt.Errorf("log entry %d: %w", i, err)
-		}
-		if err := s.replayEntry(ctx, i, entry, records, receipts); err != nil {
-			return n, fmt.Errorf("replaying log entry %d: %w", i, err)
-		}
-		n++
+	n, err := s.replayIndexes(ctx, missing, size, "")
+	if err != nil {
+		return n, err
 	}
 	return n, s.catalog.SetLogApplied(ctx, size)
+}
+
+// resolve settles item's unresolved journal records (see journal.Store)
+// before a new event links to the item's latest one: a record that reached
+// the log is cataloged now, so the chain continues after it; one that never
+// did is dropped. The caller holds the item's lock.
+func (s *Service) resolve(ctx context.Context, item catalog.Evidence) (catalog.Evidence, error) {
+	recs, err := s.journal.Unresolved(ctx, item.ID, item.LastSeq)
+	if err != nil || len(recs) == 0 {
+		return item, err
+	}
+	size, err := s.log.Settled(ctx)
+	if err != nil {
+		return item, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+	}
+	applied, err := s.catalog.LogApplied(ctx)
+	if err != nil {
+		return item, err
+	}
+	missing, err := s.catalog.MissingLogIndexes(ctx, applied, size)
+	if err != nil {
+		return item, err
+	}
+	n, err := s.replayIndexes(ctx, missing, size, item.ID)
+	if err != nil {
+		return item, err
+	}
+	if item, err = s.catalog.Evidence(ctx, item.ID); err != nil {
+		return item, err
+	}
+	for _, r := range recs {
+		if err := s.journal.Settle(ctx, r.Key, r.Seq <= item.LastSeq); err != nil {
+			return item, err
+		}
+	}
+	s.logger.WarnContext(ctx, "settled unresolved journal records before appending", "evidence_id", item.ID,
+		"records", len(recs), "cataloged_from_log", n)
+	return item, nil
+}
+
+// replayBatch bounds how many log entries replay reads at a time.
+const replayBatch = 1024
+
+// replayIndexes catalogs the log entries at indexes (ascending, all below
+// size) from their journaled records: all of them, or only those of item
+// only, whose lock the caller then holds.
+func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint64, only string) (int, error) {
+	n := 0
+	for len(indexes) > 0 {
+		batch := indexes[:min(len(indexes), replayBatch)]
+		indexes = indexes[len(batch):]
+		type pending struct {
+			index uint64
+			entry []byte
+			id    string
+		}
+		var todo []pending
+		var keys []string
+		for _, i := range batch {
+			entry, err := s.log.Entry(ctx, i, size)
+			if err != nil {
+				return n, fmt.Errorf("log entry %d: %w", i, err)
+			}
+			fields, err := events.ParseEntry(entry)
+			if err != nil {
+				return n, fmt.Errorf("log entry %d: %w", i, err)
+			}
+			id, _ := fields["evidence_id"].(string)
+			if only != "" && id != only {
+				continue
+			}
+			commitment, _ := fields["record_sha256"].(string)
+			todo = append(todo, pending{i, entry, id})
+			keys = append(keys, commitment, receiptKey(custodylog.LeafHash(entry)))
+		}
+		if len(todo) == 0 {
+			continue
+		}
+		found, err := s.journal.Get(ctx, keys)
+		if err != nil {
+			return n, fmt.Errorf("reading the journal: %w", err)
+		}
+		records := map[string]journalRecord{}
+		receipts := map[string]receipt.Receipt{}
+		for _, b := range found {
+			var jr journalRecord
+			if err := json.Unmarshal(b, &jr); err != nil {
+				return n, fmt.Errorf("journal record: %w", err)
+			}
+			switch jr.Kind {
+			case "item", "event":
+				records[sha256Hex(jr.Record)] = jr
+			case "receipt":
+				receipts[jr.LeafHash] = *jr.Receipt
+			}
+		}
+		for _, p := range todo {
+			applied, err := s.replayOne(ctx, p.index, p.entry, p.id, only != "", records, receipts)
+			if err != nil {
+				return n, fmt.Errorf("replaying log entry %d: %w", p.index, err)
+			}
+			if applied {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// replayOne catalogs one entry unless it is there by now, taking its
+// item's lock unless the caller holds it.
+func (s *Service) replayOne(ctx context.Context, index uint64, entry []byte, id string, locked bool, records map[string]journalRecord, receipts map[string]receipt.Receipt) (bool, error) {
+	if !locked {
+		unlock, err := s.lockItem(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		defer unlock()
+	}
+	// Whoever held the lock may have cataloged it meanwhile.
+	if done, err := s.catalog.HasEventAt(ctx, index); err != nil || done {
+		return false, err
+	}
+	return true, s.replayEntry(ctx, index, entry, records, receipts)
 }
 
 func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, records map[string]journalRecord, receipts map[string]receipt.Receipt) error {

@@ -122,7 +122,10 @@ func (s *Service) UploadStatusOf(ctx context.Context, who identity.Identity, id 
 	if err := checkUploadID(id); err != nil {
 		return UploadStatus{}, err
 	}
-	unlock := s.lockItem("upload:" + id)
+	unlock, err := s.lockItem(ctx, "upload:"+id)
+	if err != nil {
+		return UploadStatus{}, err
+	}
 	defer unlock()
 	sess, err := s.loadSession(id)
 	if err != nil {
@@ -155,7 +158,10 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		// ever be stored encrypted is not staged.
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: special-category (and, on this service, all encrypted) items are uploaded in one stream, not as resumable sessions: leave upload_id empty", ErrInvalid)
 	}
-	unlock := s.lockItem("upload:" + id)
+	unlock, err := s.lockItem(ctx, "upload:"+id)
+	if err != nil {
+		return Item{}, receipt.Receipt{}, err
+	}
 	defer unlock()
 	sess, err := s.loadSession(id)
 	if err != nil {
@@ -291,7 +297,10 @@ func (s *Service) ExpireUploads() int {
 	n := 0
 	for _, f := range files {
 		id := strings.TrimSuffix(filepath.Base(f), ".json")
-		unlock := s.lockItem("upload:" + id)
+		unlock, err := s.lockItem(context.Background(), "upload:"+id)
+		if err != nil {
+			continue
+		}
 		// loadSession drops an expired session and reports none.
 		if sess, err := s.loadSession(id); err == nil && sess == nil {
 			n++

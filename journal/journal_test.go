@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/journal"
+	"github.com/custody-dev/custody/journal/journaltest"
 )
 
 func TestAppendScanAndTornTail(t *testing.T) {
@@ -51,4 +52,15 @@ func TestAppendScanAndTornTail(t *testing.T) {
 	if len(seen) != 201 || last != "after-restart" {
 		t.Fatalf("scanned %d records, last %q; want 201 ending with after-restart", len(seen), last)
 	}
+}
+
+func TestFileStore(t *testing.T) {
+	journaltest.Run(t, func(t *testing.T) journal.Store {
+		f, err := journal.OpenFile(filepath.Join(t.TempDir(), "journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	})
 }

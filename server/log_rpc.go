@@ -1,14 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/evidence"
@@ -115,9 +117,9 @@ func (l *logService) GetPublicKeys(context.Context, *custodyv1.GetPublicKeysRequ
 // (tile/<L>/<N>[.p/<W>]) and entry bundles (tile/entries/<N>[.p/<W>]).
 var logPath = regexp.MustCompile(`^(checkpoint|tile/(entries|[0-9]+)/(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?)$`)
 
-// logHandler serves the log folder read-only under /log/, and only its
-// public resources: never .state or anything else in the folder.
-func logHandler(dir string) http.Handler {
+// logHandler serves the log's public resources read-only under /log/,
+// from whichever storage holds them (never .state or other files).
+func logHandler(l *custodylog.Log) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "the log is read-only")
@@ -128,15 +130,14 @@ func logHandler(dir string) http.Handler {
 			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
 			return
 		}
-		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
+		b, err := l.Resource(r.Context(), rel)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
 			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
 			return
-		}
-		defer f.Close()
-		info, err := f.Stat()
-		if err != nil || !info.Mode().IsRegular() {
-			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
+		case err != nil:
+			slog.ErrorContext(r.Context(), "reading a log resource", "path", rel, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "the log cannot be read now; retry later")
 			return
 		}
 		h := w.Header()
@@ -153,6 +154,6 @@ func logHandler(dir string) http.Handler {
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		}
 		h.Set("Access-Control-Allow-Origin", "*")
-		http.ServeContent(w, r, "", info.ModTime(), f)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 	})
 }

@@ -45,9 +45,8 @@ type Config struct {
 	Keys PublicKeys
 	// Evidence is the evidence domain service.
 	Evidence *evidence.Service
-	// Log is the custody log, and LogDir its folder, served under /log/.
-	Log    *custodylog.Log
-	LogDir string
+	// Log is the custody log, served under /log/.
+	Log *custodylog.Log
 	// Limits bound each identity's calls and streams.
 	Limits Limits
 	// Revocations, if set, refuses revoked client certificates.

@@ -132,6 +132,18 @@ func testEvents(t *testing.T, c catalog.Catalog) {
 	if ok, _ := c.HasEventAt(ctx, 41); ok {
 		t.Fatal("HasEventAt(41) for no event")
 	}
+	// The ingest is at log index 6, the release at 40.
+	for _, tc := range []struct {
+		from, to uint64
+		want     string
+	}{
+		{5, 8, "[5 7]"}, {6, 7, "[]"}, {39, 42, "[39 41]"}, {40, 41, "[]"}, {0, 0, "[]"},
+	} {
+		got, err := c.MissingLogIndexes(ctx, tc.from, tc.to)
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Fatalf("MissingLogIndexes(%d, %d) = %v, %v, want %s", tc.from, tc.to, got, err, tc.want)
+		}
+	}
 }
 
 func testConflicts(t *testing.T, c catalog.Catalog) {
@@ -181,5 +193,12 @@ func testLogApplied(t *testing.T, c catalog.Catalog) {
 		if got, err := c.LogApplied(ctx); err != nil || got != n {
 			t.Fatalf("LogApplied = %d, %v, want %d", got, err, n)
 		}
+	}
+	// The mark never goes back (a replica that read an older size).
+	if err := c.SetLogApplied(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.LogApplied(ctx); got != 12 {
+		t.Fatalf("LogApplied went back to %d after SetLogApplied(7)", got)
 	}
 }

@@ -74,6 +74,14 @@ var migrations = []string{
 		PRIMARY KEY (evidence_id, seq)
 	);
 	CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);`,
+	// 2: the record journal shared by replicas (see Journal).
+	`CREATE TABLE journal (
+		key TEXT PRIMARY KEY,
+		evidence_id TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		data BYTEA NOT NULL
+	);
+	CREATE INDEX journal_by_item ON journal (evidence_id, seq) WHERE seq > 0;`,
 }
 
 // Open connects to dsn and migrates the schema.
@@ -287,6 +295,31 @@ func (c *Catalog) HasEventAt(ctx context.Context, logIndex uint64) (bool, error)
 	return n > 0, err
 }
 
+// MissingLogIndexes implements catalog.Catalog.
+func (c *Catalog) MissingLogIndexes(ctx context.Context, from, to uint64) ([]uint64, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT log_index FROM events WHERE log_index >= $1 AND log_index < $2 ORDER BY log_index`, int64(from), int64(to))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var missing []uint64
+	next := from
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, err
+		}
+		for ; next < uint64(i); next++ {
+			missing = append(missing, next)
+		}
+		next = uint64(i) + 1
+	}
+	for ; next < to; next++ {
+		missing = append(missing, next)
+	}
+	return missing, rows.Err()
+}
+
 // LogApplied implements catalog.Catalog.
 func (c *Catalog) LogApplied(ctx context.Context) (uint64, error) {
 	var n int64
@@ -300,7 +333,7 @@ func (c *Catalog) LogApplied(ctx context.Context) (uint64, error) {
 // SetLogApplied implements catalog.Catalog.
 func (c *Catalog) SetLogApplied(ctx context.Context, n uint64) error {
 	_, err := c.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('log_applied', $1)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, int64(n))
+		ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)`, int64(n))
 	return err
 }
 

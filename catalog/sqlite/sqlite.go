@@ -414,6 +414,31 @@ func (c *Catalog) HasEventAt(ctx context.Context, logIndex uint64) (bool, error)
 	return n > 0, err
 }
 
+// MissingLogIndexes implements catalog.Catalog.
+func (c *Catalog) MissingLogIndexes(ctx context.Context, from, to uint64) ([]uint64, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT log_index FROM events WHERE log_index >= ? AND log_index < ? ORDER BY log_index`, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var missing []uint64
+	next := from
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, err
+		}
+		for ; next < uint64(i); next++ {
+			missing = append(missing, next)
+		}
+		next = uint64(i) + 1
+	}
+	for ; next < to; next++ {
+		missing = append(missing, next)
+	}
+	return missing, rows.Err()
+}
+
 // LogApplied implements catalog.Catalog.
 func (c *Catalog) LogApplied(ctx context.Context) (uint64, error) {
 	var n uint64
@@ -427,7 +452,7 @@ func (c *Catalog) LogApplied(ctx context.Context) (uint64, error) {
 // SetLogApplied implements catalog.Catalog.
 func (c *Catalog) SetLogApplied(ctx context.Context, n uint64) error {
 	_, err := c.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('log_applied', ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, n)
+		ON CONFLICT (key) DO UPDATE SET value = MAX(meta.value, excluded.value)`, n)
 	return err
 }
 

@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -72,9 +73,21 @@ type Config struct {
 	// UploadTTL is how long an unfinished resumable upload is kept.
 	UploadTTL time.Duration
 	// CatalogDSN, if set, is a PostgreSQL URL for a catalog shared by
-	// replicas; unset means SQLite under DataDir.
+	// replicas; unset means SQLite under DataDir. The record journal and
+	// the item locks then live in the same database.
 	CatalogDSN string
+	// LogMySQL, if set, puts the custody log on S3 (LogBucket, on
+	// S3Endpoint) with sequencing in this MySQL-compatible database, so
+	// replicas share it; unset means the POSIX log under DataDir.
+	LogMySQL  string
+	LogBucket string
+	// RepairInterval is how often a replica catalogs log entries another
+	// replica logged but did not catalog (it died between the two).
+	RepairInterval time.Duration
 }
+
+// shared says the catalog, journal and locks are in PostgreSQL.
+func (c Config) shared() bool { return c.CatalogDSN != "" }
 
 // Daemon is an assembled, not yet serving custodyd.
 type Daemon struct {
@@ -94,6 +107,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer d.Close()
 	if cfg.ScrubInterval > 0 {
 		go d.scrubLoop(ctx, cfg.ScrubInterval, log)
+	}
+	if cfg.shared() {
+		go d.repairLoop(ctx, cmp.Or(cfg.RepairInterval, 5*time.Second), log)
 	}
 	go func() {
 		t := time.NewTicker(time.Hour)
@@ -149,6 +165,28 @@ func (d *Daemon) scrubLoop(ctx context.Context, interval time.Duration, log *slo
 	}
 }
 
+// repairLoop catalogs, every interval, log entries that no replica
+// cataloged: a replica killed between its log append and its catalog write
+// leaves them behind.
+func (d *Daemon) repairLoop(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := d.Evidence.Replay(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("cataloging log entries left by another replica", "err", err)
+		case n > 0:
+			log.Warn("cataloged log entries another replica logged but did not catalog", "entries", n)
+		}
+	}
+}
+
 // Close releases what Start opened, in reverse order.
 func (d *Daemon) Close() error {
 	var errs []error
@@ -185,19 +223,47 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.LogMySQL != "" && !cfg.shared() {
+		return nil, errors.New("--log-mysql shares the log between replicas; they must share the catalog too: add --catalog postgres://…")
+	}
 	var cat catalog.Catalog
-	if cfg.CatalogDSN != "" {
-		cat, err = postgres.Open(ctx, cfg.CatalogDSN)
+	var jnl journal.Store
+	var locks evidence.Locker
+	if cfg.shared() {
+		pg, err := postgres.Open(ctx, cfg.CatalogDSN)
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, pg.Close)
+		locker, err := postgres.OpenLocker(ctx, cfg.CatalogDSN, 64)
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, locker.Close)
+		cat, jnl, locks = pg, pg.Journal(), locker
 	} else {
-		cat, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+		lite, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, lite.Close)
+		file, err := journal.OpenFile(filepath.Join(cfg.DataDir, "journal"))
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, file.Close)
+		cat, jnl = lite, file
 	}
-	if err != nil {
-		return nil, err
-	}
-	d.closers = append(d.closers, cat.Close)
-	custodyLog, err := custodylog.Open(ctx, custodylog.Config{
+	logCfg := custodylog.Config{
 		Dir: filepath.Join(cfg.DataDir, "log"), Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.CheckpointInterval,
-	})
+	}
+	if cfg.LogMySQL != "" {
+		logCfg.Shared = &custodylog.Shared{
+			S3Endpoint: cfg.S3Endpoint, Insecure: cfg.S3Insecure, Region: cfg.S3Region, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+			Bucket: cfg.LogBucket, MySQLDSN: cfg.LogMySQL,
+		}
+	}
+	custodyLog, err := custodylog.Open(ctx, logCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -207,18 +273,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		defer cancel()
 		return custodyLog.Close(closeCtx)
 	})
-	journalPath := filepath.Join(cfg.DataDir, "journal")
-	jnl, err := journal.Open(journalPath)
-	if err != nil {
-		return nil, err
-	}
-	d.closers = append(d.closers, jnl.Close)
 	extra, err := readRecipients(cfg.ExtraRecipients)
 	if err != nil {
 		return nil, err
 	}
 	d.Evidence = evidence.New(evidence.Deps{
-		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
+		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
 		PublicKeys: verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 	}, evidence.Config{
@@ -226,7 +286,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
 		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
 	})
-	replayed, err := d.Evidence.Replay(ctx, journalPath)
+	replayed, err := d.Evidence.Replay(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bringing the catalog up to date with the log: %w", err)
 	}
@@ -255,7 +315,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		Evidence:   d.Evidence,
 		Log:        custodyLog,
 		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun},
-		LogDir:     filepath.Join(cfg.DataDir, "log"),
 	})
 	if err != nil {
 		return nil, err

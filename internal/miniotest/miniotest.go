@@ -31,6 +31,9 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 	DataDir   string
+	// Drives are the folders MinIO stores objects in (DataDir alone for
+	// one drive).
+	Drives []string
 
 	cmd  *exec.Cmd
 	logs *os.File
@@ -93,6 +96,14 @@ func findOrBuild() (string, error) {
 // Start starts a MinIO server for the test and stops it at the end.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartDrives(t, 1)
+}
+
+// StartDrives starts a server erasure-coding its objects over n drives
+// (folders DataDir/d1 … DataDir/dn, `minio server DataDir/d{1...n}`); with
+// four drives it keeps serving reads and writes with one drive gone.
+func StartDrives(t testing.TB, n int) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +113,17 @@ func Start(t testing.TB) *Server {
 		SecretKey: "custody-test-secret",
 		DataDir:   t.TempDir(),
 		bin:       bin,
+	}
+	s.Drives = []string{s.DataDir}
+	if n > 1 {
+		s.Drives = nil
+		for i := 1; i <= n; i++ {
+			d := filepath.Join(s.DataDir, fmt.Sprintf("d%d", i))
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			s.Drives = append(s.Drives, d)
+		}
 	}
 	s.Endpoint = freeAddr(t)
 	s.start(t)
@@ -116,7 +138,7 @@ func (s *Server) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	s.logs = logs
-	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", freeAddr(t), s.DataDir)
+	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", freeAddr(t), s.drivesArg())
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
@@ -155,6 +177,13 @@ func (s *Server) start(t testing.TB) {
 		}
 	}
 	t.Fatalf("minio not ready after 60s")
+}
+
+func (s *Server) drivesArg() string {
+	if len(s.Drives) == 1 {
+		return s.Drives[0]
+	}
+	return fmt.Sprintf("%s/d{1...%d}", s.DataDir, len(s.Drives))
 }
 
 // Stop stops the server (it can be started again with Restart).

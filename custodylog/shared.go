@@ -1,0 +1,154 @@
+package custodylog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/go-sql-driver/mysql"
+	"github.com/transparency-dev/tessera"
+	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
+)
+
+// Shared places the log on engines several custodyd replicas share:
+// Tessera's AWS driver, with tiles, entry bundles and the checkpoint in an
+// S3 bucket and sequencing in a MySQL-compatible database. Every replica
+// appends; the database orders their entries, and whichever replica holds
+// the database's integration row builds the tree.
+type Shared struct {
+	// S3Endpoint is host:port of the S3 API; Insecure uses plain HTTP.
+	S3Endpoint string
+	Insecure   bool
+	Region     string
+	AccessKey  string
+	SecretKey  string
+	// Bucket holds the log's public resources. It must not have object
+	// lock: Tessera removes partial tiles once the full tile exists.
+	Bucket string
+	// MySQLDSN is the sequencing database, in go-sql-driver form
+	// (user:password@tcp(host:port)/database).
+	MySQLDSN string
+}
+
+func (c Shared) validate() error {
+	switch {
+	case c.S3Endpoint == "":
+		return errors.New("a shared log needs an S3 endpoint (--s3-endpoint)")
+	case c.Bucket == "":
+		return errors.New("a shared log needs a bucket for its tiles (--log-bucket)")
+	}
+	if _, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
+		return fmt.Errorf("--log-mysql: %w", err)
+	}
+	return nil
+}
+
+func (c Shared) s3Client() *s3.Client {
+	scheme := "https://"
+	if c.Insecure {
+		scheme = "http://"
+	}
+	region := c.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	return s3.New(s3.Options{
+		BaseEndpoint: aws.String(scheme + c.S3Endpoint),
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, ""),
+		UsePathStyle: true,
+		// Only send and check checksums where the API needs them: MinIO and
+		// other S3-compatible servers differ in what they accept.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// sharedDriver returns the AWS driver for cfg, creating the bucket if it is
+// missing, and a function telling when the checkpoint was last written.
+func sharedDriver(ctx context.Context, cfg Shared) (tessera.Driver, func(context.Context) (time.Time, error), error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	client := cfg.s3Client()
+	if err := ensureBucket(ctx, client, cfg.Bucket); err != nil {
+		return nil, nil, err
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	driver, err := tesseraaws.New(ctx, tesseraaws.Config{
+		SDKConfig: &aws.Config{Region: region},
+		S3Options: func(o *s3.Options) {
+			*o = client.Options()
+		},
+		Bucket:       cfg.Bucket,
+		DSN:          cfg.MySQLDSN,
+		MaxOpenConns: 32,
+		MaxIdleConns: 8,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	modTime := func(ctx context.Context) (time.Time, error) {
+		out, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String("checkpoint")})
+		if err != nil {
+			return time.Time{}, err
+		}
+		return aws.ToTime(out.LastModified), nil
+	}
+	return driver, modTime, nil
+}
+
+// ensureBucket creates bucket unless it exists (another replica may create
+// it at the same moment).
+func ensureBucket(ctx context.Context, client *s3.Client, bucket string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err == nil {
+		return nil
+	}
+	_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	var exists *types.BucketAlreadyExists
+	if err == nil || errors.As(err, &owned) || errors.As(err, &exists) {
+		return nil
+	}
+	return fmt.Errorf("log bucket %q: %w", bucket, err)
+}
+
+// notExistReader makes the AWS driver's "no such key" an os.ErrNotExist,
+// as the POSIX driver reports it, so partial-tile fallbacks work alike.
+type notExistReader struct{ tessera.LogReader }
+
+func notExist(err error) error {
+	var nsk *types.NoSuchKey
+	var api smithy.APIError
+	if errors.As(err, &nsk) || errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound") {
+		return fmt.Errorf("%w: %v", os.ErrNotExist, err)
+	}
+	return err
+}
+
+func (r notExistReader) ReadCheckpoint(ctx context.Context) ([]byte, error) {
+	b, err := r.LogReader.ReadCheckpoint(ctx)
+	return b, notExist(err)
+}
+
+func (r notExistReader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	b, err := r.LogReader.ReadTile(ctx, level, index, p)
+	return b, notExist(err)
+}
+
+func (r notExistReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	b, err := r.LogReader.ReadEntryBundle(ctx, index, p)
+	return b, notExist(err)
+}
