@@ -253,7 +253,6 @@ func custodianFrom(h []*custodyv1.CustodyEvent) string {
 	return holder
 }
 
-
 // TestDriveLostDuringIngest takes one of MinIO's four drives away while
 // uploads and hand-offs continue: erasure coding keeps every write and
 // read working, and afterwards every acknowledged item downloads
