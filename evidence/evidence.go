@@ -85,8 +85,9 @@ type Config struct {
 	SpecialReaders []identity.Role
 	// RequireAuthority makes every content read cite an authority.
 	RequireAuthority bool
-	// UploadDir stages resumable uploads; UploadTTL is how long an
-	// unfinished one is kept (default 24h).
+	// UploadDir keeps resumable upload sessions when Deps.Sessions is nil
+	// (their bytes are in the store); UploadTTL is how long an unfinished
+	// one is kept (default 24h).
 	UploadDir string
 	UploadTTL time.Duration
 }
@@ -98,6 +99,7 @@ type Service struct {
 	log      Log
 	journal  journal.Store
 	locks    Locker
+	sessions UploadSessions
 	receipts *receipt.Signer
 	identity *age.X25519Identity
 	keys     verify.Keys
@@ -114,7 +116,10 @@ type Deps struct {
 	Journal journal.Store
 	// Locks serialise work on one item or upload session; nil means
 	// in-process locks (one custodyd). Replicas share a database's.
-	Locks    Locker
+	Locks Locker
+	// Sessions keep resumable upload sessions; nil means files in
+	// Config.UploadDir (one custodyd). Replicas share a database's.
+	Sessions UploadSessions
 	Receipts *receipt.Signer
 	// Identity decrypts special-category items; its recipient encrypts them.
 	Identity *age.X25519Identity
@@ -140,8 +145,11 @@ func New(d Deps, cfg Config) *Service {
 	if d.Locks == nil {
 		d.Locks = NewLocalLocks()
 	}
+	if d.Sessions == nil {
+		d.Sessions = DirSessions{Dir: cfg.UploadDir}
+	}
 	return &Service{
-		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, locks: d.Locks, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
+		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, locks: d.Locks, sessions: d.Sessions, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
 		cfg: cfg, logger: d.Logger, now: time.Now,
 	}
 }

@@ -1,7 +1,9 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
@@ -10,23 +12,23 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/receipt"
+	"github.com/custody-dev/custody/storage"
 )
 
-// Resumable uploads are staged under Config.UploadDir: <id>.part holds the
-// bytes received so far and <id>.json the session (owner, metadata, bytes
-// durably received, SHA-256 state at that point). A session survives a
-// dropped connection, a client restart and a server restart; when the last
-// byte arrives the whole digest is checked as always and the staged file is
-// ingested like any upload. Sessions expire after Config.UploadTTL and their
-// bytes are removed.
+// Resumable uploads keep what arrived as pieces: pending (never sealed)
+// objects in the evidence store, written every stagePiece bytes and when a
+// stream ends. The session (owner, metadata, pieces, SHA-256 state after
+// the last piece) is in UploadSessions. Both are shared by replicas, so a
+// session survives a dropped connection, a client restart, a server
+// restart, and continues on whichever replica the next chunk reaches. When
+// the last byte arrives the whole digest is checked as always and the
+// pieces, read back in order, are ingested like any upload; then they are
+// discarded. Sessions expire after Config.UploadTTL and their pieces are
+// discarded.
 
 // ErrIncomplete: a resumable upload stream ended before the last byte; the
 // caller resumes from the offset the message names.
@@ -35,8 +37,8 @@ var ErrIncomplete = errors.New("upload incomplete")
 // DefaultUploadTTL is how long an unfinished upload session is kept.
 const DefaultUploadTTL = 24 * time.Hour
 
-// stageSync is how often received bytes are made durable.
-const stageSync = 8 << 20
+// stagePiece is how many received bytes make one durable piece.
+const stagePiece = 8 << 20
 
 type session struct {
 	Owner     string          `json:"owner"`
@@ -44,7 +46,16 @@ type session struct {
 	Received  int64           `json:"received"`
 	HashState []byte          `json:"hash_state"`
 	ExpiresAt time.Time       `json:"expires_at"`
+	Pieces    []piece         `json:"pieces"`
 }
+
+// piece is one stored run of bytes: a pending object.
+type piece struct {
+	Object  storage.Object `json:"object"`
+	Pending string         `json:"pending"`
+}
+
+func (p piece) object() storage.Object { return p.Object.WithPending(p.Pending) }
 
 // UploadStatus is how far a resumable upload got.
 type UploadStatus struct {
@@ -66,17 +77,9 @@ func checkUploadID(id string) error {
 	return nil
 }
 
-func (s *Service) sessionPaths(id string) (string, string) {
-	return filepath.Join(s.cfg.UploadDir, id+".json"), filepath.Join(s.cfg.UploadDir, id+".part")
-}
-
-func (s *Service) loadSession(id string) (*session, error) {
-	meta, _ := s.sessionPaths(id)
-	b, err := os.ReadFile(meta)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+func (s *Service) loadSession(ctx context.Context, id string) (*session, error) {
+	b, err := s.sessions.Load(ctx, id)
+	if err != nil || b == nil {
 		return nil, err
 	}
 	var sess session
@@ -84,25 +87,31 @@ func (s *Service) loadSession(id string) (*session, error) {
 		return nil, fmt.Errorf("upload session %s: %w", id, err)
 	}
 	if s.now().After(sess.ExpiresAt) {
-		s.dropSession(id)
+		s.dropSession(ctx, id, &sess)
 		return nil, nil
 	}
 	return &sess, nil
 }
 
-func (s *Service) saveSession(id string, sess *session) error {
-	meta, _ := s.sessionPaths(id)
+func (s *Service) saveSession(ctx context.Context, id string, sess *session) error {
 	b, err := json.Marshal(sess)
 	if err != nil {
 		return err
 	}
-	return certs.WriteFileAtomic(meta, b, 0o600)
+	return s.sessions.Save(ctx, id, b, sess.ExpiresAt)
 }
 
-func (s *Service) dropSession(id string) {
-	meta, part := s.sessionPaths(id)
-	os.Remove(part)
-	os.Remove(meta)
+// dropSession discards a session's pieces and the session.
+func (s *Service) dropSession(ctx context.Context, id string, sess *session) {
+	ctx = context.WithoutCancel(ctx)
+	for _, p := range sess.Pieces {
+		if err := s.store.Discard(ctx, p.object()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.logger.WarnContext(ctx, "discarding a piece of an upload session", "upload_id", id, "err", err)
+		}
+	}
+	if err := s.sessions.Delete(ctx, id); err != nil {
+		s.logger.WarnContext(ctx, "deleting an upload session", "upload_id", id, "err", err)
+	}
 }
 
 // sameItem compares two sessions' metadata, signatures aside.
@@ -127,9 +136,9 @@ func (s *Service) UploadStatusOf(ctx context.Context, who identity.Identity, id 
 		return UploadStatus{}, err
 	}
 	defer unlock()
-	sess, err := s.loadSession(id)
+	sess, err := s.loadSession(ctx, id)
 	if err != nil {
-		return UploadStatus{}, err
+		return UploadStatus{}, classifyStorage(err)
 	}
 	if sess == nil {
 		return UploadStatus{}, fmt.Errorf("%w: no upload session %s (never started, finished or expired)", ErrNotFound, id)
@@ -163,9 +172,9 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		return Item{}, receipt.Receipt{}, err
 	}
 	defer unlock()
-	sess, err := s.loadSession(id)
+	sess, err := s.loadSession(ctx, id)
 	if err != nil {
-		return Item{}, receipt.Receipt{}, err
+		return Item{}, receipt.Receipt{}, classifyStorage(err)
 	}
 	// The session is about the item; a collector signature is made again
 	// by each attempt and checked when the upload completes.
@@ -176,9 +185,6 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 	if sess == nil {
 		if offset != 0 {
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: no upload session %s to resume; start it at offset 0", ErrNotFound, id)
-		}
-		if err := os.MkdirAll(s.cfg.UploadDir, 0o700); err != nil {
-			return Item{}, receipt.Receipt{}, err
 		}
 		sess = &session{Owner: who.String(), Meta: metaJSON, ExpiresAt: s.now().Add(s.uploadTTL())}
 	} else {
@@ -194,84 +200,106 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 			return Item{}, receipt.Receipt{}, err
 		}
 	}
-	_, partPath := s.sessionPaths(id)
-	part, err := os.OpenFile(partPath, os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return Item{}, receipt.Receipt{}, err
-	}
-	// Bytes past the last durable point (a crash mid-write) are dropped.
-	if err := part.Truncate(sess.Received); err == nil {
-		_, err = part.Seek(sess.Received, io.SeekStart)
-	}
-	if err != nil {
-		part.Close()
-		return Item{}, receipt.Receipt{}, err
-	}
-	streamErr := s.receiveInto(part, h, sess, id, meta.Size, body)
-	if cerr := part.Close(); streamErr == nil {
-		streamErr = cerr
-	}
+	streamErr := s.receivePieces(ctx, h, sess, id, meta.Size, body)
 	if streamErr != nil {
 		if ctx.Err() != nil {
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s paused at %d of %d bytes; resume from offset %d", ErrIncomplete, id, sess.Received, meta.Size, sess.Received)
 		}
-		return Item{}, receipt.Receipt{}, streamErr
+		return Item{}, receipt.Receipt{}, classifyStorage(streamErr)
 	}
 	if sess.Received < meta.Size {
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s has %d of %d bytes; resume from offset %d", ErrIncomplete, id, sess.Received, meta.Size, sess.Received)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != meta.SHA256 {
-		s.dropSession(id)
+		s.dropSession(ctx, id, sess)
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: declared %s, the bytes of upload %s hash to %s; the session is discarded", ErrDigestMismatch, meta.SHA256, id, got)
 	}
-	staged, err := os.Open(partPath)
-	if err != nil {
-		return Item{}, receipt.Receipt{}, err
-	}
-	defer staged.Close()
-	item, rcpt, err := s.Ingest(ctx, who, meta, staged)
+	item, rcpt, err := s.Ingest(ctx, who, meta, s.pieceReader(ctx, sess))
 	if err == nil || errors.Is(err, ErrInvalid) {
-		s.dropSession(id)
+		s.dropSession(ctx, id, sess)
 	}
 	return item, rcpt, err
 }
 
-// receiveInto appends body to part, hashing, making it durable and
-// recording the session every stageSync bytes and at the end.
-func (s *Service) receiveInto(part *os.File, h hash.Hash, sess *session, id string, size int64, body io.Reader) error {
-	buf := make([]byte, 256<<10)
-	var unsynced int64
+// pieceReader reads a session's pieces back in order.
+func (s *Service) pieceReader(ctx context.Context, sess *session) io.Reader {
+	readers := make([]io.Reader, len(sess.Pieces))
+	for i, p := range sess.Pieces {
+		readers[i] = &lazyPiece{open: func() (io.ReadCloser, error) { return s.store.Open(ctx, p.object()) }}
+	}
+	return io.MultiReader(readers...)
+}
+
+// lazyPiece opens a piece when first read and closes it at its end.
+type lazyPiece struct {
+	open func() (io.ReadCloser, error)
+	rc   io.ReadCloser
+	done bool
+}
+
+func (l *lazyPiece) Read(b []byte) (int, error) {
+	if l.done {
+		return 0, io.EOF
+	}
+	if l.rc == nil {
+		rc, err := l.open()
+		if err != nil {
+			return 0, err
+		}
+		l.rc = rc
+	}
+	n, err := l.rc.Read(b)
+	if err == io.EOF {
+		l.rc.Close()
+		l.done = true
+	}
+	return n, err
+}
+
+// receivePieces reads body into pieces of up to stagePiece bytes, storing
+// each with the session (the bytes, then the hash state after them) before
+// reading on; a stream that breaks keeps every byte before the break.
+func (s *Service) receivePieces(ctx context.Context, h hash.Hash, sess *session, id string, size int64, body io.Reader) error {
+	buf := make([]byte, 0, min(stagePiece, max(size-sess.Received, 1)))
+	// The last piece is stored even if the caller has gone: it arrived.
+	storeCtx := context.WithoutCancel(ctx)
 	persist := func() error {
-		if err := part.Sync(); err != nil {
+		if len(buf) == 0 {
+			return nil
+		}
+		var nonce [6]byte
+		rand.Read(nonce[:])
+		key := fmt.Sprintf("%s%x/%016d-%x", storage.KeepPendingPrefix, sha256.Sum256([]byte(sess.Owner+"\x00"+id)), sess.Received, nonce)
+		obj, err := s.store.Put(storeCtx, key, bytes.NewReader(buf), int64(len(buf)))
+		if err != nil {
 			return err
 		}
+		h.Write(buf)
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err != nil {
 			return err
 		}
+		sess.Pieces = append(sess.Pieces, piece{Object: obj, Pending: obj.Pending()})
+		sess.Received += int64(len(buf))
 		sess.HashState = state
-		unsynced = 0
-		return s.saveSession(id, sess)
+		buf = buf[:0]
+		if err := s.saveSession(storeCtx, id, sess); err != nil {
+			return err
+		}
+		return nil
 	}
 	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if sess.Received+int64(n) > size {
-				persist()
-				return fmt.Errorf("%w: upload %s carries more than the %d bytes declared", ErrTooLarge, id, size)
-			}
-			if _, err := part.Write(buf[:n]); err != nil {
+		if len(buf) == cap(buf) {
+			if err := persist(); err != nil {
 				return err
 			}
-			h.Write(buf[:n])
-			sess.Received += int64(n)
-			unsynced += int64(n)
-			if unsynced >= stageSync {
-				if err := persist(); err != nil {
-					return err
-				}
-			}
 		}
+		n, rerr := body.Read(buf[len(buf):cap(buf)])
+		if sess.Received+int64(len(buf)+n) > size {
+			persist()
+			return fmt.Errorf("%w: upload %s carries more than the %d bytes declared", ErrTooLarge, id, size)
+		}
+		buf = buf[:len(buf)+n]
 		if rerr != nil {
 			if perr := persist(); perr != nil {
 				return perr
@@ -291,18 +319,22 @@ func (s *Service) uploadTTL() time.Duration {
 	return DefaultUploadTTL
 }
 
-// ExpireUploads removes sessions past their time and returns how many.
-func (s *Service) ExpireUploads() int {
-	files, _ := filepath.Glob(filepath.Join(s.cfg.UploadDir, "*.json"))
+// ExpireUploads removes sessions past their time, with their pieces, and
+// returns how many.
+func (s *Service) ExpireUploads(ctx context.Context) int {
+	ids, err := s.sessions.Expired(ctx, s.now())
+	if err != nil {
+		s.logger.WarnContext(ctx, "listing expired upload sessions", "err", err)
+		return 0
+	}
 	n := 0
-	for _, f := range files {
-		id := strings.TrimSuffix(filepath.Base(f), ".json")
-		unlock, err := s.lockItem(context.Background(), "upload:"+id)
+	for _, id := range ids {
+		unlock, err := s.lockItem(ctx, "upload:"+id)
 		if err != nil {
 			continue
 		}
 		// loadSession drops an expired session and reports none.
-		if sess, err := s.loadSession(id); err == nil && sess == nil {
+		if sess, err := s.loadSession(ctx, id); err == nil && sess == nil {
 			n++
 		}
 		unlock()

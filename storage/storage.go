@@ -36,14 +36,21 @@ type Store interface {
 	// sealed one.
 	Discard(ctx context.Context, obj Object) error
 
-	// Open reads exactly the bytes of obj as it was sealed: the recorded
-	// version, not whatever now sits under its key. It fails with
-	// ErrNotFound when that version is gone.
+	// Open reads exactly the bytes of obj: as Put kept them for a pending
+	// object, as it was sealed for a sealed one (the recorded version, not
+	// whatever now sits under its key). It fails with ErrNotFound when
+	// that version is gone (a pending object after Discard).
 	Open(ctx context.Context, obj Object) (io.ReadCloser, error)
 
 	// Exists reports whether any object, pending or sealed, is kept under key.
 	Exists(ctx context.Context, key string) (bool, error)
 }
+
+// KeepPendingPrefix marks keys whose pending objects outlive a restart:
+// resumable upload sessions keep their pieces there and discard them
+// themselves. Other pending objects a crash left behind may be removed
+// when a store opens.
+const KeepPendingPrefix = "uploads/"
 
 // Object names one stored object version.
 type Object struct {

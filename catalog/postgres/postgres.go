@@ -82,6 +82,13 @@ var migrations = []string{
 		data BYTEA NOT NULL
 	);
 	CREATE INDEX journal_by_item ON journal (evidence_id, seq) WHERE seq > 0;`,
+	// 3: resumable upload sessions shared by replicas (see Sessions).
+	`CREATE TABLE upload_sessions (
+		id TEXT PRIMARY KEY,
+		state BYTEA NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX upload_sessions_by_expiry ON upload_sessions (expires_at);`,
 }
 
 // Open connects to dsn and migrates the schema.

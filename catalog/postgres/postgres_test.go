@@ -12,6 +12,8 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/catalog/catalogtest"
 	"github.com/custody-dev/custody/catalog/postgres"
+	"github.com/custody-dev/custody/evidence"
+	"github.com/custody-dev/custody/evidence/sessionstest"
 	"github.com/custody-dev/custody/internal/pgtest"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/journal/journaltest"
@@ -31,6 +33,16 @@ func TestSuite(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close() })
 			return c.Journal()
+		})
+	})
+	t.Run("Sessions", func(t *testing.T) {
+		sessionstest.Run(t, func(t *testing.T) evidence.UploadSessions {
+			c, err := postgres.Open(t.Context(), pgtest.NewDatabase(t, base, "sessions"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c.Sessions()
 		})
 	})
 	t.Run("Locker", func(t *testing.T) { testLocker(t, pgtest.NewDatabase(t, base, "locks")) })

@@ -3,7 +3,9 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -177,6 +179,23 @@ func TestReplicasKilledMidLoad(t *testing.T) {
 		}
 		return cp
 	}
+	// A resumable upload streams its first half to the replica about to
+	// die; it will finish on another.
+	big := make([]byte, 30<<20)
+	for i := range big {
+		big[i] = byte(i * 7 / 13)
+	}
+	bigSum := sha256.Sum256(big)
+	bigMeta := &custodyv1.UploadMetadata{CaseId: "case-replicas-resume", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_VIDEO,
+		Sha256: hex.EncodeToString(bigSum[:]), SizeBytes: int64(len(big)), UploadId: "replica-resume-1"}
+	st, err := clients[victim].collector.Evidence().Upload(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Metadata{Metadata: bigMeta}})
+	for off := 0; off < 20<<20; off += 1 << 20 {
+		st.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Chunk{Chunk: big[off : off+1<<20]}})
+	}
 	time.Sleep(4 * time.Second)
 	before := readCheckpoint()
 	mu.Lock()
@@ -190,6 +209,25 @@ func TestReplicasKilledMidLoad(t *testing.T) {
 	if before == nil || acksBefore < 30 || len(acks) <= acksBefore {
 		t.Fatalf("too little load: %d acknowledged events before the kill, %d in all, checkpoint %v", acksBefore, len(acks), before)
 	}
+
+	// The upload the dead replica was receiving continues on replica 0
+	// from what it had stored.
+	status, err := clients[0].collector.UploadStatus(t.Context(), bigMeta.UploadId)
+	if err != nil || status.GetReceivedBytes() < 8<<20 {
+		t.Fatalf("replica 0 sees %d bytes of the session the dead replica received (%v)", status.GetReceivedBytes(), err)
+	}
+	bigResp, err := clients[0].collector.UploadResumable(t.Context(), bigMeta, bytes.NewReader(big), client.DefaultRetry, nil)
+	if err != nil {
+		t.Fatalf("resuming on replica 0: %v", err)
+	}
+	bigHash := sha256.New()
+	if _, err := dialRole(t, c.Replicas[1], "court").Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: bigResp.GetEvidence().GetEvidenceId(), Purpose: "check"}, bigHash); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bigHash.Sum(nil), bigSum[:]) {
+		t.Fatal("the upload resumed on another replica differs from the original")
+	}
+	t.Logf("resumable upload: the killed replica had stored %d of %d bytes; finished on replica 0, byte-exact", status.GetReceivedBytes(), len(big))
 
 	auditor := dialRole(t, c.Replicas[1], "auditor")
 	// The survivors catalog what the dead replica logged but did not

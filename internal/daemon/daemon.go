@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
-			if n := d.Evidence.ExpireUploads(); n > 0 {
+			if n := d.Evidence.ExpireUploads(ctx); n > 0 {
 				log.Info("expired unfinished uploads removed", "sessions", n)
 			}
 			select {
@@ -229,6 +229,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	var cat catalog.Catalog
 	var jnl journal.Store
 	var locks evidence.Locker
+	var sessions evidence.UploadSessions
 	if cfg.shared() {
 		pg, err := postgres.Open(ctx, cfg.CatalogDSN)
 		if err != nil {
@@ -240,7 +241,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 			return nil, err
 		}
 		d.closers = append(d.closers, locker.Close)
-		cat, jnl, locks = pg, pg.Journal(), locker
+		cat, jnl, locks, sessions = pg, pg.Journal(), locker, pg.Sessions()
 	} else {
 		lite, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
 		if err != nil {
@@ -278,13 +279,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.Evidence = evidence.New(evidence.Deps{
-		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
+		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Sessions: sessions, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
 		PublicKeys: verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
-		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
+		UploadDir: filepath.Join(cfg.DataDir, "upload-sessions"), UploadTTL: cfg.UploadTTL,
 	})
 	replayed, err := d.Evidence.Replay(ctx)
 	if err != nil {

@@ -148,7 +148,15 @@ func (s *Store) Open(ctx context.Context, obj storage.Object) (io.ReadCloser, er
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(final)
+	path := final
+	if p := obj.Pending(); p != "" {
+		// A pending object's bytes are beside its final path.
+		if !strings.HasPrefix(p, final+pendingInfix) {
+			return nil, fmt.Errorf("%w: pending handle %q is not of key %q", storage.ErrInvalidKey, p, obj.Key)
+		}
+		path = p
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -168,10 +176,16 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return len(pending) > 0, err
 }
 
+// removeStalePending removes pending files a crash left behind, except
+// those of upload sessions (storage.KeepPendingPrefix).
 func (s *Store) removeStalePending() error {
+	keep := filepath.Join(s.root, filepath.FromSlash(strings.TrimSuffix(storage.KeepPendingPrefix, "/")))
 	return filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && path == keep {
+			return filepath.SkipDir
 		}
 		if !d.IsDir() && strings.Contains(d.Name(), pendingInfix) {
 			return os.Remove(path)

@@ -46,10 +46,20 @@ func TestSealedFilesAreReadOnlyAndPendingCleanedAtStart(t *testing.T) {
 	if _, err := s.Put(t.Context(), "sha256/left/over", bytes.NewReader([]byte("y")), 1); err != nil {
 		t.Fatal(err)
 	}
+	// An upload session's piece is pending too, and must outlive it.
+	piece, err := s.Put(t.Context(), storage.KeepPendingPrefix+"session/0", bytes.NewReader([]byte("piece")), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := disk.New(root); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := s.Exists(t.Context(), "sha256/left/over"); ok {
 		t.Error("pending file survived a restart")
 	}
+	rc, err := s.Open(t.Context(), piece)
+	if err != nil {
+		t.Fatalf("an upload session's piece did not survive a restart: %v", err)
+	}
+	rc.Close()
 }

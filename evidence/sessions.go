@@ -1,0 +1,95 @@
+package evidence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/custody-dev/custody/certs"
+)
+
+// UploadSessions keeps the state of resumable upload sessions (who owns
+// one, what it is for, which pieces of bytes it has) where every replica
+// sees it; the bytes themselves are pending objects in the evidence store.
+// Callers serialise access to one session with its lock.
+type UploadSessions interface {
+	// Load returns session id's state, or nil if there is none.
+	Load(ctx context.Context, id string) ([]byte, error)
+	// Save stores session id's state, replacing any, until expiresAt.
+	Save(ctx context.Context, id string, state []byte, expiresAt time.Time) error
+	// Delete removes session id (no error if it is gone).
+	Delete(ctx context.Context, id string) error
+	// Expired lists the sessions whose time ended before now.
+	Expired(ctx context.Context, now time.Time) ([]string, error)
+}
+
+// DirSessions keeps sessions as files <id>.json in a folder of one
+// custodyd's data dir.
+type DirSessions struct{ Dir string }
+
+type dirSession struct {
+	ExpiresAt time.Time       `json:"expires_at"`
+	State     json.RawMessage `json:"state"`
+}
+
+func (d DirSessions) path(id string) string { return filepath.Join(d.Dir, id+".json") }
+
+// Load implements UploadSessions.
+func (d DirSessions) Load(_ context.Context, id string) ([]byte, error) {
+	b, err := os.ReadFile(d.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s dirSession
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return s.State, nil
+}
+
+// Save implements UploadSessions.
+func (d DirSessions) Save(_ context.Context, id string, state []byte, expiresAt time.Time) error {
+	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(dirSession{ExpiresAt: expiresAt, State: state})
+	if err != nil {
+		return err
+	}
+	return certs.WriteFileAtomic(d.path(id), b, 0o600)
+}
+
+// Delete implements UploadSessions.
+func (d DirSessions) Delete(_ context.Context, id string) error {
+	if err := os.Remove(d.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Expired implements UploadSessions.
+func (d DirSessions) Expired(_ context.Context, now time.Time) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(d.Dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var s dirSession
+		if json.Unmarshal(b, &s) == nil && now.After(s.ExpiresAt) {
+			out = append(out, strings.TrimSuffix(filepath.Base(f), ".json"))
+		}
+	}
+	return out, nil
+}
