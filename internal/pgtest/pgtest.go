@@ -70,7 +70,7 @@ func Start(t testing.TB) string {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	srv := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", dir,
-		"-c", "fsync=off", "-c", "max_connections=200")
+		"-c", "fsync=off", "-c", "max_connections=500")
 	srv.SysProcAttr = attr
 	logf, _ := os.Create(filepath.Join(dir, "log"))
 	srv.Stdout, srv.Stderr = logf, logf
