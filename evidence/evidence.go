@@ -85,6 +85,9 @@ type Config struct {
 	SpecialReaders []identity.Role
 	// RequireAuthority makes every content read cite an authority.
 	RequireAuthority bool
+	// LockWait bounds how long a change waits for its item's lock
+	// (default 5s).
+	LockWait time.Duration
 	// UploadDir keeps resumable upload sessions when Deps.Sessions is nil
 	// (their bytes are in the store); UploadTTL is how long an unfinished
 	// one is kept (default 24h).
@@ -136,6 +139,9 @@ func New(d Deps, cfg Config) *Service {
 	if cfg.SpecialReaders == nil {
 		cfg.SpecialReaders = []identity.Role{identity.RoleCourt}
 	}
+	if cfg.LockWait == 0 {
+		cfg.LockWait = 5 * time.Second
+	}
 	if cfg.Retention == 0 {
 		cfg.Retention = 10 * 365 * 24 * time.Hour
 	}
@@ -184,11 +190,19 @@ func truncate(s string, n int) string {
 
 // lockItem serialises chain appends (and upload sessions) for one key, in
 // this process or across replicas, depending on the Locker.
+// A caller waits at most Config.LockWait for it: under load the queue on
+// one item must not grow without bound, so a caller that cannot get in
+// soon is told to retry (ErrUnavailable).
 func (s *Service) lockItem(ctx context.Context, key string) (func(), error) {
-	unlock, err := s.locks.Lock(ctx, key)
+	wait, cancel := context.WithTimeout(ctx, s.cfg.LockWait)
+	defer cancel()
+	unlock, err := s.locks.Lock(wait, key)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if wait.Err() != nil {
+			return nil, fmt.Errorf("%w: %s is busy with other changes (waited %v); retry shortly", ErrUnavailable, key, s.cfg.LockWait)
 		}
 		return nil, fmt.Errorf("%w: the lock on %s cannot be taken: %v", ErrUnavailable, key, err)
 	}

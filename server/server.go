@@ -47,8 +47,10 @@ type Config struct {
 	Evidence *evidence.Service
 	// Log is the custody log, served under /log/.
 	Log *custodylog.Log
-	// Limits bound each identity's calls and streams.
-	Limits Limits
+	// Limits bound each identity's calls and streams; Admission bounds
+	// the whole service's.
+	Limits    Limits
+	Admission Admission
 	// Revocations, if set, refuses revoked client certificates.
 	Revocations *identity.Revocations
 	// CheckpointInterval is how often the log publishes; readiness allows
@@ -100,6 +102,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	auth := &authenticator{verifier: verifier, log: s.log}
 	limits := newLimiter(cfg.Limits)
+	admit := newAdmission(cfg.Admission, s.metrics.registry)
 	var err error
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -122,6 +125,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			s.logUnary,
 			s.metrics.unary,
+			admit.unary,
 			auth.unary,
 			limits.unary,
 			recoverUnary(s.log),
@@ -129,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.ChainStreamInterceptor(
 			s.logStream,
 			s.metrics.stream,
+			admit.stream,
 			auth.stream,
 			limits.stream,
 			recoverStream(s.log),

@@ -64,8 +64,10 @@ type Config struct {
 	ScrubInterval time.Duration
 	// RevokedFile is a deny list of serials or a CRL, re-read on change.
 	RevokedFile string
-	// Limits bound each identity's calls and streams.
-	Limits server.Limits
+	// Limits bound each identity's calls and streams; Admission the
+	// whole service's.
+	Limits    server.Limits
+	Admission server.Admission
 	// SpecialReaders are the roles granted special-category reads besides
 	// the current custodian; RequireAuthority makes content reads cite one.
 	SpecialReaders   []identity.Role
@@ -305,6 +307,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		Revocations:        revocations,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Limits:             cfg.Limits,
+		Admission:          cfg.Admission,
 		GRPCAddr:           cfg.GRPCAddr,
 		HTTPAddr:           cfg.HTTPAddr,
 		Certificate:        cert,
