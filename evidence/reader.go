@@ -176,9 +176,10 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 			v.pending = nil
 			v.err = io.EOF
 		} else if err != nil {
-			v.err = err
+			// Storage failing mid-read (a reset link) is unavailability.
+			v.err = classifyStorage(err)
 			v.out = nil
-			return 0, err
+			return 0, v.err
 		}
 	}
 	n := copy(p, v.out)

@@ -21,6 +21,7 @@ import (
 	"github.com/custody-dev/custody/internal/daemon"
 	"github.com/custody-dev/custody/internal/envflag"
 	"github.com/custody-dev/custody/server"
+	"github.com/custody-dev/custody/storage/s3"
 )
 
 func main() {
@@ -32,6 +33,7 @@ func main() {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTPS listen address: REST gateway, /log/ tiles, /verify, /healthz, /metrics, /openapi.json")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint (host:port); unset means local disk under --data-dir")
 	fs.StringVar(&cfg.S3Bucket, "s3-bucket", "", "S3 bucket for evidence objects")
+	fs.DurationVar(&cfg.S3Timeout, "s3-timeout", s3.DefaultIdleTimeout, "fail a connection to S3 on which no byte moved for this long (a stalled link); the call gets UNAVAILABLE")
 	fs.StringVar(&cfg.S3Region, "s3-region", "", "S3 region")
 	fs.BoolVar(&cfg.S3Insecure, "s3-insecure", false, "talk plain HTTP to the S3 endpoint (local test servers only)")
 	fs.StringVar(&cfg.CatalogDSN, "catalog", "", "PostgreSQL URL of a catalog shared by replicas (postgres://user@host/db); unset means SQLite at <data-dir>/catalog.db; the record journal and item locks live there too")

@@ -49,6 +49,8 @@ type Config struct {
 	S3Insecure         bool
 	S3AccessKey        string
 	S3SecretKey        string
+	// S3Timeout fails an S3 connection on which nothing moved that long.
+	S3Timeout time.Duration
 	TLSCert            string
 	TLSKey             string
 	ClientCA           string
@@ -221,7 +223,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.Keys = ks
-	store, err := openStorage(ctx, cfg)
+	store, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +330,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 }
 
 // openStorage returns S3 storage when --s3-endpoint is set, else local disk.
-func openStorage(ctx context.Context, cfg Config) (storage.Store, error) {
+func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store, error) {
 	if cfg.S3Endpoint == "" {
 		return disk.New(filepath.Join(cfg.DataDir, "blobs"))
 	}
@@ -337,7 +339,10 @@ func openStorage(ctx context.Context, cfg Config) (storage.Store, error) {
 	}
 	return s3.New(ctx, s3.Config{
 		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, Region: cfg.S3Region, Insecure: cfg.S3Insecure,
-		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, IdleTimeout: cfg.S3Timeout,
+		OnRetry: func(err error) {
+			log.Warn("evidence storage is not answering yet; waiting", "endpoint", cfg.S3Endpoint, "err", err)
+		},
 	})
 }
 

@@ -7,6 +7,7 @@
 package s3
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,14 @@ type Config struct {
 	SecretKey string
 	// Insecure uses plain HTTP (local test servers only).
 	Insecure bool
+	// StartupWait bounds how long New waits for a server that is not
+	// answering yet (default DefaultStartupWait); OnRetry hears of each
+	// failed attempt.
+	StartupWait time.Duration
+	OnRetry     func(error)
+	// IdleTimeout fails a connection on which no byte moved for this long
+	// (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 	// PartSize is the multipart part size (default 8 MiB).
 	PartSize uint64
 	// PartsInFlight is how many parts of one upload are sent at once
@@ -67,7 +76,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.IAM{},
 		})
 	}
-	client, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region})
+	rt, err := transport(cfg.Insecure, cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout))
+	if err != nil {
+		return nil, err
+	}
+	client, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region, Transport: rt})
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %q: %w", cfg.Endpoint, err)
 	}
@@ -78,11 +91,31 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if s.threads == 0 {
 		s.threads = DefaultPartsInFlight
 	}
-	if err := s.ensureBucket(ctx, cfg.Region); err != nil {
-		return nil, err
+	// A server still starting (MinIO initialising its drives, a
+	// load balancer with no backend yet) is waited for, up to
+	// StartupWait; any other error is final.
+	deadline := time.Now().Add(cmp.Or(cfg.StartupWait, DefaultStartupWait))
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := s.ensureBucket(ctx, cfg.Region)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, storage.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		if cfg.OnRetry != nil {
+			cfg.OnRetry(err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	return s, nil
 }
+
+// DefaultStartupWait is how long New waits for an unavailable server.
+const DefaultStartupWait = 2 * time.Minute
 
 // Client returns the minio-go client, for tests and benchmarks that need
 // the raw API.
@@ -198,8 +231,25 @@ func (s *Store) Open(ctx context.Context, obj storage.Object) (io.ReadCloser, er
 		o.Close()
 		return nil, classify(err, "open %s version %s", obj.Key, obj.VersionID)
 	}
-	return o, nil
+	return &objectReader{o: o, key: obj.Key}, nil
 }
+
+// objectReader classifies errors in the middle of a read (a reset or
+// stalled connection is ErrUnavailable, as at its start).
+type objectReader struct {
+	o   *minio.Object
+	key string
+}
+
+func (r *objectReader) Read(b []byte) (int, error) {
+	n, err := r.o.Read(b)
+	if err != nil && err != io.EOF {
+		err = classify(err, "read %s", r.key)
+	}
+	return n, err
+}
+
+func (r *objectReader) Close() error { return r.o.Close() }
 
 // Exists implements storage.Store: any version of key.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {

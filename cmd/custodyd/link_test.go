@@ -1,0 +1,168 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody-dev/custody/bench"
+	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/faultproxy"
+	"github.com/custody-dev/custody/internal/miniotest"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// TestWaitsForStorageAtStart: custodyd started while its S3 server is
+// down for longer than minio-go's own retries last waits for it (logging
+// why) instead of exiting, and serves once it answers.
+func TestWaitsForStorageAtStart(t *testing.T) {
+	minio := miniotest.Start(t)
+	minio.Stop(t)
+	t.Setenv("CUSTODY_S3_ACCESS_KEY", minio.AccessKey)
+	t.Setenv("CUSTODY_S3_SECRET_KEY", minio.SecretKey)
+	go func() {
+		time.Sleep(15 * time.Second)
+		minio.Restart(t)
+	}()
+	d := binaries.StartCustodyd(t, t.TempDir(), "--s3-endpoint", minio.Endpoint, "--s3-bucket", "evidence", "--s3-insecure")
+	if !strings.Contains(d.Logs.String(), "evidence storage is not answering yet; waiting") {
+		t.Fatalf("custodyd did not say it was waiting for storage:\n%s", d.Logs)
+	}
+	if _, err := upload(t.Context(), dialRole(t, d, "collector"), "case-wait", []byte("after the wait")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSlowLossyStorageLink puts a faulty link between custodyd and MinIO
+// (a TCP proxy: the kernel here has no netem): first slow and lossy
+// (30 ms per chunk each way, 1 % of chunks reset their connection), then
+// stalled (a partition: connections stay open, nothing moves), then
+// healed. Uploads and downloads must end OK or UNAVAILABLE — never hang
+// past the S3 idle timeout, never another code — and after the link heals
+// service resumes without a restart, every acknowledged item reads back
+// byte-exact, and memory stayed bounded.
+func TestSlowLossyStorageLink(t *testing.T) {
+	minio := miniotest.Start(t)
+	proxy, err := faultproxy.Start(minio.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	t.Setenv("CUSTODY_S3_ACCESS_KEY", minio.AccessKey)
+	t.Setenv("CUSTODY_S3_SECRET_KEY", minio.SecretKey)
+	const idle = 3 * time.Second
+	d := binaries.StartCustodyd(t, t.TempDir(), "--s3-endpoint", proxy.Addr, "--s3-bucket", "evidence", "--s3-insecure",
+		"--s3-timeout", idle.String(), "--log-level", "warn")
+	collector := dialRole(t, d, "collector")
+	court := dialRole(t, d, "court")
+
+	var mu sync.Mutex
+	acked := map[string][]byte{}
+	outcomes := map[string]map[codes.Code]int{}
+	var slowest time.Duration
+	note := func(phase string, start time.Time, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if outcomes[phase] == nil {
+			outcomes[phase] = map[codes.Code]int{}
+		}
+		c := status.Code(err)
+		outcomes[phase][c]++
+		if c != codes.OK && c != codes.Unavailable {
+			t.Errorf("%s: %v; a bad link must give OK or UNAVAILABLE", phase, err)
+		}
+		if d := time.Since(start); d > slowest {
+			slowest = d
+		}
+	}
+	run := func(phase string, dur time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), dur)
+		defer cancel()
+		var wg sync.WaitGroup
+		for w := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ctx.Err() == nil; n++ {
+					data := bytes.Repeat([]byte(fmt.Sprintf("%s %d %d %d|", phase, w, n, time.Now().UnixNano())), 20000) // ~0.6 MiB
+					start := time.Now()
+					// Each call has its own generous deadline: the service
+					// must answer well before it.
+					callCtx, cancelCall := context.WithTimeout(context.Background(), 60*time.Second)
+					resp, err := upload(callCtx, collector, "case-link", data)
+					cancelCall()
+					note(phase+" upload", start, err)
+					if err == nil {
+						mu.Lock()
+						acked[resp.GetEvidence().GetEvidenceId()] = data
+						mu.Unlock()
+					}
+					if w%2 == 0 && err == nil {
+						start = time.Now()
+						callCtx, cancelCall := context.WithTimeout(context.Background(), 60*time.Second)
+						var got bytes.Buffer
+						_, err := court.Download(callCtx, &custodyv1.DownloadRequest{EvidenceId: resp.GetEvidence().GetEvidenceId(), Purpose: "link check"}, &got)
+						cancelCall()
+						note(phase+" download", start, err)
+						if err == nil && !bytes.Equal(got.Bytes(), data) {
+							t.Errorf("%s: downloaded bytes differ", phase)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+
+	defer func() {
+		if t.Failed() {
+			for _, l := range strings.Split(d.Logs.String(), "\n") {
+				if strings.Contains(l, "level=ERROR") {
+					t.Log(l)
+				}
+			}
+		}
+	}()
+	proxy.Set(faultproxy.Faults{Delay: 30 * time.Millisecond, ResetRate: 0.01})
+	run("slow-lossy", 8*time.Second)
+	proxy.Set(faultproxy.Faults{Stall: true})
+	run("stalled", 2*idle)
+	proxy.Set(faultproxy.Faults{})
+	time.Sleep(idle) // calls stuck on stalled connections fail and clear
+	run("healed", 4*time.Second)
+
+	peak, err := bench.PeakRSS(d.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("outcomes %v; %d connections reset on purpose; slowest call %v; peak RSS %d MiB", outcomes, proxy.Resets.Load(), slowest.Round(time.Millisecond), peak>>20)
+	if outcomes["slow-lossy upload"][codes.OK] == 0 || outcomes["healed upload"][codes.OK] == 0 {
+		t.Fatalf("no upload got through on the slow link or after healing: %v", outcomes)
+	}
+	if outcomes["stalled upload"][codes.Unavailable] == 0 {
+		t.Fatalf("no upload was refused while the link was stalled: %v", outcomes)
+	}
+	if slowest > 4*idle+20*time.Second {
+		t.Fatalf("a call took %v; a stalled link must fail calls after about the %v idle timeout", slowest, idle)
+	}
+	if peak > 512<<20 {
+		t.Fatalf("custodyd peak RSS %d MiB over 512 MiB", peak>>20)
+	}
+	for id, data := range acked {
+		var got bytes.Buffer
+		if _, err := court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "after the link healed"}, &got); err != nil {
+			t.Fatalf("acknowledged %s: %v", id, err)
+		}
+		if !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("acknowledged %s reads back different bytes", id)
+		}
+	}
+	t.Logf("%d acknowledged uploads read back byte-exact after the link healed", len(acked))
+}
