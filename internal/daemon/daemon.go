@@ -40,17 +40,17 @@ import (
 // Config is custodyd's configuration; see cmd/custodyd for each field's
 // flag and meaning.
 type Config struct {
-	DataDir            string
-	GRPCAddr           string
-	HTTPAddr           string
-	S3Endpoint         string
-	S3Bucket           string
-	S3Region           string
-	S3Insecure         bool
-	S3AccessKey        string
-	S3SecretKey        string
+	DataDir     string
+	GRPCAddr    string
+	HTTPAddr    string
+	S3Endpoint  string
+	S3Bucket    string
+	S3Region    string
+	S3Insecure  bool
+	S3AccessKey string
+	S3SecretKey string
 	// S3Timeout fails an S3 connection on which nothing moved that long.
-	S3Timeout time.Duration
+	S3Timeout          time.Duration
 	TLSCert            string
 	TLSKey             string
 	ClientCA           string
