@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -60,4 +61,25 @@ func FuzzReadMedia(f *testing.F) {
 		readEXIF(b)
 		readMP4(b)
 	})
+}
+
+func TestReadEXIF(t *testing.T) {
+	photo, err := os.ReadFile("testdata/gps.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := readEXIF(photo)
+	if c == nil || c.Location == nil {
+		t.Fatalf("readEXIF = %+v", c)
+	}
+	if lat, lon := c.Location.Point.Latitude, c.Location.Point.Longitude; math.Abs(lat+38.405194783) > 1e-6 || math.Abs(lon-144.188958) > 1e-6 {
+		t.Fatalf("position (%v, %v), want (-38.405194783, 144.188958)", lat, lon)
+	}
+	if c.Device == nil || c.Device.Software != "Perfectly Clear Complete v3 3.6.3.1351" {
+		t.Fatalf("device %+v", c.Device)
+	}
+	// Damaged heads give nothing, never a panic.
+	for _, n := range []int{0, 3, 20, 100, 400} {
+		readEXIF(photo[:min(n, len(photo))])
+	}
 }

@@ -43,9 +43,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // readinessCollector exports the checkpoint's age and readiness in
 // /metrics, computed at scrape time.
 type readinessCollector struct {
-	s     *Server
-	age   *prometheus.Desc
-	ready *prometheus.Desc
+	s       *Server
+	age     *prometheus.Desc
+	ready   *prometheus.Desc
+	backlog *prometheus.Desc
 }
 
 func newReadinessCollector(s *Server) *readinessCollector {
@@ -53,12 +54,15 @@ func newReadinessCollector(s *Server) *readinessCollector {
 		s:     s,
 		age:   prometheus.NewDesc("custody_checkpoint_age_seconds", "Age of the latest published log checkpoint.", nil, nil),
 		ready: prometheus.NewDesc("custody_dependency_up", "Whether a dependency answers (1) or not (0).", []string{"dependency"}, nil),
+		backlog: prometheus.NewDesc("custody_log_backlog_entries",
+			"Log entries sequenced (their appends acknowledged) but not yet integrated into the tree; grows when integration falls behind.", nil, nil),
 	}
 }
 
 func (c *readinessCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.age
 	ch <- c.ready
+	ch <- c.backlog
 }
 
 func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
@@ -70,6 +74,13 @@ func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
 	rd := c.s.cfg.Evidence.Ready(ctx)
 	if rd.CheckpointKnown {
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, rd.CheckpointAge.Seconds())
+	}
+	if l := c.s.cfg.Log; l != nil {
+		if next, err := l.Reader().NextIndex(ctx); err == nil {
+			if integrated, err := l.Reader().IntegratedSize(ctx); err == nil && next >= integrated {
+				ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(next-integrated))
+			}
+		}
 	}
 	for name, err := range map[string]error{"storage": rd.Storage, "catalog": rd.Catalog, "log": rd.Log} {
 		v := 1.0

@@ -61,4 +61,8 @@ func TestDiskFull(t *testing.T) {
 	if err := upload(bytes.Repeat([]byte("b"), 8<<20)); err != nil {
 		t.Fatalf("after space returned: %v", err)
 	}
+	// Both acknowledged ingests are in the log, and it audits.
+	if rep := auditLog(t, d, 2); len(rep.Chains) != 2 {
+		t.Fatalf("the log holds %d items, want the 2 acknowledged", len(rep.Chains))
+	}
 }

@@ -3,6 +3,9 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
 	"fmt"
 	"strings"
 	"sync"
@@ -138,6 +141,13 @@ func TestSlowLossyStorageLink(t *testing.T) {
 	time.Sleep(idle) // calls stuck on stalled connections fail and clear
 	run("healed", 4*time.Second)
 
+	// An operator sees it: storage errors and the log backlog in /metrics.
+	metrics := scrape(t, d)
+	for _, want := range []string{`custody_storage_errors_total{kind="unavailable",op="put"}`, "custody_log_backlog_entries ", `custody_dependency_up{dependency="storage"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	peak, err := bench.PeakRSS(d.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -164,5 +174,22 @@ func TestSlowLossyStorageLink(t *testing.T) {
 			t.Fatalf("acknowledged %s reads back different bytes", id)
 		}
 	}
-	t.Logf("%d acknowledged uploads read back byte-exact after the link healed", len(acked))
+	audit := auditLog(t, d, len(acked))
+	t.Logf("%d acknowledged uploads read back byte-exact after the link healed; log audit %d entries", len(acked), audit.Entries)
+}
+
+// scrape returns custodyd's /metrics.
+func scrape(t *testing.T, d *binaries.Daemon) string {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Get("https://" + d.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

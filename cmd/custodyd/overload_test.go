@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,6 +129,9 @@ func TestOverload(t *testing.T) {
 	}
 	if peak > rssCeiling {
 		t.Errorf("custodyd peak RSS %d MiB is over the %d MiB ceiling", peak>>20, rssCeiling>>20)
+	}
+	if m := scrape(t, d); !strings.Contains(m, "custody_shed_calls_total{kind=") || !strings.Contains(m, "custody_inflight_calls{kind=") {
+		t.Error("/metrics does not show the shed and in-flight calls")
 	}
 	if t.Failed() {
 		return

@@ -227,6 +227,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	store = meteredStore{store}
 	if cfg.LogMySQL != "" && !cfg.shared() {
 		return nil, errors.New("--log-mysql shares the log between replicas; they must share the catalog too: add --catalog postgres://…")
 	}
@@ -320,7 +321,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		},
 		Evidence:   d.Evidence,
 		Log:        custodyLog,
-		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun},
+		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun, storageErrors},
 	})
 	if err != nil {
 		return nil, err
