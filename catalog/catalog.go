@@ -116,3 +116,21 @@ var (
 	ErrExists   = errors.New("already exists")
 	ErrConflict = errors.New("concurrent update")
 )
+
+// MissingBetween returns the indexes in [from, to) that are not in
+// present (ascending, all within [from, to)): the shared half of
+// MissingLogIndexes, for backends that list the cataloged indexes.
+func MissingBetween(from, to uint64, present []uint64) []uint64 {
+	var missing []uint64
+	next := from
+	for _, i := range present {
+		for ; next < i; next++ {
+			missing = append(missing, next)
+		}
+		next = i + 1
+	}
+	for ; next < to; next++ {
+		missing = append(missing, next)
+	}
+	return missing
+}

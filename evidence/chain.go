@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -50,7 +49,7 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 	// lock is released, beside the next writer's event.
 	appended, err := s.log.Append(context.WithoutCancel(ctx), entry)
 	if err != nil {
-		if errors.Is(err, syscall.ENOSPC) {
+		if diskFull(err) {
 			return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the log's disk is full; the event was not recorded", ErrNoSpace)
 		}
 		return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)

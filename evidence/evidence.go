@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -207,6 +208,12 @@ func (s *Service) lockItem(ctx context.Context, key string) (func(), error) {
 		return nil, fmt.Errorf("%w: the lock on %s cannot be taken: %v", ErrUnavailable, key, err)
 	}
 	return unlock, nil
+}
+
+// diskFull reports an ENOSPC, also where a dependency (Tessera's POSIX
+// driver) flattened the error into its message.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }
 
 // classifyStorage maps storage errors to this package's errors.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -39,7 +38,7 @@ func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRe
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, syscall.ENOSPC) {
+		if diskFull(err) {
 			return fmt.Errorf("%w: the data disk is full; nothing was recorded; retry when the operator has freed space", ErrNoSpace)
 		}
 		return fmt.Errorf("%w: the record journal cannot be written: %v", ErrUnavailable, err)

@@ -309,22 +309,18 @@ func (c *Catalog) MissingLogIndexes(ctx context.Context, from, to uint64) ([]uin
 		return nil, err
 	}
 	defer rows.Close()
-	var missing []uint64
-	next := from
+	var present []uint64
 	for rows.Next() {
 		var i int64
 		if err := rows.Scan(&i); err != nil {
 			return nil, err
 		}
-		for ; next < uint64(i); next++ {
-			missing = append(missing, next)
-		}
-		next = uint64(i) + 1
+		present = append(present, uint64(i))
 	}
-	for ; next < to; next++ {
-		missing = append(missing, next)
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
-	return missing, rows.Err()
+	return catalog.MissingBetween(from, to, present), nil
 }
 
 // LogApplied implements catalog.Catalog.

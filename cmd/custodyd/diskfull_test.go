@@ -57,12 +57,49 @@ func TestDiskFull(t *testing.T) {
 	if err != nil || len(list.GetEvidence()) != 1 {
 		t.Fatalf("after the refused upload the case has %d items (%v), want 1", len(list.GetEvidence()), err)
 	}
+	// Now leave no byte at all: a custody event (journal and log
+	// appends) is refused the same way and changes nothing.
+	first := list.GetEvidence()[0].GetEvidenceId()
+	custodian := dialRole(t, d, "custodian")
+	before, err := court.History(t.Context(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := filepath.Join(mnt, "filler-rest")
+	f, err := os.Create(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for chunk := make([]byte, 64<<10); ; {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	for chunk := make([]byte, 512); ; {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	_, err = custodian.RecordEvent(t.Context(), &custodyv1.RecordEventRequest{EvidenceId: first, Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: "on a full disk"})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a custody event on a full disk: %v, want ResourceExhausted", err)
+	}
+	t.Logf("event on a full disk: %v", err)
+	if after, err := court.History(t.Context(), first); err != nil || len(after) != len(before) {
+		t.Fatalf("the refused event changed the history: %d events before, %d after (%v)", len(before), len(after), err)
+	}
+	os.Remove(fill)
 	os.Remove(filler)
+	if _, err := custodian.RecordEvent(t.Context(), &custodyv1.RecordEventRequest{EvidenceId: first, Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: "space is back"}); err != nil {
+		t.Fatalf("a custody event after space returned: %v", err)
+	}
 	if err := upload(bytes.Repeat([]byte("b"), 8<<20)); err != nil {
 		t.Fatalf("after space returned: %v", err)
 	}
-	// Both acknowledged ingests are in the log, and it audits.
-	if rep := auditLog(t, d, 2); len(rep.Chains) != 2 {
-		t.Fatalf("the log holds %d items, want the 2 acknowledged", len(rep.Chains))
+	// Both acknowledged ingests and the one event are in the log, the
+	// refused event is not, and the log audits.
+	if rep := auditLog(t, d, 3); len(rep.Chains) != 2 || rep.Chains[first] != 1 {
+		t.Fatalf("the log holds %d items, chain of the first ends at %d; want 2 items and sequence 1", len(rep.Chains), rep.Chains[first])
 	}
 }

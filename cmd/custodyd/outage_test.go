@@ -8,10 +8,12 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/internal/binaries"
 	"github.com/custody-dev/custody/internal/loadtest"
 	"github.com/custody-dev/custody/internal/miniotest"
 	"github.com/custody-dev/custody/logaudit"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // auditLog runs the independent log audit against d's public /log/,
@@ -37,6 +39,26 @@ func auditLog(t *testing.T, d *binaries.Daemon, min int) logaudit.Report {
 				t.Fatalf("the log holds %d entries, want at least %d", rep.Entries, min)
 			}
 			return rep
+		}
+	}
+}
+
+// checkAcknowledged checks that every upload and hand-off the load client
+// got acknowledged is in the catalog.
+func checkAcknowledged(t *testing.T, auditor *client.Client, rep *loadtest.Report) {
+	t.Helper()
+	for _, id := range rep.Kinds["upload"].Uploaded {
+		if _, err := auditor.GetEvidence(t.Context(), id); err != nil {
+			t.Fatalf("acknowledged upload %s: %v", id, err)
+		}
+	}
+	if rep.Kinds["handoff"] == nil {
+		return
+	}
+	for _, id := range rep.Kinds["handoff"].Uploaded {
+		h, err := auditor.History(t.Context(), id)
+		if err != nil || len(h) < 3 || h[1].GetType() != custodyv1.EventType_EVENT_TYPE_RELEASE || h[2].GetType() != custodyv1.EventType_EVENT_TYPE_ACCEPT {
+			t.Fatalf("acknowledged hand-off of %s: history %v (%v)", id, h, err)
 		}
 	}
 }
@@ -90,11 +112,7 @@ func TestStorageOutageUnderLoad(t *testing.T) {
 		t.Fatalf("after MinIO returned: %v", err)
 	}
 	auditor := dialRole(t, d, "auditor")
-	for _, id := range rep.Kinds["upload"].Uploaded {
-		if _, err := auditor.GetEvidence(t.Context(), id); err != nil {
-			t.Fatalf("acknowledged upload %s: %v", id, err)
-		}
-	}
+	checkAcknowledged(t, auditor, rep)
 	audit := auditLog(t, d, len(rep.Kinds["upload"].Uploaded))
 	t.Logf("recovered without restart; %d acknowledged uploads present; log audit %d entries, %d chains", len(rep.Kinds["upload"].Uploaded), audit.Entries, audit.Items)
 }

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"maps"
@@ -150,11 +149,7 @@ func TestOverload(t *testing.T) {
 		t.Fatal("custodyd not ready within 20s after the overload")
 	}
 	auditor := dialRole(t, d, "auditor")
-	for _, id := range rep.Kinds["upload"].Uploaded {
-		if _, err := auditor.GetEvidence(context.Background(), id); err != nil {
-			t.Fatalf("acknowledged upload %s: %v", id, err)
-		}
-	}
+	checkAcknowledged(t, auditor, rep)
 	h, err := auditor.History(t.Context(), hotID)
 	if err != nil {
 		t.Fatal(err)

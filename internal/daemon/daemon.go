@@ -110,24 +110,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer d.Close()
 	if cfg.ScrubInterval > 0 {
-		go d.scrubLoop(ctx, cfg.ScrubInterval, log)
+		go every(ctx, cfg.ScrubInterval, func() { d.scrub(ctx, log) })
 	}
 	if cfg.shared() {
-		go d.repairLoop(ctx, cmp.Or(cfg.RepairInterval, 5*time.Second), log)
+		go every(ctx, cmp.Or(cfg.RepairInterval, 5*time.Second), func() { d.repair(ctx, log) })
+	}
+	expire := func() {
+		if n := d.Evidence.ExpireUploads(ctx); n > 0 {
+			log.Info("expired unfinished uploads removed", "sessions", n)
+		}
 	}
 	go func() {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if n := d.Evidence.ExpireUploads(ctx); n > 0 {
-				log.Info("expired unfinished uploads removed", "sessions", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		expire()
+		every(ctx, time.Hour, expire)
 	}()
 	return d.Server.Serve(ctx)
 }
@@ -144,8 +139,8 @@ var (
 	})
 )
 
-// scrubLoop re-hashes every stored item every interval.
-func (d *Daemon) scrubLoop(ctx context.Context, interval time.Duration, log *slog.Logger) {
+// every runs f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -153,41 +148,36 @@ func (d *Daemon) scrubLoop(ctx context.Context, interval time.Duration, log *slo
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			f()
 		}
-		checked, bad, err := d.Evidence.Scrub(ctx, func(_ string, err error) {
-			scrubChecked.Inc()
-			if err != nil {
-				scrubMismatches.Inc()
-			}
-		})
-		if err != nil {
-			log.Error("scrub stopped", "err", err)
-			continue
-		}
-		scrubLastRun.SetToCurrentTime()
-		log.Info("scrub finished", "checked", checked, "mismatches", bad)
 	}
 }
 
-// repairLoop catalogs, every interval, log entries that no replica
-// cataloged: a replica killed between its log append and its catalog write
-// leaves them behind.
-func (d *Daemon) repairLoop(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// scrub re-hashes every stored item once.
+func (d *Daemon) scrub(ctx context.Context, log *slog.Logger) {
+	checked, bad, err := d.Evidence.Scrub(ctx, func(_ string, err error) {
+		scrubChecked.Inc()
+		if err != nil {
+			scrubMismatches.Inc()
 		}
-		n, err := d.Evidence.Replay(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("cataloging log entries left by another replica", "err", err)
-		case n > 0:
-			log.Warn("cataloged log entries another replica logged but did not catalog", "entries", n)
-		}
+	})
+	if err != nil {
+		log.Error("scrub stopped", "err", err)
+		return
+	}
+	scrubLastRun.SetToCurrentTime()
+	log.Info("scrub finished", "checked", checked, "mismatches", bad)
+}
+
+// repair catalogs log entries that no replica cataloged: a replica killed
+// between its log append and its catalog write leaves them behind.
+func (d *Daemon) repair(ctx context.Context, log *slog.Logger) {
+	n, err := d.Evidence.Replay(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Error("cataloging log entries left by another replica", "err", err)
+	case n > 0:
+		log.Warn("cataloged log entries another replica logged but did not catalog", "entries", n)
 	}
 }
 

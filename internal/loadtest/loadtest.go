@@ -51,7 +51,8 @@ type Kind struct {
 	ByOutcome map[Outcome]int
 	// Latencies of admitted (OK) calls.
 	Latencies []time.Duration
-	// Uploaded are the ids of acknowledged uploads.
+	// Uploaded are the ids of acknowledged uploads; for hand-offs, the
+	// items whose release and accept were both acknowledged.
 	Uploaded []string
 }
 
@@ -281,6 +282,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return
 		}
 		rep.record("handoff", grpcOutcome(err), time.Since(t0), fmt.Sprint(err))
+		if err == nil {
+			rep.mu.Lock()
+			rep.Kinds["handoff"].Uploaded = append(rep.Kinds["handoff"].Uploaded, id)
+			rep.mu.Unlock()
+		}
 	})
 	loop(cfg.Bundles, func(w, i int) {
 		id := pick(w*7919 + i)
