@@ -60,7 +60,7 @@ func (s *Signer) Sign(fields canonicaljson.Object) (Receipt, error) {
 }
 
 // ErrBadSignature means the receipt does not verify under the key.
-var ErrBadSignature = errors.New("receipt signature does not verify")
+var ErrBadSignature = errors.New("signature does not verify")
 
 // Verify checks r against a PEM public key (ECDSA: ASN.1 DER signature over
 // SHA-256 of the payload; Ed25519: over the payload) and returns the decoded
@@ -80,23 +80,8 @@ func Verify(publicKeyPEM []byte, r Receipt) (map[string]any, error) {
 			return nil, fmt.Errorf("%w: signed by key %s, not by the given key %x", ErrBadSignature, r.KeyID, sum)
 		}
 	}
-	ok := false
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		digest := sha256.Sum256(r.Payload)
-		ok = ecdsa.VerifyASN1(k, digest[:], r.Signature)
-	case ed25519.PublicKey:
-		ok = ed25519.Verify(k, r.Payload, r.Signature)
-	default:
-		// RSA and others: let sigstore decide.
-		v, err := signature.LoadVerifier(pub, crypto.SHA256)
-		if err != nil {
-			return nil, err
-		}
-		ok = v.VerifySignature(bytes.NewReader(r.Signature), bytes.NewReader(r.Payload)) == nil
-	}
-	if !ok {
-		return nil, ErrBadSignature
+	if err := VerifySignature(pub, r.Payload, r.Signature); err != nil {
+		return nil, err
 	}
 	var fields map[string]any
 	dec := json.NewDecoder(bytes.NewReader(r.Payload))
@@ -105,4 +90,29 @@ func Verify(publicKeyPEM []byte, r Receipt) (map[string]any, error) {
 		return nil, fmt.Errorf("receipt payload: %w", err)
 	}
 	return fields, nil
+}
+
+// VerifySignature checks sig over msg with pub as receipts (and hand-off
+// statements) are signed: ECDSA over SHA-256 (ASN.1), Ed25519 over the
+// message, anything else as sigstore verifies it with SHA-256. It fails
+// with ErrBadSignature.
+func VerifySignature(pub crypto.PublicKey, msg, sig []byte) error {
+	ok := false
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		digest := sha256.Sum256(msg)
+		ok = ecdsa.VerifyASN1(k, digest[:], sig)
+	case ed25519.PublicKey:
+		ok = ed25519.Verify(k, msg, sig)
+	default:
+		v, err := signature.LoadVerifier(pub, crypto.SHA256)
+		if err != nil {
+			return err
+		}
+		ok = v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)) == nil
+	}
+	if !ok {
+		return ErrBadSignature
+	}
+	return nil
 }

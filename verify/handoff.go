@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/receipt"
 )
 
 // checkHandoffs replays custody over the records: the collector holds the
@@ -143,7 +144,7 @@ func checkStatement(b *Bundle, rec *events.Record, roots *x509.CertPool, build f
 	if !hasURI(cert, rec.Performer) {
 		return fmt.Errorf("the signer's certificate is not %s's", rec.Performer)
 	}
-	if err := verifyWithKey(cert.PublicKey, []byte(stmt), sig); err != nil {
+	if err := receipt.VerifySignature(cert.PublicKey, []byte(stmt), sig); err != nil {
 		return fmt.Errorf("the party's signature does not verify: %w", err)
 	}
 	if roots != nil {

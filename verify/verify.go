@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -20,12 +18,12 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/receipt"
 )
 
 // Options are what the court brings: trusted keys, the evidence file, a
@@ -254,7 +252,7 @@ func checkReceipt(ev Event, leaf [32]byte, evidenceID string, key crypto.PublicK
 	if ev.Receipt == nil {
 		return errors.New("no receipt")
 	}
-	if err := verifyWithKey(key, []byte(ev.Receipt.Payload), ev.Receipt.Signature); err != nil {
+	if err := receipt.VerifySignature(key, []byte(ev.Receipt.Payload), ev.Receipt.Signature); err != nil {
 		return fmt.Errorf("the receipt's signature does not verify under the receipt key: %w", err)
 	}
 	var p struct {
@@ -278,29 +276,6 @@ func parsePublicKey(keyPEM []byte) (crypto.PublicKey, error) {
 		return nil, errors.New("no PEM public key")
 	}
 	return x509.ParsePKIXPublicKey(block.Bytes)
-}
-
-// verifyWithKey checks sig over msg: ECDSA (DER over SHA-256), Ed25519, or
-// whatever sigstore supports.
-func verifyWithKey(pub crypto.PublicKey, msg, sig []byte) error {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		d := sha256.Sum256(msg)
-		if !ecdsa.VerifyASN1(k, d[:], sig) {
-			return errors.New("invalid signature")
-		}
-		return nil
-	case ed25519.PublicKey:
-		if !ed25519.Verify(k, msg, sig) {
-			return errors.New("invalid signature")
-		}
-		return nil
-	}
-	v, err := signature.LoadVerifier(pub, crypto.SHA256)
-	if err != nil {
-		return err
-	}
-	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg))
 }
 
 // checkChain: the events are the item's chain from its ingest, in order,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/freeport"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
@@ -33,7 +34,7 @@ func TestBatchUploadSurvivesServerKill(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(photos, fmt.Sprintf("VID_%d.mp4", i)), big, 0o600)
 	}
-	grpcAddr, httpAddr := binaries.FreeAddr(t), binaries.FreeAddr(t)
+	grpcAddr, httpAddr := freeport.Addr(t), freeport.Addr(t)
 	d := binaries.StartCustodydAt(t, dir, grpcAddr, httpAddr)
 	custody := binaries.Build(t, "custody")
 	manifest := filepath.Join(dir, "manifest.json")

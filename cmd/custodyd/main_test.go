@@ -20,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/freeport"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
@@ -54,7 +55,7 @@ func TestFreshStart(t *testing.T) {
 		}
 	})
 	t.Run("custody says what to do when no server answers", func(t *testing.T) {
-		cmd := exec.Command(custody, "--server", binaries.FreeAddr(t), "--creds", d.CredsDir("court"), "whoami")
+		cmd := exec.Command(custody, "--server", freeport.Addr(t), "--creds", d.CredsDir("court"), "whoami")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
@@ -128,7 +129,7 @@ func TestRefusesReadableServerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binaries.Build(t, "custodyd"),
-		"--grpc-addr", binaries.FreeAddr(t), "--http-addr", binaries.FreeAddr(t),
+		"--grpc-addr", freeport.Addr(t), "--http-addr", freeport.Addr(t),
 		"--tls-cert", pki.ServerCertFile(), "--tls-key", pki.ServerKeyFile(), "--client-ca", pki.CAFile())
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()

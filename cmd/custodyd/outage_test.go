@@ -1,7 +1,11 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +19,14 @@ import (
 	"github.com/custody-dev/custody/logaudit"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
+
+// slowReader paces reads as a field link would (~5 MiB/s).
+type slowReader struct{ r io.ReaderAt }
+
+func (s slowReader) ReadAt(b []byte, off int64) (int, error) {
+	time.Sleep(time.Duration(len(b)) * time.Second / (5 << 20))
+	return s.r.ReadAt(b, off)
+}
 
 // auditLog runs the independent log audit against d's public /log/,
 // waiting until a checkpoint covers at least min entries.
@@ -80,6 +92,7 @@ func TestStorageOutageUnderLoad(t *testing.T) {
 		UploadSize: 128 << 10, Duration: 12 * time.Second, Custodian: custodianID,
 	}
 	var wg sync.WaitGroup
+	var restarted time.Time
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -87,6 +100,31 @@ func TestStorageOutageUnderLoad(t *testing.T) {
 		minio.Stop(t)
 		time.Sleep(4 * time.Second)
 		minio.Restart(t)
+		restarted = time.Now()
+	}()
+	// A resumable upload, paced by its field link, starts before the
+	// outage and must finish after it, by itself.
+	big := make([]byte, 24<<20)
+	for i := range big {
+		big[i] = byte(i * 31 / 7)
+	}
+	sum := sha256.Sum256(big)
+	resumable := make(chan error, 1)
+	var resumedAt time.Time
+	var resumedID string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(2 * time.Second)
+		c := dialRole(t, d, "collector")
+		md := &custodyv1.UploadMetadata{CaseId: "case-outage-resume", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_VIDEO,
+			Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(big)), UploadId: "outage-resume-1"}
+		resp, err := c.UploadResumable(context.Background(), md, slowReader{bytes.NewReader(big)}, client.DefaultRetry, nil)
+		resumedAt = time.Now()
+		if err == nil {
+			resumedID = resp.GetEvidence().GetEvidenceId()
+		}
+		resumable <- err
 	}()
 	rep, err := loadtest.Run(context.Background(), cfg)
 	if err != nil {
@@ -106,6 +144,19 @@ func TestStorageOutageUnderLoad(t *testing.T) {
 	}
 	if rep.Kinds["upload"].ByOutcome["Unavailable"] == 0 {
 		t.Error("no upload was refused while MinIO was down: the outage was not exercised")
+	}
+	if err := <-resumable; err != nil {
+		t.Fatalf("the resumable upload across the outage: %v", err)
+	}
+	if !resumedAt.After(restarted) {
+		t.Fatal("the resumable upload finished before MinIO returned: it did not cross the outage")
+	}
+	h := sha256.New()
+	if _, err := dialRole(t, d, "court").Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: resumedID, Purpose: "after the outage"}, h); err != nil || !bytes.Equal(h.Sum(nil), sum[:]) {
+		t.Fatalf("the upload resumed across the outage reads back wrong (%v)", err)
+	}
+	if list, err := dialRole(t, d, "auditor").ListEvidence(t.Context(), &custodyv1.ListEvidenceRequest{CaseId: "case-outage-resume"}); err != nil || len(list.GetEvidence()) != 1 {
+		t.Fatalf("the resumed upload made %d items (%v), want one", len(list.GetEvidence()), err)
 	}
 	// Recovered without a restart: a new upload works.
 	if _, err := upload(t.Context(), dialRole(t, d, "collector"), "case-outage", []byte("after the outage")); err != nil {

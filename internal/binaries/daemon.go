@@ -2,7 +2,6 @@ package binaries
 
 import (
 	"crypto/tls"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/freeport"
 	"github.com/custody-dev/custody/internal/servertest"
 )
 
@@ -29,7 +29,7 @@ type Daemon struct {
 // test ends if it still runs.
 func StartCustodyd(t testing.TB, dir string, args ...string) *Daemon {
 	t.Helper()
-	return StartCustodydAt(t, dir, FreeAddr(t), FreeAddr(t), args...)
+	return StartCustodydAt(t, dir, freeport.Addr(t), freeport.Addr(t), args...)
 }
 
 // StartCustodydAt is StartCustodyd on given addresses, e.g. to restart a
@@ -107,15 +107,4 @@ func (d *Daemon) Signal(t testing.TB, sig os.Signal, timeout time.Duration) erro
 func (d *Daemon) Kill(t testing.TB) {
 	t.Helper()
 	d.Signal(t, syscall.SIGKILL, 10*time.Second)
-}
-
-// FreeAddr returns a loopback address with a port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

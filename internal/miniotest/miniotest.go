@@ -8,7 +8,6 @@ package miniotest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/custody-dev/custody/internal/freeport"
 )
 
 // Version is the pinned MinIO server release (a Go pseudo-version).
@@ -125,7 +126,7 @@ func StartDrives(t testing.TB, n int) *Server {
 			s.Drives = append(s.Drives, d)
 		}
 	}
-	s.Endpoint = freeAddr(t)
+	s.Endpoint = freeport.Addr(t)
 	s.start(t)
 	t.Cleanup(func() { s.Stop(t) })
 	return s
@@ -138,7 +139,7 @@ func (s *Server) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	s.logs = logs
-	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", freeAddr(t), s.drivesArg())
+	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", freeport.Addr(t), s.drivesArg())
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
@@ -212,13 +213,3 @@ func (s *Server) Restart(t testing.TB) {
 
 // PID is the server's process id.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
