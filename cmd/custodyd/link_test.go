@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/binaries"
 	"github.com/custody-dev/custody/internal/faultproxy"
 	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/netshape"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
@@ -192,4 +193,68 @@ func scrape(t *testing.T, d *binaries.Daemon) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestShapedStorageLink runs MinIO behind a real kernel-shaped link
+// (a network namespace joined by veth, tc tbf at 16 Mbit/s each way):
+// uploads and downloads over a link slower than the disk are slow but
+// never fail — no timeout mistakes a slow, moving link for a dead one —
+// memory stays bounded, and everything acknowledged reads back.
+func TestShapedStorageLink(t *testing.T) {
+	link := netshape.New(t, "16mbit")
+	minio := miniotest.StartWith(t, miniotest.Options{Netns: link.Netns, Host: link.NetnsAddr})
+	t.Setenv("CUSTODY_S3_ACCESS_KEY", minio.AccessKey)
+	t.Setenv("CUSTODY_S3_SECRET_KEY", minio.SecretKey)
+	d := binaries.StartCustodyd(t, t.TempDir(), "--s3-endpoint", minio.Endpoint, "--s3-bucket", "evidence", "--s3-insecure", "--log-level", "warn")
+	collector := dialRole(t, d, "collector")
+	court := dialRole(t, d, "court")
+	var mu sync.Mutex
+	acked := map[string][]byte{}
+	var sent int64
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				data := bytes.Repeat([]byte(fmt.Sprintf("shaped %d %d %d|", w, n, time.Now().UnixNano())), 40000) // ~1.2 MiB
+				resp, err := upload(context.Background(), collector, "case-shaped", data)
+				if err != nil {
+					t.Errorf("upload over a slow link: %v", err)
+					return
+				}
+				mu.Lock()
+				acked[resp.GetEvidence().GetEvidenceId()] = data
+				sent += int64(len(data))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if t.Failed() {
+		return
+	}
+	for id, data := range acked {
+		var got bytes.Buffer
+		if _, err := court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "shaped link"}, &got); err != nil {
+			t.Fatalf("download over a slow link: %v", err)
+		}
+		if !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("%s reads back different bytes", id)
+		}
+	}
+	peak, err := bench.PeakRSS(d.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peak > 512<<20 {
+		t.Fatalf("custodyd peak RSS %d MiB over 512 MiB", peak>>20)
+	}
+	audit := auditLog(t, d, 2*len(acked))
+	t.Logf("%d uploads over a 16 Mbit/s link in %v (%.2f MB/s, the link carries 2 MB/s), all read back; peak RSS %d MiB; log audit %d entries",
+		len(acked), elapsed.Round(time.Second), float64(sent)/elapsed.Seconds()/1e6, peak>>20, audit.Entries)
 }

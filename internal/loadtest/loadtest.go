@@ -234,6 +234,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	// ended reports the run's end. A call cut off by it is not counted:
+	// the deadline may have passed (gRPC then reports DeadlineExceeded)
+	// a moment before ctx.Err() says so.
+	deadline, _ := ctx.Deadline()
+	ended := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
 	start := time.Now()
 	var wg sync.WaitGroup
 	loop := func(n int, f func(n, i int)) {
@@ -241,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; ctx.Err() == nil; i++ {
+				for i := 0; !ended(); i++ {
 					f(w, i)
 				}
 			}()
@@ -250,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	loop(cfg.Uploaders, func(w, i int) {
 		t0 := time.Now()
 		id, out, detail := upload(w*1_000_000 + i)
-		if ctx.Err() != nil && out != "OK" {
+		if ended() && out != "OK" {
 			return
 		}
 		rep.record("upload", out, time.Since(t0), detail)
@@ -268,7 +273,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// to the custodian, accept.
 		id, out, detail := upload(-(w*1_000_000 + i + 1))
 		if out != "OK" {
-			if ctx.Err() == nil {
+			if !ended() {
 				rep.record("handoff", out, 0, "upload: "+detail)
 			}
 			return
@@ -278,7 +283,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err == nil {
 			_, err = custodian.Accept(ctx, id)
 		}
-		if ctx.Err() != nil && err != nil {
+		if ended() && err != nil {
 			return
 		}
 		rep.record("handoff", grpcOutcome(err), time.Since(t0), fmt.Sprint(err))
@@ -298,7 +303,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/evidence/"+id+"/bundle", nil)
 		resp, err := courts.Do(req)
 		if err != nil {
-			if ctx.Err() == nil {
+			if !ended() {
 				rep.record("bundle", "Transport", 0, err.Error())
 			}
 			return
@@ -316,7 +321,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		resp, err := public.Do(req)
 		if err != nil {
-			if ctx.Err() == nil {
+			if !ended() {
 				rep.record("logread", "Transport", 0, err.Error())
 			}
 			return

@@ -8,6 +8,7 @@ package miniotest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,10 +37,11 @@ type Server struct {
 	// one drive).
 	Drives []string
 
-	cmd  *exec.Cmd
-	logs *os.File
-	bin  string
-	done chan struct{}
+	cmd   *exec.Cmd
+	netns string
+	logs  *os.File
+	bin   string
+	done  chan struct{}
 }
 
 var (
@@ -105,6 +107,22 @@ func Start(t testing.TB) *Server {
 // four drives it keeps serving reads and writes with one drive gone.
 func StartDrives(t testing.TB, n int) *Server {
 	t.Helper()
+	return StartWith(t, Options{Drives: n})
+}
+
+// Options shape a server.
+type Options struct {
+	// Drives is how many drives it erasure-codes over (default 1).
+	Drives int
+	// Netns runs the server inside this network namespace (`ip netns
+	// exec`), listening on Host, an address of that namespace.
+	Netns, Host string
+}
+
+// StartWith starts a server as o says.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	n := max(o.Drives, 1)
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +145,10 @@ func StartDrives(t testing.TB, n int) *Server {
 		}
 	}
 	s.Endpoint = freeport.Addr(t)
+	if o.Netns != "" {
+		// A fresh namespace has every port free.
+		s.netns, s.Endpoint = o.Netns, net.JoinHostPort(o.Host, "9000")
+	}
 	s.start(t)
 	t.Cleanup(func() { s.Stop(t) })
 	return s
@@ -139,7 +161,12 @@ func (s *Server) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	s.logs = logs
-	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", freeport.Addr(t), s.drivesArg())
+	args := []string{s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", freeport.Addr(t), s.drivesArg()}
+	if s.netns != "" {
+		// ip execs the server in the namespace: the process is MinIO's.
+		args = append([]string{"ip", "netns", "exec", s.netns, s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", "127.0.0.1:9001"}, s.drivesArg())
+	}
+	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
