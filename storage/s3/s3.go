@@ -243,7 +243,14 @@ type objectReader struct {
 
 func (r *objectReader) Read(b []byte) (int, error) {
 	n, err := r.o.Read(b)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil || err == io.EOF:
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The body ended before its length: the link broke, the object did
+		// not shrink. Not io.ErrUnexpectedEOF itself, which readers take
+		// for the end of the bytes (and then a digest mismatch).
+		err = fmt.Errorf("read %s: %w: the connection ended mid-object (%v)", r.key, storage.ErrUnavailable, err.Error())
+	default:
 		err = classify(err, "read %s", r.key)
 	}
 	return n, err
