@@ -44,6 +44,13 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 	if err := s.journalPut(ctx, journal.Record{Key: key, EvidenceID: rec.EvidenceID, Seq: rec.Sequence}, jr, true); err != nil {
 		return custodylog.Appended{}, nil, "", err
 	}
+	// An event on an existing item links to the predecessor read under
+	// the item's lock: the lock must still be ours when the entry goes in.
+	if rec.Sequence > 0 {
+		if err := s.locks.Held(ctx, rec.EvidenceID); err != nil {
+			return custodylog.Appended{}, nil, "", fmt.Errorf("%w: %v; nothing was logged", ErrUnavailable, err)
+		}
+	}
 	// Once journaled, the append runs to its end whatever happens to the
 	// caller: an append abandoned half-way could land after the item's
 	// lock is released, beside the next writer's event.

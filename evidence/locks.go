@@ -15,6 +15,10 @@ type Locker interface {
 	// Lock blocks until it holds key's lock or ctx ends, and returns the
 	// function that releases it.
 	Lock(ctx context.Context, key string) (unlock func(), err error)
+	// Held checks that this process still holds key's lock. A lock kept
+	// by a database session is lost with the session (a partition): the
+	// service checks just before the log append, the step it cannot undo.
+	Held(ctx context.Context, key string) error
 }
 
 // LocalLocks is the Locker of a single process. Locks are counted and
@@ -54,6 +58,9 @@ func (l *LocalLocks) Lock(ctx context.Context, key string) (func(), error) {
 		return nil, ctx.Err()
 	}
 }
+
+// Held implements Locker: an in-process lock is never lost.
+func (l *LocalLocks) Held(context.Context, string) error { return nil }
 
 func (l *LocalLocks) release(key string, lk *localLock) {
 	l.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"database/sql/driver"
 	"encoding/binary"
 	"fmt"
+	"sync"
+	"time"
 )
 
 // Locker is the cross-replica lock (evidence.Locker) of a deployment whose
@@ -17,6 +19,9 @@ import (
 // connections close and PostgreSQL releases its locks.
 type Locker struct {
 	db *sql.DB
+
+	mu   sync.Mutex
+	held map[string]*sql.Conn // key -> the connection holding its lock
 }
 
 // OpenLocker connects to dsn; maxHeld bounds how many locks this replica
@@ -32,7 +37,7 @@ func OpenLocker(ctx context.Context, dsn string, maxHeld int) (*Locker, error) {
 		db.Close()
 		return nil, fmt.Errorf("lock database: %w", err)
 	}
-	return &Locker{db: db}, nil
+	return &Locker{db: db, held: map[string]*sql.Conn{}}, nil
 }
 
 // lockID maps a key to the 64-bit advisory lock id (first 8 bytes of its
@@ -55,13 +60,36 @@ func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
 		discard(conn)
 		return nil, err
 	}
+	l.mu.Lock()
+	l.held[key] = conn
+	l.mu.Unlock()
 	return func() {
+		l.mu.Lock()
+		delete(l.held, key)
+		l.mu.Unlock()
 		if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, id); err != nil {
 			discard(conn)
 			return
 		}
 		conn.Close()
 	}, nil
+}
+
+// Held implements evidence.Locker: the session holding key's lock must
+// still answer (a session lock lasts as long as its session).
+func (l *Locker) Held(ctx context.Context, key string) error {
+	l.mu.Lock()
+	conn, ok := l.held[key]
+	l.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("the lock on %s is not held", key)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := conn.PingContext(ctx); err != nil {
+		return fmt.Errorf("the lock on %s may be lost: its database session does not answer: %w", key, err)
+	}
+	return nil
 }
 
 // discard closes conn's underlying connection instead of returning it to

@@ -121,6 +121,12 @@ func testLocker(t *testing.T, dsn string) {
 	if _, err := replicas[1].Lock(waitCtx, "ev-a"); err == nil {
 		t.Fatal("replica 1 took a lock replica 0 holds")
 	}
+	if err := replicas[0].Held(ctx, "ev-a"); err != nil {
+		t.Fatalf("Held on a lock replica 0 holds: %v", err)
+	}
+	if err := replicas[1].Held(ctx, "ev-a"); err == nil {
+		t.Fatal("replica 1 claims a lock it never took")
+	}
 	// ...and gets it once replica 0 is gone: its process dying closes
 	// its connections, as terminating its backends does here.
 	admin, err := sql.Open("pgx", dsn)
@@ -130,6 +136,9 @@ func testLocker(t *testing.T, dsn string) {
 	defer admin.Close()
 	if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
 		t.Fatal(err)
+	}
+	if err := replicas[0].Held(ctx, "ev-a"); err == nil {
+		t.Fatal("Held says a lock whose session was terminated is still held")
 	}
 	unlockA() // the dead replica's release fails quietly
 	got, cancelGot := context.WithTimeout(ctx, 10*time.Second)
