@@ -39,8 +39,6 @@ type Published struct {
 	Raw  []byte
 	Size uint64
 	Root []byte
-	// Published is when the checkpoint was last written (its file's time).
-	Published time.Time
 }
 
 // Latest reads and verifies the latest published checkpoint.
@@ -53,11 +51,13 @@ func (l *Log) Latest(ctx context.Context) (Published, error) {
 	if err != nil {
 		return Published{}, fmt.Errorf("own checkpoint does not verify: %w", err)
 	}
-	p := Published{Raw: raw, Size: cp.Size, Root: cp.Hash}
-	if t, err := l.checkpointTime(ctx); err == nil {
-		p.Published = t
-	}
-	return p, nil
+	return Published{Raw: raw, Size: cp.Size, Root: cp.Hash}, nil
+}
+
+// PublishedAt is when the checkpoint was last written (republished
+// unchanged or not): its file's or object's modification time.
+func (l *Log) PublishedAt(ctx context.Context) (time.Time, error) {
+	return l.checkpointTime(ctx)
 }
 
 // InclusionProof proves that the entry at index is in the tree of treeSize.
@@ -117,7 +117,7 @@ func (l *Log) Resource(ctx context.Context, path string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", os.ErrNotExist, err)
 		}
-		b, err := l.reader.ReadEntryBundle(ctx, index, p)
+		b, err := l.readBundle(ctx, index, p)
 		if err != nil || p == 0 {
 			return b, err
 		}
@@ -127,12 +127,12 @@ func (l *Log) Resource(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", os.ErrNotExist, err)
 	}
-	b, err := l.reader.ReadTile(ctx, level, index, p)
+	b, err := l.readTile(ctx, level, index, p)
 	if err != nil || p == 0 {
 		return b, err
 	}
-	// A reader may answer a partial tile with the full one once it exists;
-	// the partial tile is its prefix.
+	// Once the full tile exists the partial one may be gone; the partial
+	// tile is the full one's prefix.
 	if len(b) < int(p)*32 {
 		return nil, fmt.Errorf("tile %s holds %d bytes, fewer than its %d hashes", path, len(b), p)
 	}

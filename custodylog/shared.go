@@ -1,10 +1,14 @@
 package custodylog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +19,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/transparency-dev/tessera"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
+
+	"github.com/custody-dev/custody/internal/idleconn"
 )
 
 // Shared places the log on engines several custodyd replicas share:
@@ -35,7 +41,12 @@ type Shared struct {
 	// MySQLDSN is the sequencing database, in go-sql-driver form
 	// (user:password@tcp(host:port)/database).
 	MySQLDSN string
+	// IdleTimeout fails an S3 connection on which no byte moved for this
+	// long (default 30s), as for the evidence store.
+	IdleTimeout time.Duration
 }
+
+func (c Shared) region() string { return cmp.Or(c.Region, "us-east-1") }
 
 func (c Shared) validate() error {
 	switch {
@@ -55,13 +66,13 @@ func (c Shared) s3Client() *s3.Client {
 	if c.Insecure {
 		scheme = "http://"
 	}
-	region := c.Region
-	if region == "" {
-		region = "us-east-1"
-	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = idleconn.Dialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, cmp.Or(c.IdleTimeout, 30*time.Second))
+	t.ResponseHeaderTimeout = time.Minute
 	return s3.New(s3.Options{
+		HTTPClient:   &http.Client{Transport: t},
 		BaseEndpoint: aws.String(scheme + c.S3Endpoint),
-		Region:       region,
+		Region:       c.region(),
 		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, ""),
 		UsePathStyle: true,
 		// Only send and check checksums where the API needs them: MinIO and
@@ -81,12 +92,8 @@ func sharedDriver(ctx context.Context, cfg Shared) (tessera.Driver, func(context
 	if err := ensureBucket(ctx, client, cfg.Bucket); err != nil {
 		return nil, nil, err
 	}
-	region := cfg.Region
-	if region == "" {
-		region = "us-east-1"
-	}
 	driver, err := tesseraaws.New(ctx, tesseraaws.Config{
-		SDKConfig: &aws.Config{Region: region},
+		SDKConfig: &aws.Config{Region: cfg.region()},
 		S3Options: func(o *s3.Options) {
 			*o = client.Options()
 		},
@@ -130,9 +137,16 @@ func ensureBucket(ctx context.Context, client *s3.Client, bucket string) error {
 type notExistReader struct{ tessera.LogReader }
 
 func notExist(err error) error {
+	if err == nil {
+		return nil
+	}
 	var nsk *types.NoSuchKey
 	var api smithy.APIError
-	if errors.As(err, &nsk) || errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound") {
+	switch {
+	case errors.As(err, &nsk), errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound"),
+		// Tessera's partial-or-full fetch flattens the S3 error into its
+		// message (%v), losing the types above.
+		strings.Contains(err.Error(), "NoSuchKey"):
 		return fmt.Errorf("%w: %v", os.ErrNotExist, err)
 	}
 	return err

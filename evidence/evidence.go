@@ -63,6 +63,8 @@ type Log interface {
 	Origin() string
 	// Latest is the latest signed checkpoint, verified.
 	Latest(ctx context.Context) (custodylog.Published, error)
+	// PublishedAt is when the latest checkpoint was written.
+	PublishedAt(ctx context.Context) (time.Time, error)
 	// InclusionProof and ConsistencyProof prove against a tree size.
 	InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error)
 	ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error)

@@ -31,7 +31,11 @@ func (s *Service) Ready(ctx context.Context) Readiness {
 		r.Log = fmt.Errorf("log: no verified checkpoint: %w", err)
 	} else {
 		r.CheckpointKnown, r.CheckpointSize = true, cp.Size
-		r.CheckpointAge = s.now().Sub(cp.Published)
+		if at, err := s.log.PublishedAt(ctx); err != nil {
+			r.Log = fmt.Errorf("log: when the checkpoint was written is unknown: %w", err)
+		} else {
+			r.CheckpointAge = s.now().Sub(at)
+		}
 	}
 	return r
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
+	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/receipt"
@@ -213,7 +214,12 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		ReceiptPayload: rcpt.Payload, ReceiptSignature: rcpt.Signature, ReceiptKeyID: rcpt.KeyID,
 	}
 	if err := s.catalog.AddEvidence(ctx, ev, first); err != nil {
-		return Item{}, receipt.Receipt{}, err
+		// With replicas, the repair loop may have cataloged this very
+		// entry between the append and here (an ingest takes no lock: the
+		// id is new). That is success; anything else is not.
+		if !errors.Is(err, catalog.ErrExists) || !s.ingestedAt(ctx, id, appended) {
+			return Item{}, receipt.Receipt{}, err
+		}
 	}
 	s.settle(ctx, key)
 	return Item{Evidence: ev, Meta: md}, rcpt, nil
@@ -305,4 +311,10 @@ func (s *Service) open(sealed []byte) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(r)
+}
+
+// ingestedAt reports whether item id's ingest event is the log entry a.
+func (s *Service) ingestedAt(ctx context.Context, id string, a custodylog.Appended) bool {
+	evs, err := s.catalog.Events(ctx, id)
+	return err == nil && len(evs) > 0 && evs[0].LogIndex == a.Index && evs[0].LeafHash == a.LeafHash
 }

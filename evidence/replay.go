@@ -65,7 +65,13 @@ func (s *Service) signReceipt(ctx context.Context, fields canonicaljson.Object, 
 	if err != nil {
 		return r, err
 	}
-	return r, s.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r}, false)
+	// The entry is in the log already: failing the call now would invite a
+	// retry that logs the event twice. A receipt the journal lacks is
+	// signed again by replay.
+	if err := s.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r}, false); err != nil {
+		s.logger.WarnContext(ctx, "journaling a receipt", "err", err)
+	}
+	return r, nil
 }
 
 // Replay brings the catalog up to date with the log: every log entry the
@@ -135,8 +141,9 @@ func (s *Service) resolve(ctx context.Context, item catalog.Evidence) (catalog.E
 	return item, nil
 }
 
-// replayBatch bounds how many log entries replay reads at a time.
-const replayBatch = 1024
+// replayBatch bounds how many log entries replay reads at a time (and so
+// its memory); the file journal is read once per batch.
+const replayBatch = 16384
 
 // replayIndexes catalogs the log entries at indexes (ascending, all below
 // size) from their journaled records: all of them, or only those of item
@@ -218,7 +225,17 @@ func (s *Service) replayOne(ctx context.Context, index uint64, entry []byte, id 
 	if done, err := s.catalog.HasEventAt(ctx, index); err != nil || done {
 		return false, err
 	}
-	return true, s.replayEntry(ctx, index, entry, records, receipts)
+	err := s.replayEntry(ctx, index, entry, records, receipts)
+	if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrExists) {
+		// The catalog holds another event at this place in the item's
+		// chain: the log has two (a fork, see docs/DEPLOYMENT.md). Both
+		// stay in the log for every auditor to see; the catalog keeps the
+		// first, and replay moves on rather than stopping the service.
+		s.logger.ErrorContext(ctx, "log entry forks an item's chain: another event already holds its place; the catalog keeps the first",
+			"log_index", index, "evidence_id", id, "err", err)
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, records map[string]journalRecord, receipts map[string]receipt.Receipt) error {

@@ -163,7 +163,7 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		return Item{}, receipt.Receipt{}, err
 	}
 	if meta.Special || meta.Kind == KindBiometricSeizureRecord || s.cfg.EncryptAll {
-		// Staged bytes are plaintext on local disk; data that must only
+		// Staged pieces are plaintext pending objects; data that must only
 		// ever be stored encrypted is not staged.
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: special-category (and, on this service, all encrypted) items are uploaded in one stream, not as resumable sessions: leave upload_id empty", ErrInvalid)
 	}
@@ -214,46 +214,54 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		s.dropSession(ctx, id, sess)
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: declared %s, the bytes of upload %s hash to %s; the session is discarded", ErrDigestMismatch, meta.SHA256, id, got)
 	}
-	item, rcpt, err := s.Ingest(ctx, who, meta, s.pieceReader(ctx, sess))
+	pieces := s.pieceReader(ctx, sess)
+	item, rcpt, err := s.Ingest(ctx, who, meta, pieces)
+	pieces.Close()
 	if err == nil || errors.Is(err, ErrInvalid) {
 		s.dropSession(ctx, id, sess)
 	}
 	return item, rcpt, err
 }
 
-// pieceReader reads a session's pieces back in order.
-func (s *Service) pieceReader(ctx context.Context, sess *session) io.Reader {
-	readers := make([]io.Reader, len(sess.Pieces))
-	for i, p := range sess.Pieces {
-		readers[i] = &lazyPiece{open: func() (io.ReadCloser, error) { return s.store.Open(ctx, p.object()) }}
-	}
-	return io.MultiReader(readers...)
+// pieceReader reads a session's pieces back in order, opening each when
+// reached; Close closes whichever is open (a reader may stop early).
+func (s *Service) pieceReader(ctx context.Context, sess *session) *pieces {
+	return &pieces{open: func(i int) (io.ReadCloser, error) { return s.store.Open(ctx, sess.Pieces[i].object()) }, n: len(sess.Pieces)}
 }
 
-// lazyPiece opens a piece when first read and closes it at its end.
-type lazyPiece struct {
-	open func() (io.ReadCloser, error)
+type pieces struct {
+	open func(i int) (io.ReadCloser, error)
+	n, i int
 	rc   io.ReadCloser
-	done bool
 }
 
-func (l *lazyPiece) Read(b []byte) (int, error) {
-	if l.done {
-		return 0, io.EOF
-	}
-	if l.rc == nil {
-		rc, err := l.open()
-		if err != nil {
-			return 0, err
+func (p *pieces) Read(b []byte) (int, error) {
+	for p.i < p.n {
+		if p.rc == nil {
+			rc, err := p.open(p.i)
+			if err != nil {
+				return 0, err
+			}
+			p.rc = rc
 		}
-		l.rc = rc
+		n, err := p.rc.Read(b)
+		if err == io.EOF {
+			p.rc.Close()
+			p.rc, err = nil, nil
+			p.i++
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
 	}
-	n, err := l.rc.Read(b)
-	if err == io.EOF {
-		l.rc.Close()
-		l.done = true
+	return 0, io.EOF
+}
+
+func (p *pieces) Close() error {
+	if p.rc != nil {
+		return p.rc.Close()
 	}
-	return n, err
+	return nil
 }
 
 // receivePieces reads body into pieces of up to stagePiece bytes, storing
@@ -284,6 +292,8 @@ func (s *Service) receivePieces(ctx context.Context, h hash.Hash, sess *session,
 		sess.HashState = state
 		buf = buf[:0]
 		if err := s.saveSession(storeCtx, id, sess); err != nil {
+			// No session names the piece: remove it now, or nothing will.
+			s.store.Discard(storeCtx, obj)
 			return err
 		}
 		return nil

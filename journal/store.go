@@ -35,7 +35,11 @@ type Store interface {
 	// never returned: there is no chain to fork.
 	Unresolved(ctx context.Context, evidenceID string, afterSeq uint64) ([]Record, error)
 	// Settle says the outcome of the record under key is known: logged
-	// (and cataloged), or never logged, in which case a store may drop it.
+	// (and cataloged), or judged never logged. A record settled as never
+	// logged is no longer unresolved, but stays readable by Get (its
+	// writer may have been cut off rather than dead). A store may keep
+	// reporting a record settled as logged until the item's chain passes
+	// its sequence (callers ask with the item's latest sequence).
 	Settle(ctx context.Context, key string, logged bool) error
 }
 
@@ -80,8 +84,9 @@ func (f *File) Put(ctx context.Context, r Record, wait bool) error {
 	return f.j.Append(ctx, b)
 }
 
-// Get implements Store by reading the whole file: it serves replay at
-// start, not the request path.
+// Get implements Store by reading the whole file: it serves replay (at
+// start, and when a writer finds an unresolved record — rare, after a
+// failed catalog write), never the common request path.
 func (f *File) Get(_ context.Context, keys []string) (map[string][]byte, error) {
 	want := make(map[string]bool, len(keys))
 	for _, k := range keys {

@@ -22,9 +22,10 @@ import (
 const origin = "custody.test/audit"
 
 // build writes a POSIX log of items with an ingest and n-1 later events
-// each, appending fork as the last entry if set, and returns its folder,
-// verifier and the checkpoint published after the first half.
-func build(t *testing.T, items, n int, fork bool) (string, note.Verifier, *log.Checkpoint) {
+// each, then a damaged last entry for item 0 if damage says so ("fork": a
+// second event 1; "badlink": the next event linked to the wrong leaf), and
+// returns its folder, verifier and the checkpoint after the first half.
+func build(t *testing.T, items, n int, damage string) (string, note.Verifier, *log.Checkpoint) {
 	t.Helper()
 	skey, vkey, _ := note.GenerateKey(rand.Reader, origin)
 	signer, _ := note.NewSigner(skey)
@@ -78,10 +79,15 @@ func build(t *testing.T, items, n int, fork bool) (string, note.Verifier, *log.C
 			half = published(t, l)
 		}
 	}
-	if fork {
-		// A second sequence-1 event for item 0, linked to its ingest.
+	if damage != "" {
 		id := fmt.Sprintf("ev-%026d", 0)
-		rec := events.Record{EvidenceID: id, Sequence: 1, Type: events.Annotation, RecordedAt: now, Performer: "urn:custody:custodian:c", Salt: events.NewSalt(), Previous: &events.Link{Index: 0}}
+		rec := events.Record{EvidenceID: id, Type: events.Annotation, RecordedAt: now, Performer: "urn:custody:custodian:c", Salt: events.NewSalt()}
+		switch damage {
+		case "fork": // a second event 1, linked to the ingest
+			rec.Sequence, rec.Previous = 1, &events.Link{Index: 0, LeafHash: heads[id].leaf}
+		case "badlink": // the right next event, linked to a leaf that is not its predecessor's
+			rec.Sequence, rec.Previous = uint64(n), &events.Link{Index: heads[id].index, LeafHash: [32]byte{1}}
+		}
 		entry, _ := rec.Entry()
 		if _, err := l.Append(t.Context(), entry); err != nil {
 			t.Fatal(err)
@@ -114,7 +120,7 @@ func files(dir string) logaudit.Fetch {
 }
 
 func TestAudit(t *testing.T) {
-	dir, verifier, half := build(t, 150, 4, false) // 600 entries: three tiles, partial ones
+	dir, verifier, half := build(t, 150, 4, "") // 600 entries: three tiles, partial ones
 	rep, err := logaudit.Audit(t.Context(), files(dir), origin, verifier, half)
 	if err != nil {
 		t.Fatal(err)
@@ -153,9 +159,15 @@ func TestAudit(t *testing.T) {
 		}
 	})
 	t.Run("ForkedChain", func(t *testing.T) {
-		dir, verifier, _ := build(t, 3, 2, true)
+		dir, verifier, _ := build(t, 3, 2, "fork")
 		if _, err := logaudit.Audit(t.Context(), files(dir), origin, verifier, nil); err == nil || !strings.Contains(err.Error(), "fork") {
 			t.Fatalf("two sequence-1 events of one item: %v", err)
+		}
+	})
+	t.Run("BrokenLink", func(t *testing.T) {
+		dir, verifier, _ := build(t, 3, 2, "badlink")
+		if _, err := logaudit.Audit(t.Context(), files(dir), origin, verifier, nil); err == nil || !strings.Contains(err.Error(), "links to") {
+			t.Fatalf("an event linked to the wrong leaf: %v", err)
 		}
 	})
 }

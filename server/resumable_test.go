@@ -3,11 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,8 +121,36 @@ func TestResumableUpload(t *testing.T) {
 		md.SpecialCategory = true
 		_, err := c.UploadResumable(t.Context(), md, bytes.NewReader(data), client.DefaultRetry, nil)
 		wantCode(t, err, codes.InvalidArgument, "not as resumable sessions")
-		if files, _ := filepath.Glob(filepath.Join(env.DataDir, "uploads", "*")); len(files) != 0 {
-			t.Fatalf("staged files for a special-category upload: %v", files)
+		_, err = c.Evidence().GetUploadStatus(t.Context(), &custodyv1.GetUploadStatusRequest{UploadId: md.UploadId})
+		wantCode(t, err, codes.NotFound, "no upload session")
+		// Nothing of it was staged: a session's pieces live in a folder
+		// named after the owner and upload id; a normal session staged
+		// beside it shows where they would be.
+		me, err := c.WhoAmI(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pieceDir := func(id string) string {
+			return fmt.Sprintf("%x", sha256.Sum256([]byte(me.GetIdentity()+"\x00"+id)))
+		}
+		control := meta("case-resume-control", data)
+		control.UploadId = "resume-test-control"
+		sendPart(t, c, control, data[:512<<10])
+		waitReceived(t, c, control.UploadId, 512<<10)
+		found := map[string]bool{}
+		filepath.WalkDir(env.DataDir, func(path string, d fs.DirEntry, err error) error {
+			for _, id := range []string{md.UploadId, control.UploadId} {
+				if err == nil && strings.Contains(path, pieceDir(id)) {
+					found[id] = true
+				}
+			}
+			return nil
+		})
+		if !found[control.UploadId] {
+			t.Fatal("the control session's pieces are not where this test looks")
+		}
+		if found[md.UploadId] {
+			t.Fatal("pieces were staged for a special-category upload")
 		}
 	})
 

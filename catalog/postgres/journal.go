@@ -53,7 +53,7 @@ func (j *Journal) Get(ctx context.Context, keys []string) (map[string][]byte, er
 // Unresolved implements journal.Store.
 func (j *Journal) Unresolved(ctx context.Context, evidenceID string, afterSeq uint64) ([]journal.Record, error) {
 	rows, err := j.db.QueryContext(ctx, `SELECT key, seq, data FROM journal
-		WHERE evidence_id = $1 AND seq > $2 ORDER BY seq`, evidenceID, int64(afterSeq))
+		WHERE evidence_id = $1 AND seq > $2 AND NOT abandoned ORDER BY seq`, evidenceID, int64(afterSeq))
 	if err != nil {
 		return nil, err
 	}
@@ -71,14 +71,15 @@ func (j *Journal) Unresolved(ctx context.Context, evidenceID string, afterSeq ui
 	return out, rows.Err()
 }
 
-// Settle implements journal.Store. A logged record is kept (it rebuilds
-// the catalog with the log); it stops being unresolved because the item's
-// chain has passed its sequence. One that never reached the log is
-// deleted.
+// Settle implements journal.Store. A logged record needs nothing: it stops
+// being unresolved once the item's chain passes its sequence. One judged
+// never logged is marked abandoned, not deleted: its writer may have been
+// cut off rather than dead, and if its entry does reach the log after all,
+// replay needs the record to name what happened.
 func (j *Journal) Settle(ctx context.Context, key string, logged bool) error {
 	if logged {
 		return nil
 	}
-	_, err := j.db.ExecContext(ctx, `DELETE FROM journal WHERE key = $1`, key)
+	_, err := j.db.ExecContext(ctx, `UPDATE journal SET abandoned = TRUE WHERE key = $1`, key)
 	return err
 }

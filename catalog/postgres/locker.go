@@ -67,7 +67,9 @@ func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
 		l.mu.Lock()
 		delete(l.held, key)
 		l.mu.Unlock()
-		if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, id); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, id); err != nil {
 			discard(conn)
 			return
 		}

@@ -79,9 +79,10 @@ var migrations = []string{
 		key TEXT PRIMARY KEY,
 		evidence_id TEXT NOT NULL,
 		seq BIGINT NOT NULL,
+		abandoned BOOLEAN NOT NULL DEFAULT FALSE,
 		data BYTEA NOT NULL
 	);
-	CREATE INDEX journal_by_item ON journal (evidence_id, seq) WHERE seq > 0;`,
+	CREATE INDEX journal_by_item ON journal (evidence_id, seq) WHERE seq > 0 AND NOT abandoned;`,
 	// 3: resumable upload sessions shared by replicas (see Sessions).
 	`CREATE TABLE upload_sessions (
 		id TEXT PRIMARY KEY,

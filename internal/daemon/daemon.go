@@ -256,7 +256,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if cfg.LogMySQL != "" {
 		logCfg.Shared = &custodylog.Shared{
 			S3Endpoint: cfg.S3Endpoint, Insecure: cfg.S3Insecure, Region: cfg.S3Region, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-			Bucket: cfg.LogBucket, MySQLDSN: cfg.LogMySQL,
+			Bucket: cfg.LogBucket, MySQLDSN: cfg.LogMySQL, IdleTimeout: cfg.S3Timeout,
 		}
 	}
 	custodyLog, err := custodylog.Open(ctx, logCfg)

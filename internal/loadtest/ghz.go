@@ -51,7 +51,7 @@ type GhzRun struct {
 // Run runs ghz against cfg's gRPC address and returns its summary.
 func (r GhzRun) Run(ctx context.Context, cfg Config) (*Ghz, error) {
 	creds := cfg.CredsDir(r.Role)
-	args := append(r.Tool[1:],
+	args := append(append([]string(nil), r.Tool[1:]...),
 		"--cacert", filepath.Join(creds, "ca.pem"), "--cert", filepath.Join(creds, "cert.pem"), "--key", filepath.Join(creds, "key.pem"),
 		"--call", r.Method, "-d", r.Data,
 		"-c", strconv.Itoa(r.Concurrency), "--connections", strconv.Itoa(r.Connections),

@@ -19,10 +19,13 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/transparency-dev/tessera/api/layout"
 	"google.golang.org/grpc/status"
 
 	"github.com/custody-dev/custody/client"
@@ -312,11 +315,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		resp.Body.Close()
 		rep.record("bundle", httpOutcome(resp.StatusCode), time.Since(t0), string(body))
 	})
+	// Log readers alternate the checkpoint and the first level-0 tile of the
+	// tree it names (partial until 256 entries), as a mirror would.
+	var treeSize atomic.Uint64
 	loop(cfg.LogReaders, func(w, i int) {
 		t0 := time.Now()
 		path := "/log/checkpoint"
-		if i%2 == 1 {
-			path = "/log/tile/0/000"
+		if n := treeSize.Load(); i%2 == 1 && n > 0 {
+			path = "/log/" + layout.TilePath(0, 0, layout.PartialTileSize(0, 0, n))
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		resp, err := public.Do(req)
@@ -326,11 +332,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			return
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		out := httpOutcome(resp.StatusCode)
-		if path != "/log/checkpoint" && resp.StatusCode == http.StatusNotFound {
-			out = "OK" // the first tile fills only after 256 entries
+		if path == "/log/checkpoint" && out == "OK" {
+			// origin, size, root hash, signature lines.
+			if lines := strings.SplitN(string(body), "\n", 3); len(lines) == 3 {
+				if n, err := strconv.ParseUint(lines[1], 10, 64); err == nil && n > treeSize.Load() {
+					treeSize.Store(n)
+				}
+			}
 		}
 		rep.record("logread", out, time.Since(t0), path)
 	})

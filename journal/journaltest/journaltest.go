@@ -95,8 +95,8 @@ func testUnresolved(t *testing.T, s journal.Store) {
 	if rs, _ := s.Unresolved(ctx, "ev-b", 0); len(rs) != 1 {
 		t.Fatalf("ev-b has %d unresolved records, want 1", len(rs))
 	}
-	// A logged record stays readable for replay.
-	if got, _ := s.Get(ctx, []string{"a1"}); string(got["a1"]) != "a1" {
-		t.Fatal("a settled, logged record is no longer readable")
+	// Settled records stay readable for replay, logged or not.
+	if got, _ := s.Get(ctx, []string{"a1", "a2"}); string(got["a1"]) != "a1" || string(got["a2"]) != "a2" {
+		t.Fatalf("settled records are no longer readable: %q", got)
 	}
 }
