@@ -6,6 +6,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
@@ -117,20 +118,29 @@ var (
 	ErrConflict = errors.New("concurrent update")
 )
 
-// MissingBetween returns the indexes in [from, to) that are not in
-// present (ascending, all within [from, to)): the shared half of
-// MissingLogIndexes, for backends that list the cataloged indexes.
-func MissingBetween(from, to uint64, present []uint64) []uint64 {
+// MissingFromRows reads the cataloged log indexes in [from, to) from rows
+// (one integer column, ascending) and returns the indexes in that range
+// that are not among them: the shared half of MissingLogIndexes for SQL
+// backends. It closes rows.
+func MissingFromRows(rows *sql.Rows, from, to uint64) ([]uint64, error) {
+	defer rows.Close()
 	var missing []uint64
 	next := from
-	for _, i := range present {
-		for ; next < i; next++ {
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, err
+		}
+		for ; next < uint64(i); next++ {
 			missing = append(missing, next)
 		}
-		next = i + 1
+		next = uint64(i) + 1
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
 	for ; next < to; next++ {
 		missing = append(missing, next)
 	}
-	return missing
+	return missing, nil
 }

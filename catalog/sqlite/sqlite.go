@@ -420,19 +420,7 @@ func (c *Catalog) MissingLogIndexes(ctx context.Context, from, to uint64) ([]uin
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var present []uint64
-	for rows.Next() {
-		var i int64
-		if err := rows.Scan(&i); err != nil {
-			return nil, err
-		}
-		present = append(present, uint64(i))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return catalog.MissingBetween(from, to, present), nil
+	return catalog.MissingFromRows(rows, from, to)
 }
 
 // LogApplied implements catalog.Catalog.

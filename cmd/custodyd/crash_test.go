@@ -54,6 +54,17 @@ type ack struct {
 	leaf     string
 }
 
+// ingestAck is what an upload's receipt acknowledges: the ingest event's
+// log index and leaf hash, which must survive anything.
+func ingestAck(resp *custodyv1.UploadResponse) (ack, error) {
+	var r struct {
+		LogIndex uint64 `json:"log_index"`
+		LeafHash string `json:"leaf_hash"`
+	}
+	err := json.Unmarshal(resp.GetReceipt().GetPayload(), &r)
+	return ack{resp.GetEvidence().GetEvidenceId(), 0, r.LogIndex, r.LeafHash}, err
+}
+
 // verifyChains checks every item's history: sequence 0..n with no gap or
 // duplicate, each event linked to its predecessor's log entry, no log index
 // used twice, and every acknowledged event present as acknowledged.
@@ -194,18 +205,14 @@ func TestKilledMidLoad(t *testing.T) {
 					return // the server died
 				}
 				ev := resp.GetEvidence()
-				// What the receipt acknowledges is what must survive.
-				var r struct {
-					LogIndex uint64 `json:"log_index"`
-					LeafHash string `json:"leaf_hash"`
-				}
-				if err := json.Unmarshal(resp.GetReceipt().GetPayload(), &r); err != nil {
+				a, err := ingestAck(resp)
+				if err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
 				ids = append(ids, ev.GetEvidenceId())
-				acks = append(acks, ack{ev.GetEvidenceId(), 0, r.LogIndex, r.LeafHash})
+				acks = append(acks, a)
 				mu.Unlock()
 				if w%2 == 0 {
 					rel, err := collector.Release(ctx, ev.GetEvidenceId(), custodianID, "to the lab")

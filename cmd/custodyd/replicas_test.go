@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,18 +122,15 @@ func TestReplicasKilledMidLoad(t *testing.T) {
 					continue
 				}
 				id := resp.GetEvidence().GetEvidenceId()
-				var rc struct {
-					LogIndex uint64 `json:"log_index"`
-					LeafHash string `json:"leaf_hash"`
-				}
-				if err := json.Unmarshal(resp.GetReceipt().GetPayload(), &rc); err != nil {
+				a, err := ingestAck(resp)
+				if err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
 				ids = append(ids, id)
 				mu.Unlock()
-				record(ack{id, 0, rc.LogIndex, rc.LeafHash})
+				record(a)
 				r = (r + 1) % 3
 				if !alive(r) {
 					r = (r + 1) % 3
