@@ -1,10 +1,12 @@
 // Package canonicaljson encodes values as RFC 8785 (JCS) canonical JSON for
 // the types Custody signs and logs: objects with string keys, arrays,
-// strings, integers, booleans and null. Keys are sorted, there is no
-// whitespace, strings escape only what JSON requires, so the same value
-// always gives the same bytes and an implementation in any language can
-// rebuild them. Floating-point numbers are not supported on purpose: every
-// number Custody signs is an integer.
+// strings, numbers, booleans and null. Keys are sorted by UTF-16 code units,
+// there is no whitespace, strings escape only what JSON requires, and
+// numbers are written as ECMAScript writes them, so the same value always
+// gives the same bytes and an implementation in any language can rebuild
+// them. Entries, records, statements and receipts carry only integers;
+// floating-point numbers occur only in descriptive metadata (coordinates),
+// whose digest is taken over its canonical form (Canonicalize).
 package canonicaljson
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -47,6 +50,12 @@ func encode(b *bytes.Buffer, v any) error {
 		return encodeInt(b, v)
 	case uint32:
 		return encodeInt(b, int64(v))
+	case float64:
+		n, err := formatNumber(v)
+		if err != nil {
+			return err
+		}
+		b.WriteString(n)
 	case uint64:
 		if v > maxSafeInt {
 			return fmt.Errorf("canonicaljson: integer %d exceeds 2^53-1", v)
@@ -57,16 +66,12 @@ func encode(b *bytes.Buffer, v any) error {
 		for k := range v {
 			keys = append(keys, k)
 		}
-		// RFC 8785 sorts by UTF-16 code units; for the ASCII keys Custody
-		// uses this equals byte order, and non-ASCII keys are refused.
-		slices.Sort(keys)
+		// RFC 8785 §3.2.3 sorts by UTF-16 code units.
+		slices.SortFunc(keys, func(a, b string) int {
+			return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+		})
 		b.WriteByte('{')
 		for i, k := range keys {
-			for j := 0; j < len(k); j++ {
-				if k[j] >= utf8.RuneSelf {
-					return fmt.Errorf("canonicaljson: non-ASCII key %q", k)
-				}
-			}
 			if i > 0 {
 				b.WriteByte(',')
 			}

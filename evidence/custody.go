@@ -3,18 +3,16 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"time"
 
-	"github.com/sigstore/sigstore/pkg/signature"
-
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/receipt"
 )
 
 // ServicePerformer is the performer of events the service records itself
@@ -172,11 +170,8 @@ func (s *Service) verifyPartySignature(who identity.Identity, sig *Signature, st
 	if err != nil {
 		return nil, fmt.Errorf("%w: signer certificate: %v", ErrInvalid, err)
 	}
-	v, err := signature.LoadVerifier(cert.PublicKey, crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signer key: %v", ErrInvalid, err)
-	}
-	if err := v.VerifySignature(bytes.NewReader(sig.Signature), bytes.NewReader(statement)); err != nil {
+	// The same check a court's verifier makes (package verify).
+	if err := receipt.VerifySignature(cert.PublicKey, statement, sig.Signature); err != nil {
 		return nil, fmt.Errorf("%w: the signature does not verify against your certificate", ErrInvalid)
 	}
 	return canonicaljson.Object{

@@ -111,7 +111,7 @@ func newTestService(t *testing.T) (*Service, *flakyCatalog, *flakyLog) {
 	ageID, _ := age.GenerateX25519Identity()
 	cat := &flakyCatalog{Catalog: lite}
 	fl := &flakyLog{Log: l}
-	s := New(Deps{Store: store, Catalog: cat, Log: fl, Journal: jnl, Receipts: receipt.NewSigner(sv, "test-key"), Identity: ageID},
+	s := New(Deps{Store: store, Catalog: cat, Log: fl, Journal: jnl, Receipts: receipt.NewSigner(func(m []byte) ([]byte, error) { return sv.SignMessage(bytes.NewReader(m)) }, "test-key"), Identity: ageID},
 		Config{UploadDir: filepath.Join(dir, "upload-sessions")})
 	return s, cat, fl
 }

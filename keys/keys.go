@@ -11,6 +11,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -33,6 +34,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/receipt"
 )
 
 // Set is the service's keys.
@@ -217,4 +219,12 @@ func readSecret(path string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(path)
+}
+
+// ReceiptSignFunc adapts a sigstore signer to the receipt package, which
+// stays free of sigstore so that court verifiers importing it stay small.
+func ReceiptSignFunc(s signature.Signer) receipt.SignFunc {
+	return func(message []byte) ([]byte, error) {
+		return s.SignMessage(bytes.NewReader(message))
+	}
 }

@@ -2,8 +2,9 @@
 // service signs with its receipt key when it acknowledges an ingest or a
 // custody event. A receipt is the canonical JSON payload (package
 // canonicaljson) exactly as signed, the signature, and the key id; its
-// fields are in docs/RECEIPTS.md. Verification needs only the public key and
-// the standard library (or openssl).
+// fields are in docs/RECEIPTS.md. The package needs only the standard
+// library, so a court's verifier that imports it stays small; the signing
+// key itself (a PEM file or a KMS key through sigstore) is package keys'.
 package receipt
 
 import (
@@ -11,6 +12,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -18,8 +20,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/custody-dev/custody/canonicaljson"
 )
@@ -34,15 +34,19 @@ type Receipt struct {
 	KeyID     string
 }
 
-// Signer signs receipts with a sigstore SignerVerifier.
+// SignFunc signs a message with the receipt key: for ECDSA an ASN.1 DER
+// signature over SHA-256(message), for Ed25519 over the message.
+type SignFunc func(message []byte) ([]byte, error)
+
+// Signer signs receipts.
 type Signer struct {
-	sv    signature.SignerVerifier
+	sign  SignFunc
 	keyID string
 }
 
 // NewSigner returns a Signer; keyID is the hex SHA-256 of the key's DER SPKI.
-func NewSigner(sv signature.SignerVerifier, keyID string) *Signer {
-	return &Signer{sv: sv, keyID: keyID}
+func NewSigner(sign SignFunc, keyID string) *Signer {
+	return &Signer{sign: sign, keyID: keyID}
 }
 
 // Sign encodes fields canonically, adds "v" and signs the bytes.
@@ -52,7 +56,7 @@ func (s *Signer) Sign(fields canonicaljson.Object) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("receipt: %w", err)
 	}
-	sig, err := s.sv.SignMessage(bytes.NewReader(payload))
+	sig, err := s.sign(payload)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("signing receipt: %w", err)
 	}
@@ -92,24 +96,22 @@ func Verify(publicKeyPEM []byte, r Receipt) (map[string]any, error) {
 	return fields, nil
 }
 
-// VerifySignature checks sig over msg with pub as receipts (and hand-off
-// statements) are signed: ECDSA over SHA-256 (ASN.1), Ed25519 over the
-// message, anything else as sigstore verifies it with SHA-256. It fails
-// with ErrBadSignature.
+// VerifySignature checks sig over msg with pub as receipts, capture and
+// hand-off statements are signed (sigstore's defaults for each key type):
+// ECDSA as ASN.1 DER over SHA-256(msg), Ed25519 over msg, RSA as PKCS #1
+// v1.5 over SHA-256(msg). It fails with ErrBadSignature.
 func VerifySignature(pub crypto.PublicKey, msg, sig []byte) error {
 	ok := false
+	digest := sha256.Sum256(msg)
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		digest := sha256.Sum256(msg)
 		ok = ecdsa.VerifyASN1(k, digest[:], sig)
 	case ed25519.PublicKey:
 		ok = ed25519.Verify(k, msg, sig)
+	case *rsa.PublicKey:
+		ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) == nil
 	default:
-		v, err := signature.LoadVerifier(pub, crypto.SHA256)
-		if err != nil {
-			return err
-		}
-		ok = v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)) == nil
+		return fmt.Errorf("unsupported signature key type %T", pub)
 	}
 	if !ok {
 		return ErrBadSignature

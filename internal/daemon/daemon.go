@@ -274,7 +274,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.Evidence = evidence.New(evidence.Deps{
-		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Sessions: sessions, Receipts: receipt.NewSigner(ks.Receipt, ks.ReceiptKeyID),
+		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Sessions: sessions, Receipts: receipt.NewSigner(keys.ReceiptSignFunc(ks.Receipt), ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
 		PublicKeys: verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 	}, evidence.Config{
