@@ -142,6 +142,20 @@ func convert(v any) (any, error) {
 	}
 }
 
+// ParseCanonical decodes a JSON object that must be in canonical form
+// (docs/LOG_FORMAT.md): receipts' payloads, statements.
+func ParseCanonical(b []byte) (canonicaljson.Object, error) {
+	obj, err := decodeObject(b)
+	if err != nil {
+		return nil, err
+	}
+	again, err := canonicaljson.Marshal(obj)
+	if err != nil || !bytes.Equal(again, b) {
+		return nil, errors.New("not in canonical form")
+	}
+	return obj, nil
+}
+
 // ParseEntry decodes a public log entry into its fields, checking it is
 // canonical.
 func ParseEntry(b []byte) (canonicaljson.Object, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -57,7 +56,7 @@ func (s *Service) Bundle(ctx context.Context, who identity.Identity, id string, 
 		if err != nil {
 			return nil, err
 		}
-		if b.Evidence.Metadata, err = json.Marshal(full.Meta); err != nil {
+		if b.Evidence.Metadata, err = canonicalMetadata(full.Meta); err != nil {
 			return nil, err
 		}
 	}

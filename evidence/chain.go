@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -92,8 +93,11 @@ func (s *Service) appendEvent(ctx context.Context, id string, build func(item ca
 	if item, err = s.resolve(ctx, item); err != nil {
 		return Event{}, err
 	}
-	if p := item.Pending; p != nil && !s.now().Before(p.ExpiresAt) {
-		_, item, err = s.appendLocked(ctx, item, func(_ catalog.Evidence, rec *events.Record) error {
+	// One clock reading decides whether a pending release has lapsed and
+	// dates the event, so the record shows exactly what the rule saw.
+	at := s.now().UTC()
+	if p := item.Pending; p != nil && !at.Before(p.ExpiresAt) {
+		_, item, err = s.appendLocked(ctx, item, at, func(_ catalog.Evidence, rec *events.Record) error {
 			rec.Type = events.ReleaseExpired
 			rec.Performer = ServicePerformer
 			rec.Counterparty = p.To
@@ -104,22 +108,28 @@ func (s *Service) appendEvent(ctx context.Context, id string, build func(item ca
 			return Event{}, err
 		}
 	}
-	ev, _, err := s.appendLocked(ctx, item, build)
+	ev, _, err := s.appendLocked(ctx, item, at, build)
 	return ev, err
 }
 
-// appendLocked appends one event to item, whose lock the caller holds, and
-// returns the event and the item as it now is.
-func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, build func(item catalog.Evidence, rec *events.Record) error) (Event, catalog.Evidence, error) {
+// appendLocked appends one event dated at to item, whose lock the caller
+// holds, and returns the event and the item as it now is. Every event is
+// checked against the custody rules (events.State.Next) before it is
+// logged.
+func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, at time.Time, build func(item catalog.Evidence, rec *events.Record) error) (Event, catalog.Evidence, error) {
 	rec := events.Record{
 		EvidenceID: item.ID,
 		Sequence:   item.LastSeq + 1,
-		RecordedAt: s.now().UTC(),
+		RecordedAt: at,
 		Previous:   &events.Link{Index: item.LastLogIndex, LeafHash: item.LastLeafHash},
 		Salt:       events.NewSalt(),
 	}
 	if err := build(item, &rec); err != nil {
 		return Event{}, item, err
+	}
+	next, err := stateOf(item).Next(rec)
+	if err != nil {
+		return Event{}, item, ruleError(err)
 	}
 	appended, canon, key, err := s.appendRecord(ctx, rec, nil)
 	if err != nil {
@@ -136,7 +146,7 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, build
 		LogIndex: appended.Index, LeafHash: appended.LeafHash, Record: canon,
 		ReceiptPayload: rcpt.Payload, ReceiptSignature: rcpt.Signature, ReceiptKeyID: rcpt.KeyID,
 	}
-	state := nextState(catalog.ItemState{Custodian: item.Custodian, Pending: item.Pending}, rec)
+	state := catalogState(next)
 	if err := s.catalog.AddEvent(ctx, e, item.LastSeq, state); err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
 			return Event{}, item, fmt.Errorf("%w: another event was recorded for %s at the same time; retry", ErrConflict, item.ID)

@@ -3,6 +3,8 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"errors"
+	"maps"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -17,7 +19,7 @@ import (
 
 // ServicePerformer is the performer of events the service records itself
 // (a release that lapsed).
-const ServicePerformer = "urn:custody:service:custodyd"
+const ServicePerformer = events.ServicePerformer
 
 // DefaultReleaseTTL is how long a release waits for its recipient.
 const DefaultReleaseTTL = 72 * time.Hour
@@ -50,14 +52,12 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 		return Event{}, err
 	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
-		if item.Custodian != who.String() {
-			return fmt.Errorf("%w: only the current custodian (%s) can release %s", identity.ErrPermissionDenied, item.Custodian, id)
-		}
-		if item.Pending != nil {
-			return fmt.Errorf("%w: %s is already released to %s (event %d); cancel that release first", ErrFailedPrecondition, id, item.Pending.To, item.Pending.Seq)
-		}
-		if to.String() == who.String() {
-			return fmt.Errorf("%w: you cannot release an item to yourself", ErrInvalid)
+		rec.Type = events.Release
+		rec.Performer = who.String()
+		rec.Counterparty = to.String()
+		rec.Details = canonicaljson.Object{"reason": h.Reason, "expires_at": events.FormatTime(rec.RecordedAt.Add(s.releaseTTL()))}
+		if err := checkRules(item, *rec); err != nil {
+			return err
 		}
 		statement, err := events.ReleaseStatement(id, item.SHA256, who.String(), to.String(), h.Reason, sigTime(h.Signature))
 		if err != nil {
@@ -67,13 +67,8 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 		if err != nil {
 			return err
 		}
-		rec.Type = events.Release
-		rec.Performer = who.String()
-		rec.Counterparty = to.String()
-		sigDetails["reason"] = h.Reason
-		sigDetails["expires_at"] = events.FormatTime(rec.RecordedAt.Add(s.releaseTTL()))
-		addLocation(sigDetails, h.Location)
-		rec.Details = sigDetails
+		maps.Copy(rec.Details, sigDetails)
+		addLocation(rec.Details, h.Location)
 		return nil
 	})
 }
@@ -81,17 +76,14 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 // Accept takes over an item released to the caller.
 func (s *Service) Accept(ctx context.Context, who identity.Identity, id string, h Handoff) (Event, error) {
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
-		p := item.Pending
-		if p == nil {
-			return fmt.Errorf("%w: %s has no pending release to accept", ErrFailedPrecondition, id)
+		rec.Type = events.Accept
+		rec.Performer = who.String()
+		rec.Counterparty = item.Custodian
+		rec.Details = canonicaljson.Object{"release_seq": answered(item, h.ReleaseSeq)}
+		if err := checkRules(item, *rec); err != nil {
+			return err
 		}
-		if p.To != who.String() {
-			return fmt.Errorf("%w: %s is released to %s, not to you", identity.ErrPermissionDenied, id, p.To)
-		}
-		if h.ReleaseSeq != 0 && h.ReleaseSeq != p.Seq {
-			return fmt.Errorf("%w: the pending release of %s is event %d, not %d", ErrFailedPrecondition, id, p.Seq, h.ReleaseSeq)
-		}
-		statement, err := events.AcceptStatement(id, item.SHA256, item.Custodian, who.String(), p.Seq, sigTime(h.Signature))
+		statement, err := events.AcceptStatement(id, item.SHA256, item.Custodian, who.String(), item.Pending.Seq, sigTime(h.Signature))
 		if err != nil {
 			return err
 		}
@@ -99,12 +91,8 @@ func (s *Service) Accept(ctx context.Context, who identity.Identity, id string, 
 		if err != nil {
 			return err
 		}
-		rec.Type = events.Accept
-		rec.Performer = who.String()
-		rec.Counterparty = item.Custodian
-		details["release_seq"] = p.Seq
-		addLocation(details, h.Location)
-		rec.Details = details
+		maps.Copy(rec.Details, details)
+		addLocation(rec.Details, h.Location)
 		return nil
 	})
 }
@@ -115,22 +103,63 @@ func (s *Service) CancelRelease(ctx context.Context, who identity.Identity, id s
 		return Event{}, err
 	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
-		p := item.Pending
-		if p == nil {
-			return fmt.Errorf("%w: %s has no pending release to cancel", ErrFailedPrecondition, id)
-		}
-		if item.Custodian != who.String() {
-			return fmt.Errorf("%w: only the releaser (%s) can cancel the release of %s", identity.ErrPermissionDenied, item.Custodian, id)
-		}
-		if h.ReleaseSeq != 0 && h.ReleaseSeq != p.Seq {
-			return fmt.Errorf("%w: the pending release of %s is event %d, not %d", ErrFailedPrecondition, id, p.Seq, h.ReleaseSeq)
-		}
 		rec.Type = events.ReleaseCancelled
 		rec.Performer = who.String()
-		rec.Counterparty = p.To
-		rec.Details = canonicaljson.Object{"release_seq": p.Seq, "reason": h.Reason}
+		if item.Pending != nil {
+			rec.Counterparty = item.Pending.To
+		}
+		rec.Details = canonicaljson.Object{"release_seq": answered(item, h.ReleaseSeq), "reason": h.Reason}
 		return nil
 	})
+}
+
+// answered is the release an accept or a cancellation answers: the one the
+// caller named, or else the pending one.
+func answered(item catalog.Evidence, named uint64) uint64 {
+	if named == 0 && item.Pending != nil {
+		return item.Pending.Seq
+	}
+	return named
+}
+
+// checkRules checks rec against the custody rules (events.State.Next)
+// and maps a broken rule to the error kind callers see.
+func checkRules(item catalog.Evidence, rec events.Record) error {
+	_, err := stateOf(item).Next(rec)
+	return ruleError(err)
+}
+
+func ruleError(err error) error {
+	var re *events.RuleError
+	if !errors.As(err, &re) {
+		return err
+	}
+	kind := ErrInvalid
+	switch re.Rule {
+	case events.ErrNotCustodian, events.ErrNotRecipient:
+		kind = identity.ErrPermissionDenied
+	case events.ErrNoPendingRelease, events.ErrReleasePending, events.ErrWrongRelease, events.ErrReleaseLapsed:
+		kind = ErrFailedPrecondition
+	}
+	return fmt.Errorf("%w: %s", kind, re.Msg)
+}
+
+// stateOf is an item's custody state in the custody rules' terms.
+func stateOf(item catalog.Evidence) events.State {
+	st := events.State{Custodian: item.Custodian}
+	if p := item.Pending; p != nil {
+		st.Pending = &events.Pending{Seq: p.Seq, From: item.Custodian, To: p.To, Reason: p.Reason, ExpiresAt: p.ExpiresAt}
+	}
+	return st
+}
+
+// catalogState is the custody state as the catalog keeps it.
+func catalogState(st events.State) catalog.ItemState {
+	out := catalog.ItemState{Custodian: st.Custodian}
+	if p := st.Pending; p != nil {
+		out.Pending = &catalog.PendingRelease{To: p.To, Reason: p.Reason, Seq: p.Seq, ExpiresAt: p.ExpiresAt}
+	}
+	return out
 }
 
 func (s *Service) releaseTTL() time.Duration {
@@ -250,11 +279,11 @@ func (s *Service) RecordEvent(ctx context.Context, who identity.Identity, id str
 		}
 	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
-		if in.Type != events.Annotation && item.Custodian != who.String() {
-			return fmt.Errorf("%w: only the current custodian (%s) records %s for %s", identity.ErrPermissionDenied, item.Custodian, in.Type, id)
-		}
 		rec.Type = in.Type
 		rec.Performer = who.String()
+		if err := checkRules(item, *rec); err != nil {
+			return err
+		}
 		rec.Purpose = in.Purpose
 		d := canonicaljson.Object{}
 		if in.Note != "" {
@@ -310,9 +339,16 @@ func (s *Service) Events(ctx context.Context, who identity.Identity, id string) 
 	return recs, rows, nil
 }
 
-// nextState is what an event does to an item's custody state. It is a pure
-// function of the state and the record, so replaying the log rebuilds it.
-func nextState(st catalog.ItemState, rec events.Record) catalog.ItemState {
+// nextState applies a logged record to an item's custody state. A record
+// already in the log is a fact: if it breaks the custody rules (a bug, or a
+// record logged by another version), the state still follows it as far as
+// it can, and the error says what was wrong.
+func nextState(st catalog.ItemState, rec events.Record) (catalog.ItemState, error) {
+	item := catalog.Evidence{Custodian: st.Custodian, Pending: st.Pending}
+	next, err := stateOf(item).Next(rec)
+	if err == nil {
+		return catalogState(next), nil
+	}
 	switch rec.Type {
 	case events.Release:
 		p := &catalog.PendingRelease{To: rec.Counterparty, Seq: rec.Sequence}
@@ -327,5 +363,5 @@ func nextState(st catalog.ItemState, rec events.Record) catalog.ItemState {
 	case events.ReleaseCancelled, events.ReleaseExpired:
 		st.Pending = nil
 	}
-	return st
+	return st, err
 }

@@ -172,7 +172,7 @@ func (s *Service) uploadError(ctx context.Context, err error) error {
 
 // record logs the ingest event, signs the receipt and writes the catalog.
 func (s *Service) record(ctx context.Context, who identity.Identity, id string, meta UploadMeta, md Metadata, mediaType string, obj storage.Object, encrypted bool, captureSig canonicaljson.Object) (Item, receipt.Receipt, error) {
-	mdJSON, err := json.Marshal(md)
+	mdJSON, err := canonicalMetadata(md)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
@@ -243,9 +243,22 @@ func (s *Service) checkCaptureSignature(who identity.Identity, meta UploadMeta, 
 	return details, nil
 }
 
+// canonicalMetadata is the descriptive metadata as RFC 8785 canonical JSON:
+// the bytes metadata_sha256 commits to (docs/VERIFY.md), so any verifier
+// can recompute the digest from the metadata object a bundle carries,
+// whatever its key order or spacing.
+func canonicalMetadata(md Metadata) ([]byte, error) {
+	raw, err := json.Marshal(md)
+	if err != nil {
+		return nil, err
+	}
+	return canonicaljson.Canonicalize(raw)
+}
+
 // ingestDetails is what the ingest record states beyond the common fields:
-// the stored object and a digest of the descriptive metadata (the metadata
-// itself, which may be personal, travels only in bundles).
+// the stored object and a digest of the descriptive metadata's canonical
+// JSON (the metadata itself, which may be personal, travels only in
+// bundles).
 func ingestDetails(ev catalog.Evidence, mdJSON []byte) canonicaljson.Object {
 	mdSum := sha256Hex(mdJSON)
 	return canonicaljson.Object{
@@ -271,6 +284,8 @@ func storageObject(o storage.Object, encrypted bool) canonicaljson.Object {
 }
 
 // ingestReceipt is the signed acknowledgement of an ingest (docs/RECEIPTS.md).
+// It states the item's case, kind and special category too, so a bundle
+// whose records are withheld still proves them.
 func ingestReceipt(ev catalog.Evidence, index uint64, leaf [32]byte, origin string) canonicaljson.Object {
 	return canonicaljson.Object{
 		"type":        "ingest",
@@ -278,6 +293,9 @@ func ingestReceipt(ev catalog.Evidence, index uint64, leaf [32]byte, origin stri
 		"sha256":      ev.SHA256,
 		"size":        ev.Size,
 		"media_type":  ev.MediaType,
+		"case_id":     ev.CaseID,
+		"kind":        ev.Kind,
+		"special":     ev.Special,
 		"storage":     storageObject(ev.Object, ev.Encrypted),
 		"collector":   ev.Collector,
 		"time":        events.FormatTime(ev.IngestedAt),

@@ -285,6 +285,9 @@ func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, r
 		}
 	}
 	e.ReceiptPayload, e.ReceiptSignature, e.ReceiptKeyID = rcpt.Payload, rcpt.Signature, rcpt.KeyID
-	state := nextState(catalog.ItemState{Custodian: item.Custodian, Pending: item.Pending}, rec)
+	state, err := nextState(catalog.ItemState{Custodian: item.Custodian, Pending: item.Pending}, rec)
+	if err != nil {
+		s.logger.WarnContext(ctx, "replay: a logged event breaks the custody rules; its effect is applied anyway", "evidence_id", rec.EvidenceID, "seq", rec.Sequence, "err", err)
+	}
 	return s.catalog.AddEvent(ctx, e, rec.Sequence-1, state)
 }

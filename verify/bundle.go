@@ -5,16 +5,22 @@
 // the log's consistency with a checkpoint the court saw before.
 //
 // It depends only on the standard library, golang.org/x/mod (signed
-// notes), transparency-dev/merkle (proofs), sigstore's signature package,
-// and this module's stdlib-only encoding packages (canonicaljson, events),
-// so courts and other tools can embed it. The bundle format is specified in
-// docs/BUNDLE.md.
+// notes), transparency-dev/merkle (proofs) and this module's stdlib-only
+// packages (canonicaljson, events, receipt), so courts and other tools can
+// embed it. The bundle format is specified in docs/BUNDLE.md, and every
+// check, in order, in docs/VERIFY.md; testdata/verify-vectors holds the
+// conformance vectors every verifier must pass.
 package verify
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/custody-dev/custody/canonicaljson"
 )
 
 // Format and Version identify the bundle format.
@@ -95,14 +101,46 @@ type Consistency struct {
 // MaxBundleSize bounds what Parse reads.
 const MaxBundleSize = 256 << 20
 
-// Parse decodes a bundle and checks its shape (not its proofs).
+// schema lists the keys each object of a bundle may hold. Keys are matched
+// exactly (encoding/json alone would also take "SHA256" for "sha256").
+var schema = map[string][]string{
+	"":                 {"format", "v", "created_at", "evidence", "log", "events", "keys", "consistency"},
+	"evidence":         {"evidence_id", "sha256", "size", "media_type", "kind", "case_id", "metadata", "withheld"},
+	"log":              {"origin", "checkpoint", "tree_size"},
+	"events[]":         {"seq", "log_index", "entry", "record", "inclusion_proof", "receipt"},
+	"events[].receipt": {"payload", "signature", "key_id"},
+	"keys":             {"log_verifier_key", "receipt_public_key_pem"},
+	"consistency":      {"from_size", "proof"},
+}
+
+// required lists the keys each object must hold.
+var required = map[string][]string{
+	"":                 {"format", "v", "created_at", "evidence", "log", "events", "keys"},
+	"evidence":         {"evidence_id", "sha256", "size", "media_type", "kind", "case_id"},
+	"log":              {"origin", "checkpoint", "tree_size"},
+	"events[]":         {"seq", "log_index", "entry", "inclusion_proof", "receipt"},
+	"events[].receipt": {"payload", "signature", "key_id"},
+	"keys":             {"log_verifier_key", "receipt_public_key_pem"},
+	"consistency":      {"from_size", "proof"},
+}
+
+// Parse decodes a bundle strictly and checks its shape (not its proofs):
+// valid UTF-8, no key twice in any object, no key the format does not
+// define, every required key present, no null, every value of its type.
 func Parse(b []byte) (*Bundle, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("bundle is %d bytes, at most %d", len(b), MaxBundleSize)
 	}
+	doc, err := canonicaljson.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("bundle is not valid JSON: %w", err)
+	}
+	if err := checkShape(doc, ""); err != nil {
+		return nil, err
+	}
 	var bundle Bundle
 	if err := json.Unmarshal(b, &bundle); err != nil {
-		return nil, fmt.Errorf("bundle is not valid JSON: %w", err)
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	if bundle.Format != Format {
 		return nil, fmt.Errorf("not a Custody bundle (format %q)", bundle.Format)
@@ -113,8 +151,59 @@ func Parse(b []byte) (*Bundle, error) {
 	if len(bundle.Events) == 0 {
 		return nil, errors.New("bundle has no events")
 	}
-	if bundle.Log.Checkpoint == "" {
-		return nil, errors.New("bundle has no checkpoint")
+	if _, err := time.Parse(time.RFC3339Nano, bundle.CreatedAt); err != nil {
+		return nil, fmt.Errorf("bundle: created_at is not an RFC 3339 time: %q", bundle.CreatedAt)
+	}
+	for i, ev := range bundle.Events {
+		for j, h := range ev.InclusionProof {
+			if len(h) != 32 {
+				return nil, fmt.Errorf("bundle: events[%d].inclusion_proof[%d] is %d bytes, not a SHA-256 hash", i, j, len(h))
+			}
+		}
 	}
 	return &bundle, nil
+}
+
+// checkShape walks the parsed document against schema.
+func checkShape(v any, path string) error {
+	name := path
+	if name == "" {
+		name = "the bundle"
+	}
+	switch v := v.(type) {
+	case nil:
+		return fmt.Errorf("bundle: %s is null", name)
+	case canonicaljson.Object:
+		allowed, known := schema[path]
+		if !known {
+			return fmt.Errorf("bundle: %s must not be an object", name)
+		}
+		for k, child := range v {
+			if !slices.Contains(allowed, k) {
+				return fmt.Errorf("bundle: %s has an unknown key %q", name, k)
+			}
+			childPath := strings.TrimPrefix(path+"."+k, ".")
+			if childPath == "evidence.metadata" {
+				if _, ok := child.(canonicaljson.Object); !ok {
+					return errors.New("bundle: evidence.metadata is not an object")
+				}
+				continue // any JSON object; bound by its digest
+			}
+			if err := checkShape(child, childPath); err != nil {
+				return err
+			}
+		}
+		for _, k := range required[path] {
+			if _, ok := v[k]; !ok {
+				return fmt.Errorf("bundle: %s lacks %q", name, k)
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := checkShape(e, path+"[]"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -4,129 +4,107 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/receipt"
 )
 
-// checkHandoffs replays custody over the records: the collector holds the
-// item after ingest; a release, an analysis, a derivation or a submission
-// must come from the custodian of the moment;
-// an accept must answer the pending release, by its named recipient; both
-// must carry the party's signature over the statement the record names,
-// made with the key of the party's own certificate.
-func checkHandoffs(b *Bundle, records []*events.Record, roots *x509.CertPool) error {
+// checkCustody replays the records through the custody rules the service
+// enforces (events.State.Next, docs/VERIFY.md step 6) and checks the
+// collector's capture signature and both parties' hand-off signatures,
+// each made with the key of the party's own certificate.
+func checkCustody(b *Bundle, ev []checkedEvent, roots *x509.CertPool) error {
 	var errs []error
-	custodian := ""
-	var pending *events.Record
-	for _, rec := range records {
+	var st events.State
+	for i := range ev {
+		rec := ev[i].record
 		if rec == nil {
 			return errors.New("a record is missing or unreadable; custody cannot be replayed")
 		}
+		next, err := st.Next(*rec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("event #%d (%s): %w", rec.Sequence, rec.Type, err))
+		}
 		switch rec.Type {
 		case events.Ingest:
-			custodian = rec.Performer
-			if cs, ok := rec.Details["collector_signature"].(map[string]any); ok {
+			if cs, ok := rec.Details["collector_signature"].(canonicaljson.Object); ok {
 				if err := checkCaptureSignature(b, rec, cs, roots); err != nil {
 					errs = append(errs, fmt.Errorf("event #0 (collector signature at capture): %w", err))
 				}
 			}
 		case events.Release:
-			if rec.Performer != custodian {
-				errs = append(errs, fmt.Errorf("event #%d: %s released the item, but %s held it", rec.Sequence, rec.Performer, custodian))
-			}
-			if err := checkStatement(b, rec, roots, func(at time.Time) ([]byte, error) {
+			if err := checkStatement(b, rec, rec.Details, roots, func(at time.Time) ([]byte, error) {
 				reason, _ := rec.Details["reason"].(string)
 				return events.ReleaseStatement(rec.EvidenceID, b.Evidence.SHA256, rec.Performer, rec.Counterparty, reason, at)
 			}); err != nil {
 				errs = append(errs, fmt.Errorf("event #%d (release): %w", rec.Sequence, err))
 			}
-			pending = rec
 		case events.Accept:
-			switch {
-			case pending == nil:
-				errs = append(errs, fmt.Errorf("event #%d: an accept without a pending release", rec.Sequence))
-			case pending.Counterparty != rec.Performer:
-				errs = append(errs, fmt.Errorf("event #%d: %s accepted a release made to %s", rec.Sequence, rec.Performer, pending.Counterparty))
-			case rec.Counterparty != custodian:
-				errs = append(errs, fmt.Errorf("event #%d: the accept names %s as releaser, but %s held the item", rec.Sequence, rec.Counterparty, custodian))
-			}
-			if seq, _ := rec.Details["release_seq"].(int64); pending != nil && uint64(seq) != pending.Sequence {
-				errs = append(errs, fmt.Errorf("event #%d: the accept answers release #%d, the pending release is #%d", rec.Sequence, seq, pending.Sequence))
-			}
-			if err := checkStatement(b, rec, roots, func(at time.Time) ([]byte, error) {
+			if err := checkStatement(b, rec, rec.Details, roots, func(at time.Time) ([]byte, error) {
 				seq, _ := rec.Details["release_seq"].(int64)
 				return events.AcceptStatement(rec.EvidenceID, b.Evidence.SHA256, rec.Counterparty, rec.Performer, uint64(seq), at)
 			}); err != nil {
 				errs = append(errs, fmt.Errorf("event #%d (accept): %w", rec.Sequence, err))
 			}
-			custodian, pending = rec.Performer, nil
-		case events.Analysis, events.Derivation, events.SubmissionToCourt:
-			if rec.Performer != custodian {
-				errs = append(errs, fmt.Errorf("event #%d: %s recorded %s while %s held the item", rec.Sequence, rec.Performer, rec.Type, custodian))
-			}
-		case events.ReleaseCancelled, events.ReleaseExpired:
-			if pending == nil {
-				errs = append(errs, fmt.Errorf("event #%d: %s without a pending release", rec.Sequence, rec.Type))
-			}
-			pending = nil
 		}
-	}
-	if pending != nil && len(errs) == 0 {
-		return nil // a release may still be pending at the bundle's time
+		st = next
 	}
 	return errors.Join(errs...)
 }
 
 // checkCaptureSignature checks the collector's signature at capture kept in
-// the ingest record: over a capture statement for this item's digest, by
-// the collector's own certificate.
-func checkCaptureSignature(b *Bundle, rec *events.Record, cs map[string]any, roots *x509.CertPool) error {
-	fake := *rec
-	fake.Details = cs
-	return checkStatement(b, &fake, roots, func(at time.Time) ([]byte, error) {
+// the ingest record: over the capture statement of this item's digest and
+// size, for the case the ingest record states, with the capture time the
+// metadata states, by the collector's own certificate.
+func checkCaptureSignature(b *Bundle, rec *events.Record, cs canonicaljson.Object, roots *x509.CertPool) error {
+	return checkStatement(b, rec, cs, roots, func(at time.Time) ([]byte, error) {
 		stmt, _ := cs["statement"].(string)
-		var s struct {
-			Size       int64  `json:"size"`
-			CaseID     string `json:"case_id"`
-			CapturedAt string `json:"captured_at"`
+		s, err := events.ParseCanonical([]byte(stmt))
+		if err != nil {
+			return nil, fmt.Errorf("capture statement: %w", err)
 		}
-		if err := json.Unmarshal([]byte(stmt), &s); err != nil {
-			return nil, err
+		caseID, _ := rec.Details["case_id"].(string)
+		if s["case_id"] != caseID {
+			return nil, fmt.Errorf("the collector signed case %v, the ingest record states case %s", s["case_id"], caseID)
 		}
 		var captured time.Time
-		if s.CapturedAt != "" {
-			captured, _ = time.Parse(time.RFC3339Nano, s.CapturedAt)
+		stated, hasStated := capturedAt(b.Evidence.Metadata)
+		if signed, ok := s["captured_at"].(string); ok {
+			if captured, err = time.Parse(time.RFC3339Nano, signed); err != nil {
+				return nil, fmt.Errorf("capture statement: captured_at: %w", err)
+			}
+			if st, err := time.Parse(time.RFC3339Nano, stated); !hasStated || err != nil || !st.Equal(captured) {
+				return nil, fmt.Errorf("the collector signed capture time %s, the metadata states %q", signed, stated)
+			}
+		} else if hasStated {
+			return nil, fmt.Errorf("the metadata states capture time %s, which the collector did not sign", stated)
 		}
-		if s.Size != b.Evidence.Size {
-			return nil, fmt.Errorf("the signed size %d is not the item's %d", s.Size, b.Evidence.Size)
-		}
-		return events.CaptureStatement(b.Evidence.SHA256, s.Size, s.CaseID, rec.Performer, captured, at)
+		return events.CaptureStatement(b.Evidence.SHA256, b.Evidence.Size, caseID, rec.Performer, captured, at)
 	})
 }
 
-// checkStatement checks a hand-off record's statement, signature and
-// signer certificate.
-func checkStatement(b *Bundle, rec *events.Record, roots *x509.CertPool, build func(time.Time) ([]byte, error)) error {
-	stmt, _ := rec.Details["statement"].(string)
-	sigB64, _ := rec.Details["signature"].(string)
-	certB64, _ := rec.Details["certificate"].(string)
+// checkStatement checks a signed statement kept in a record (d holds
+// statement, signature and certificate): it must be exactly the statement
+// build rebuilds from the record, signed by the performer's certificate.
+func checkStatement(b *Bundle, rec *events.Record, d canonicaljson.Object, roots *x509.CertPool, build func(time.Time) ([]byte, error)) error {
+	stmt, _ := d["statement"].(string)
+	sigB64, _ := d["signature"].(string)
+	certB64, _ := d["certificate"].(string)
 	sig, err1 := base64.StdEncoding.DecodeString(sigB64)
 	der, err2 := base64.StdEncoding.DecodeString(certB64)
 	if stmt == "" || err1 != nil || err2 != nil || len(sig) == 0 {
 		return errors.New("no signed statement")
 	}
-	var signed struct {
-		SignedAt string `json:"signed_at"`
+	parsed, err := events.ParseCanonical([]byte(stmt))
+	if err != nil {
+		return fmt.Errorf("statement: %w", err)
 	}
-	if err := json.Unmarshal([]byte(stmt), &signed); err != nil {
-		return err
-	}
-	at, err := time.Parse(time.RFC3339Nano, signed.SignedAt)
+	signedAt, _ := parsed["signed_at"].(string)
+	at, err := time.Parse(time.RFC3339Nano, signedAt)
 	if err != nil {
 		return fmt.Errorf("statement time: %w", err)
 	}

@@ -77,12 +77,13 @@ func TestHandoffSignatures(t *testing.T) {
 		}
 		rd := details(rel, sign(t, collector.key, rel), collector.cert)
 		rd["reason"] = "to the lab"
+		rd["expires_at"] = events.FormatTime(now.Add(time.Hour))
 		ad := details(acc, sign(t, acceptSigner, acc), acceptCert)
 		ad["release_seq"] = int64(1)
 		return []*events.Record{
-			{EvidenceID: b.Evidence.EvidenceID, Sequence: 0, Type: events.Ingest, Performer: collector.uri},
-			{EvidenceID: b.Evidence.EvidenceID, Sequence: 1, Type: events.Release, Performer: collector.uri, Counterparty: custodian.uri, Details: rd},
-			{EvidenceID: b.Evidence.EvidenceID, Sequence: 2, Type: events.Accept, Performer: custodian.uri, Counterparty: collector.uri, Details: ad},
+			{EvidenceID: b.Evidence.EvidenceID, Sequence: 0, Type: events.Ingest, Performer: collector.uri, RecordedAt: now},
+			{EvidenceID: b.Evidence.EvidenceID, Sequence: 1, Type: events.Release, Performer: collector.uri, Counterparty: custodian.uri, Details: rd, RecordedAt: now},
+			{EvidenceID: b.Evidence.EvidenceID, Sequence: 2, Type: events.Accept, Performer: custodian.uri, Counterparty: collector.uri, Details: ad, RecordedAt: now},
 		}
 	}
 	tests := []struct {
@@ -98,7 +99,11 @@ func TestHandoffSignatures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkHandoffs(b, tc.recs, tc.roots)
+			checked := make([]checkedEvent, len(tc.recs))
+			for i, r := range tc.recs {
+				checked[i].record = r
+			}
+			err := checkCustody(b, checked, tc.roots)
 			if tc.detail == "" {
 				if err != nil {
 					t.Fatal(err)

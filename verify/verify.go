@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,13 +21,14 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/receipt"
 )
 
 // Options are what the court brings: trusted keys, the evidence file, a
-// checkpoint seen before. Anything absent is taken from the bundle and the
-// report says so.
+// checkpoint seen before. Anything absent is taken from the bundle (keys)
+// or left unchecked, and the report says so.
 type Options struct {
 	// File is the evidence file to hash, if any.
 	File io.Reader
@@ -38,9 +38,30 @@ type Options struct {
 	ReceiptKeyPEM []byte
 	// OldCheckpoint is a signed checkpoint the court saved earlier.
 	OldCheckpoint []byte
-	// Roots are the operator's CA certificates, for hand-off signers.
+	// Roots are the operator's CA certificates, for capture and hand-off
+	// signers.
 	Roots *x509.CertPool
 }
+
+// Outcome is the verdict of a verification as a whole.
+type Outcome string
+
+// The outcomes, from best to worst. Only OutcomeVerified and
+// OutcomeVerifiedWithLimits are successes.
+const (
+	// OutcomeVerified: every check passed against keys the court brought,
+	// and nothing the bundle states was left unchecked.
+	OutcomeVerified Outcome = "verified"
+	// OutcomeVerifiedWithLimits: every check made passed against keys the
+	// court brought, but some things could not be checked (NotChecked says
+	// which: no evidence file, no CA, records withheld...).
+	OutcomeVerifiedWithLimits Outcome = "verified_with_limits"
+	// OutcomeUntrustedKeys: the checks passed, but only against keys the
+	// bundle carries itself; anyone can make such a bundle.
+	OutcomeUntrustedKeys Outcome = "untrusted_keys"
+	// OutcomeFailed: a check failed, or the bundle is malformed.
+	OutcomeFailed Outcome = "failed"
+)
 
 // Check is one verdict.
 type Check struct {
@@ -49,12 +70,32 @@ type Check struct {
 	Detail string `json:"detail"`
 }
 
+// Fact is one thing a bundle states, and what vouches for it.
+type Fact struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// BoundBy names what the value was checked against; empty for
+	// unauthenticated context.
+	BoundBy string `json:"bound_by,omitempty"`
+}
+
 // Report is the outcome of Verify.
 type Report struct {
 	EvidenceID string  `json:"evidence_id"`
-	OK         bool    `json:"ok"`
-	Checks     []Check `json:"checks"`
-	// TrustedFromBundle lists what was taken from the bundle itself
+	Outcome    Outcome `json:"outcome"`
+	// OK: every check made passed (the outcome may still not be a
+	// success: see Outcome).
+	OK     bool    `json:"ok"`
+	Checks []Check `json:"checks"`
+	// Facts are the bundle's statements that the checks bound to the
+	// signed log, records and receipts (only when every check passed).
+	Facts []Fact `json:"facts,omitempty"`
+	// Unauthenticated are the bundle's fields no signature covers, shown
+	// as context only.
+	Unauthenticated []Fact `json:"unauthenticated,omitempty"`
+	// NotChecked says what could not be checked, and why.
+	NotChecked []string `json:"not_checked,omitempty"`
+	// TrustedFromBundle lists the keys taken from the bundle itself
 	// because the court supplied no independent copy.
 	TrustedFromBundle []string `json:"trusted_from_bundle,omitempty"`
 }
@@ -78,22 +119,58 @@ func (r *Report) Failures() []Check {
 	return out
 }
 
-// Verify checks everything the bundle claims and reports every failure it
-// finds, not only the first.
+// Success reports whether the outcome is one a court may rely on
+// (verified, or verified with the limits NotChecked lists).
+func (r *Report) Success() bool {
+	return r.Outcome == OutcomeVerified || r.Outcome == OutcomeVerifiedWithLimits
+}
+
+// Headline is the one-line verdict, in plain words.
+func (r *Report) Headline() string {
+	switch r.Outcome {
+	case OutcomeVerified:
+		return "VERIFIED: every check passed, against the keys you supplied."
+	case OutcomeVerifiedWithLimits:
+		return fmt.Sprintf("VERIFIED, WITH LIMITS: every check made passed, but %d thing(s) could not be checked (listed under \"Not checked\").", len(r.NotChecked))
+	case OutcomeUntrustedKeys:
+		return "NOT VERIFIED: the checks pass only against keys the bundle carries itself, and anyone can make such a bundle. Get the log and receipt keys from the operator out of band and verify again."
+	}
+	if fs := r.Failures(); len(fs) > 0 {
+		return fmt.Sprintf("NOT VERIFIED: %d check(s) failed.", len(fs))
+	}
+	return "NOT VERIFIED."
+}
+
+// VerifyBytes parses raw as a bundle and verifies it. A malformed bundle
+// gives a failed report (check "bundle format"), not an error.
+func VerifyBytes(raw []byte, opts Options) *Report {
+	b, err := Parse(raw)
+	if err != nil {
+		r := &Report{Outcome: OutcomeFailed}
+		r.add("bundle format", err, "")
+		return r
+	}
+	return Verify(b, opts)
+}
+
+// Verify checks everything the bundle states (docs/VERIFY.md, in that
+// order) and reports every failure it finds, not only the first.
 func Verify(b *Bundle, opts Options) *Report {
 	r := &Report{EvidenceID: b.Evidence.EvidenceID}
+	r.add("bundle format", nil, "strict JSON; every field known, typed and present")
 	logKey := opts.LogVerifierKey
 	if logKey == "" {
 		logKey = b.Keys.LogVerifierKey
 		r.TrustedFromBundle = append(r.TrustedFromBundle, "log verifier key")
+	} else if strings.TrimSpace(b.Keys.LogVerifierKey) != strings.TrimSpace(logKey) {
+		r.add("key hints", fmt.Errorf("the bundle names log key %q, not the one you trust", b.Keys.LogVerifierKey), "")
 	}
 	receiptKey := opts.ReceiptKeyPEM
 	if receiptKey == nil {
 		receiptKey = []byte(b.Keys.ReceiptPublicKeyPEM)
 		r.TrustedFromBundle = append(r.TrustedFromBundle, "receipt public key")
-	}
-	if opts.Roots == nil {
-		r.TrustedFromBundle = append(r.TrustedFromBundle, "hand-off signer certificates (not checked against the operator's CA)")
+	} else if !samePublicKey(receiptKey, []byte(b.Keys.ReceiptPublicKeyPEM)) {
+		r.add("key hints", errors.New("the bundle's receipt key is not the one you trust"), "")
 	}
 
 	cp, err := openCheckpoint([]byte(b.Log.Checkpoint), logKey, b.Log.Origin)
@@ -106,21 +183,19 @@ func Verify(b *Bundle, opts Options) *Report {
 		root = cp.root
 	}
 
-	entries := make([]map[string]any, len(b.Events))
-	records := make([]*events.Record, len(b.Events))
-	leaves := make([][32]byte, len(b.Events))
+	receiptPub, receiptKeyID, receiptKeyErr := parsePublicKey(receiptKey)
+	ev := make([]checkedEvent, len(b.Events))
 	perEvent := make([][]Check, len(b.Events))
 	// Events are independent until the chain check: verify them on every
 	// core (a receipt's ECDSA signature is the dearest part).
 	work := make(chan int)
 	var wg sync.WaitGroup
-	receiptPub, receiptKeyErr := parsePublicKey(receiptKey)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				perEvent[i] = checkEvent(b, i, root, receiptPub, receiptKeyErr, &entries[i], &records[i], &leaves[i])
+				perEvent[i] = checkEvent(b, i, root, receiptPub, receiptKeyID, receiptKeyErr, &ev[i])
 			}
 		}()
 	}
@@ -132,48 +207,100 @@ func Verify(b *Bundle, opts Options) *Report {
 	for _, cs := range perEvent {
 		r.Checks = append(r.Checks, cs...)
 	}
-	r.add("custody chain", checkChain(b, entries, leaves), fmt.Sprintf("%d events, gap-free, each linked to its predecessor", len(b.Events)))
-	if !b.Evidence.Withheld {
-		r.add("hand-offs", checkHandoffs(b, records, opts.Roots), "every accept answers a release to that recipient by the then custodian; signatures verify")
+	r.add("custody chain", checkChain(b, ev), fmt.Sprintf("%d events, gap-free, each linked to its predecessor", len(b.Events)))
+	facts, err := checkIngest(b, ev)
+	r.add("item facts", err, "case, kind, size, media type, digest, category and metadata are those the ingest record and receipt commit to")
+	if b.Evidence.Withheld {
+		r.NotChecked = append(r.NotChecked, "who held the item and the hand-off signatures: the records of this special-category item were withheld from the requester (the chain's order, links, inclusion and receipts were checked)")
+	} else {
+		r.add("custody rules", checkCustody(b, ev, opts.Roots), "every event is allowed by the custody rules; capture and hand-off signatures verify")
+		if opts.Roots == nil {
+			r.NotChecked = append(r.NotChecked, "the signers' certificates were not checked against the operator's CA (give it with --ca)")
+		}
 	}
-	r.add("evidence digest in the log", checkIngestDigest(b, entries), "the ingest entry commits to "+b.Evidence.SHA256)
 	if opts.File != nil {
-		r.add("evidence file", checkFile(opts.File, b.Evidence.SHA256, b.Evidence.Size), "SHA-256 matches the record")
+		r.add("evidence file", checkFile(opts.File, b.Evidence.SHA256, b.Evidence.Size), "the file's SHA-256 and size are the logged item's")
+	} else {
+		r.NotChecked = append(r.NotChecked, "no evidence file was given: the bundle proves the digest "+b.Evidence.SHA256+", not that any file you hold has it")
 	}
 	if opts.OldCheckpoint != nil {
 		r.add("consistency with the earlier checkpoint", checkConsistency(b, opts.OldCheckpoint, logKey, root), "the log seen before is a prefix of this one")
+	} else if b.Consistency != nil {
+		r.NotChecked = append(r.NotChecked, "the bundle's consistency proof was not checked: no earlier checkpoint was given")
 	}
+	r.Unauthenticated = append(r.Unauthenticated, Fact{Name: "created_at", Value: b.CreatedAt})
+
 	r.OK = len(r.Failures()) == 0
+	switch {
+	case !r.OK:
+		r.Outcome = OutcomeFailed
+	case len(r.TrustedFromBundle) > 0:
+		r.Outcome = OutcomeUntrustedKeys
+	case len(r.NotChecked) > 0:
+		r.Outcome = OutcomeVerifiedWithLimits
+	default:
+		r.Outcome = OutcomeVerified
+	}
+	if r.OK {
+		r.Facts = facts
+	}
 	return r
 }
 
+// checkedEvent is what checking one event established.
+type checkedEvent struct {
+	entry   canonicaljson.Object // nil if unreadable
+	leaf    [32]byte
+	record  *events.Record // nil if absent or unreadable
+	receipt canonicaljson.Object
+}
+
 // checkEvent checks one event's entry, record, inclusion and receipt.
-func checkEvent(b *Bundle, i int, root []byte, receiptKey crypto.PublicKey, receiptKeyErr error, entryOut *map[string]any, recOut **events.Record, leafOut *[32]byte) []Check {
+func checkEvent(b *Bundle, i int, root []byte, receiptKey crypto.PublicKey, receiptKeyID string, receiptKeyErr error, out *checkedEvent) []Check {
 	ev := b.Events[i]
 	var r Report
 	name := fmt.Sprintf("event #%d (log %d)", ev.Seq, ev.LogIndex)
 	entry, err := events.ParseEntry([]byte(ev.Entry))
+	if err == nil {
+		err = checkEntry(entry, b.Evidence.EvidenceID, ev.Seq)
+	}
+	r.add(name+": entry", err, "canonical; names this item and this sequence")
 	if err != nil {
-		r.add(name+": entry", err, "")
 		return r.Checks
 	}
-	*entryOut = entry
-	*leafOut = leafHash([]byte(ev.Entry))
-	if id, _ := entry["evidence_id"].(string); id != b.Evidence.EvidenceID {
-		r.add(name+": entry", fmt.Errorf("the entry is about %q, not %s", id, b.Evidence.EvidenceID), "")
-		return r.Checks
-	}
-	if seq, _ := entry["seq"].(int64); uint64(seq) != ev.Seq {
-		r.add(name+": entry", fmt.Errorf("the entry is event #%d, the bundle says #%d", seq, ev.Seq), "")
-	}
-	r.add(name+": record commitment", checkRecord(ev, entry, recOut, b.Evidence.Withheld), "the record re-encodes to the committed digest")
-	r.add(name+": inclusion", checkInclusion(ev, *leafOut, b.Log.TreeSize, root), fmt.Sprintf("in the log of %d entries", b.Log.TreeSize))
+	out.entry = entry
+	out.leaf = leafHash([]byte(ev.Entry))
+	r.add(name+": record commitment", checkRecord(ev, entry, &out.record, b.Evidence.Withheld), "the record is canonical and hashes to the entry's record_sha256")
+	r.add(name+": inclusion", checkInclusion(ev, out.leaf, b.Log.TreeSize, root), fmt.Sprintf("in the log of %d entries", b.Log.TreeSize))
 	if receiptKeyErr != nil {
 		r.add(name+": receipt", fmt.Errorf("receipt key: %w", receiptKeyErr), "")
 	} else {
-		r.add(name+": receipt", checkReceipt(ev, *leafOut, b.Evidence.EvidenceID, receiptKey), "signed by the receipt key")
+		var err error
+		out.receipt, err = checkReceipt(ev, out, b, receiptKey, receiptKeyID)
+		r.add(name+": receipt", err, "signed by the receipt key; states this entry")
 	}
 	return r.Checks
+}
+
+// checkEntry checks what every entry must state: version, item, sequence,
+// a known type and time, the record digest.
+func checkEntry(entry canonicaljson.Object, evidenceID string, seq uint64) error {
+	if id, _ := entry["evidence_id"].(string); id != evidenceID {
+		return fmt.Errorf("the entry is about %q, not %s", id, evidenceID)
+	}
+	if s, ok := entry["seq"].(int64); !ok || s < 0 || uint64(s) != seq {
+		return fmt.Errorf("the entry is event #%v, the bundle says #%d", entry["seq"], seq)
+	}
+	if _, ok := entry["type"].(string); !ok {
+		return errors.New("the entry has no type")
+	}
+	if _, ok := entry["record_sha256"].(string); !ok {
+		return errors.New("the entry has no record_sha256")
+	}
+	if _, ok := entry["time"].(string); !ok {
+		return errors.New("the entry has no time")
+	}
+	return nil
 }
 
 func leafHash(entry []byte) [32]byte {
@@ -206,22 +333,25 @@ func openCheckpoint(raw []byte, verifierKey, origin string) (checkpoint, error) 
 		return checkpoint{}, fmt.Errorf("the checkpoint is for log %q, not %q", lines[0], origin)
 	}
 	size, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil {
-		return checkpoint{}, fmt.Errorf("checkpoint size: %w", err)
+	if err != nil || strconv.FormatUint(size, 10) != lines[1] {
+		return checkpoint{}, fmt.Errorf("checkpoint size %q is not a decimal number", lines[1])
 	}
-	root, err := base64.StdEncoding.DecodeString(lines[2])
+	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
 	if err != nil || len(root) != 32 {
 		return checkpoint{}, errors.New("checkpoint root hash is not 32 bytes of base64")
 	}
 	return checkpoint{size: size, root: root}, nil
 }
 
-func checkRecord(ev Event, entry map[string]any, out **events.Record, withheld bool) error {
+func checkRecord(ev Event, entry canonicaljson.Object, out **events.Record, withheld bool) error {
 	if ev.Record == "" {
 		if withheld {
 			return nil // only the commitment is given
 		}
 		return errors.New("the record is missing")
+	}
+	if withheld {
+		return errors.New("the bundle says the records are withheld, yet carries one")
 	}
 	rec, err := events.ParseRecord([]byte(ev.Record))
 	if err != nil {
@@ -231,8 +361,8 @@ func checkRecord(ev Event, entry map[string]any, out **events.Record, withheld b
 	if committed, _ := entry["record_sha256"].(string); committed != hex.EncodeToString(sum[:]) {
 		return fmt.Errorf("the record hashes to %x; the log entry commits to %s: the record was changed", sum, committed)
 	}
-	if string(rec.Type) != entry["type"] || int64(rec.Sequence) != entry["seq"] || events.FormatTime(rec.RecordedAt) != entry["time"] {
-		return errors.New("the record's type, sequence or time differ from its log entry")
+	if string(rec.Type) != entry["type"] || int64(rec.Sequence) != entry["seq"] || events.FormatTime(rec.RecordedAt) != entry["time"] || rec.EvidenceID != entry["evidence_id"] {
+		return errors.New("the record's item, type, sequence or time differ from its log entry")
 	}
 	*out = &rec
 	return nil
@@ -242,88 +372,118 @@ func checkInclusion(ev Event, leaf [32]byte, size uint64, root []byte) error {
 	if root == nil {
 		return errors.New("no verified checkpoint to prove against")
 	}
+	if ev.LogIndex >= size {
+		return fmt.Errorf("log index %d is beyond the checkpoint's %d entries", ev.LogIndex, size)
+	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, ev.LogIndex, size, leaf[:], ev.InclusionProof, root); err != nil {
 		return fmt.Errorf("the inclusion proof does not lead to the checkpoint's root: %w", err)
 	}
 	return nil
 }
 
-func checkReceipt(ev Event, leaf [32]byte, evidenceID string, key crypto.PublicKey) error {
-	if ev.Receipt == nil {
-		return errors.New("no receipt")
+// checkReceipt checks a receipt's key id and signature, and that its
+// payload states this very entry: item, log origin, index, leaf hash,
+// and for events the type, sequence and time (the ingest receipt's other
+// fields are checked with the item's facts).
+func checkReceipt(ev Event, ce *checkedEvent, b *Bundle, key crypto.PublicKey, keyID string) (canonicaljson.Object, error) {
+	if ev.Receipt.KeyID != keyID {
+		return nil, fmt.Errorf("the receipt names key %s, the receipt key is %s", ev.Receipt.KeyID, keyID)
 	}
 	if err := receipt.VerifySignature(key, []byte(ev.Receipt.Payload), ev.Receipt.Signature); err != nil {
-		return fmt.Errorf("the receipt's signature does not verify under the receipt key: %w", err)
+		return nil, fmt.Errorf("the receipt's signature does not verify under the receipt key: %w", err)
 	}
-	var p struct {
-		EvidenceID string `json:"evidence_id"`
-		LogIndex   uint64 `json:"log_index"`
-		LeafHash   string `json:"leaf_hash"`
+	p, err := events.ParseCanonical([]byte(ev.Receipt.Payload))
+	if err != nil {
+		return nil, fmt.Errorf("receipt payload: %w", err)
 	}
-	if err := json.Unmarshal([]byte(ev.Receipt.Payload), &p); err != nil {
-		return err
+	want := canonicaljson.Object{
+		"v":           int64(receipt.Version),
+		"evidence_id": b.Evidence.EvidenceID,
+		"log_origin":  b.Log.Origin,
+		"log_index":   int64(ev.LogIndex),
+		"leaf_hash":   hex.EncodeToString(ce.leaf[:]),
+		"time":        ce.entry["time"],
 	}
-	if p.EvidenceID != evidenceID || p.LogIndex != ev.LogIndex || p.LeafHash != hex.EncodeToString(leaf[:]) {
-		return fmt.Errorf("the receipt acknowledges %s at log %d (%s), not this entry", p.EvidenceID, p.LogIndex, p.LeafHash)
+	if ev.Seq == 0 {
+		want["type"] = "ingest"
+	} else {
+		want["type"] = "event"
+		want["event_type"] = ce.entry["type"]
+		want["seq"] = int64(ev.Seq)
+		if ce.record != nil {
+			want["performer"] = ce.record.Performer
+		}
 	}
-	return nil
+	var errs []error
+	for k, v := range want {
+		if p[k] != v {
+			errs = append(errs, fmt.Errorf("the receipt states %s %v, the entry %v", k, p[k], v))
+		}
+	}
+	return p, errors.Join(errs...)
 }
 
-// parsePublicKey reads a PEM SubjectPublicKeyInfo.
-func parsePublicKey(keyPEM []byte) (crypto.PublicKey, error) {
+// parsePublicKey reads a PEM SubjectPublicKeyInfo and its key id (hex
+// SHA-256 of the DER).
+func parsePublicKey(keyPEM []byte) (crypto.PublicKey, string, error) {
 	block, _ := pem.Decode(keyPEM)
-	if block == nil {
-		return nil, errors.New("no PEM public key")
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, "", errors.New("no PEM public key")
 	}
-	return x509.ParsePKIXPublicKey(block.Bytes)
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return pub, hex.EncodeToString(sum[:]), nil
+}
+
+func samePublicKey(a, b []byte) bool {
+	_, ida, erra := parsePublicKey(a)
+	_, idb, errb := parsePublicKey(b)
+	return erra == nil && errb == nil && ida == idb
 }
 
 // checkChain: the events are the item's chain from its ingest, in order,
 // without gaps, each linked to its predecessor's log entry.
-func checkChain(b *Bundle, entries []map[string]any, leaves [][32]byte) error {
+func checkChain(b *Bundle, ev []checkedEvent) error {
 	var errs []error
 	seen := map[uint64]bool{}
-	for i, ev := range b.Events {
-		e := entries[i]
-		if e == nil {
+	for i, e := range b.Events {
+		entry := ev[i].entry
+		if entry == nil {
+			errs = append(errs, fmt.Errorf("position %d: no readable entry", i))
 			continue
 		}
-		if ev.Seq != uint64(i) {
-			errs = append(errs, fmt.Errorf("position %d holds event #%d: an event is missing, duplicated or out of order", i, ev.Seq))
+		if e.Seq != uint64(i) {
+			errs = append(errs, fmt.Errorf("position %d holds event #%d: an event is missing, duplicated or out of order", i, e.Seq))
 		}
-		if seen[ev.LogIndex] {
-			errs = append(errs, fmt.Errorf("log entry %d appears twice", ev.LogIndex))
+		if seen[e.LogIndex] {
+			errs = append(errs, fmt.Errorf("log entry %d appears twice", e.LogIndex))
 		}
-		seen[ev.LogIndex] = true
-		prevIndex, hasPrev := e["prev_index"].(int64)
+		seen[e.LogIndex] = true
+		prevIndex, hasPrev := entry["prev_index"].(int64)
 		if i == 0 {
-			if e["type"] != "ingest" || hasPrev {
+			if entry["type"] != string(events.Ingest) || hasPrev || entry["prev_leaf_hash"] != nil {
 				errs = append(errs, errors.New("the chain does not start with the ingest"))
 			}
 			continue
 		}
-		if !hasPrev || entries[i-1] == nil {
-			errs = append(errs, fmt.Errorf("event #%d has no link to its predecessor", ev.Seq))
+		if entry["type"] == string(events.Ingest) || entry["sha256"] != nil {
+			errs = append(errs, fmt.Errorf("event #%d is a second ingest", e.Seq))
+		}
+		if !hasPrev || ev[i-1].entry == nil {
+			errs = append(errs, fmt.Errorf("event #%d has no link to its predecessor", e.Seq))
 			continue
 		}
-		if uint64(prevIndex) != b.Events[i-1].LogIndex || e["prev_leaf_hash"] != hex.EncodeToString(leaves[i-1][:]) {
-			errs = append(errs, fmt.Errorf("event #%d links to log entry %d, but the event before it is log entry %d", ev.Seq, prevIndex, b.Events[i-1].LogIndex))
+		if uint64(prevIndex) != b.Events[i-1].LogIndex || entry["prev_leaf_hash"] != hex.EncodeToString(ev[i-1].leaf[:]) {
+			errs = append(errs, fmt.Errorf("event #%d links to log entry %d, but the event before it is log entry %d", e.Seq, prevIndex, b.Events[i-1].LogIndex))
 		}
-		if uint64(prevIndex) >= ev.LogIndex {
-			errs = append(errs, fmt.Errorf("event #%d is logged before its predecessor", ev.Seq))
+		if uint64(prevIndex) >= e.LogIndex {
+			errs = append(errs, fmt.Errorf("event #%d is logged before its predecessor", e.Seq))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func checkIngestDigest(b *Bundle, entries []map[string]any) error {
-	if entries[0] == nil {
-		return errors.New("no readable ingest entry")
-	}
-	if got, _ := entries[0]["sha256"].(string); got != b.Evidence.SHA256 {
-		return fmt.Errorf("the ingest entry commits to %q, the bundle's record says %s", got, b.Evidence.SHA256)
-	}
-	return nil
 }
 
 func checkFile(f io.Reader, want string, size int64) error {

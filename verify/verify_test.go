@@ -126,16 +126,23 @@ func TestUntouchedBundleVerifies(t *testing.T) {
 		t.Fatalf("bundle has %d events, want ingest, release, accept, analysis, access", len(b.Events))
 	}
 	r := verify.Verify(b, s.options(t))
-	if !r.OK {
-		t.Fatalf("the untouched bundle fails: %+v", r.Failures())
+	if !r.OK || r.Outcome != verify.OutcomeVerified {
+		t.Fatalf("the untouched bundle: outcome %s, failures %+v, not checked %v", r.Outcome, r.Failures(), r.NotChecked)
 	}
 	if len(r.TrustedFromBundle) != 0 {
 		t.Fatalf("trusted from the bundle despite keys given: %v", r.TrustedFromBundle)
 	}
-	// Without trusted keys it still verifies, and says where trust came from.
+	// Without trusted keys every check passes, but the outcome is not a
+	// success, and says where trust came from.
 	r = verify.Verify(b, verify.Options{})
-	if !r.OK || len(r.TrustedFromBundle) != 3 {
-		t.Fatalf("without keys: ok=%v trusted-from-bundle=%v failures=%v", r.OK, r.TrustedFromBundle, r.Failures())
+	if !r.OK || r.Success() || r.Outcome != verify.OutcomeUntrustedKeys || len(r.TrustedFromBundle) != 2 {
+		t.Fatalf("without keys: ok=%v outcome=%s trusted-from-bundle=%v failures=%v", r.OK, r.Outcome, r.TrustedFromBundle, r.Failures())
+	}
+	// Keys but no CA and no file: verified, with those two limits named.
+	o := s.options(t)
+	o.Roots, o.File = nil, nil
+	if r = verify.Verify(b, o); r.Outcome != verify.OutcomeVerifiedWithLimits || len(r.NotChecked) != 2 {
+		t.Fatalf("without CA and file: outcome %s, not checked %v", r.Outcome, r.NotChecked)
 	}
 }
 
@@ -209,7 +216,7 @@ func TestTamperingIsNamed(t *testing.T) {
 		}, "consistency with the earlier checkpoint", "not a prefix"},
 		{"the accept missing", func(b *verify.Bundle, o *verify.Options) {
 			b.Events = append(b.Events[:2], b.Events[3:]...)
-		}, "hand-offs", "while urn:custody:collector:dev-collector held the item"},
+		}, "custody rules", "only the current custodian (urn:custody:collector:dev-collector) records analysis"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

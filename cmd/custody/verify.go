@@ -87,8 +87,9 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	b, err := verify.Parse(raw)
-	if err != nil {
+	if _, err := verify.Parse(raw); err != nil {
+		// Unusable input (exit 2), still stated as a verdict.
+		printVerdict(g, verify.VerifyBytes(raw, verify.Options{}))
 		return usagef("%s: %v", *bundleFile, err)
 	}
 	var opts verify.Options
@@ -126,22 +127,58 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 			opts.Roots.AddCert(c)
 		}
 	}
-	report := verify.Verify(b, opts)
-	if g.output == "json" {
-		if err := printJSON(g.stdout, report); err != nil {
-			return err
-		}
-	} else {
-		printReport(g.stdout, report)
+	report := verify.VerifyBytes(raw, opts)
+	if err := printVerdict(g, report); err != nil {
+		return err
 	}
-	if !report.OK {
+	switch {
+	case !report.OK:
 		return fmt.Errorf("verification failed: %d of %d checks", len(report.Failures()), len(report.Checks))
+	case !report.Success():
+		return errors.New("not verified: the keys came from the bundle itself")
 	}
 	return nil
 }
 
+func printVerdict(g globals, r *verify.Report) error {
+	if g.output == "json" {
+		return printJSON(g.stdout, r)
+	}
+	printReport(g.stdout, r)
+	return nil
+}
+
+// printReport prints a report in the order a court reads it: the verdict,
+// the facts the checks bound, what no signature covers, what was not
+// checked, then every check.
 func printReport(w io.Writer, r *verify.Report) {
-	fmt.Fprintf(w, "Evidence %s\n", r.EvidenceID)
+	fmt.Fprintf(w, "%s\n", r.Headline())
+	if r.EvidenceID != "" {
+		fmt.Fprintf(w, "\nEvidence %s\n", r.EvidenceID)
+	}
+	if len(r.Facts) > 0 {
+		fmt.Fprintln(w, "\nFacts bound to the signed log, records and receipts:")
+		for _, f := range r.Facts {
+			fmt.Fprintf(w, "  %s: %s   (checked against %s)\n", f.Name, f.Value, f.BoundBy)
+		}
+	}
+	if len(r.Unauthenticated) > 0 {
+		fmt.Fprintln(w, "\nUnauthenticated context (no signature covers these; do not rely on them):")
+		for _, f := range r.Unauthenticated {
+			fmt.Fprintf(w, "  %s: %s\n", f.Name, f.Value)
+		}
+	}
+	if len(r.NotChecked) > 0 {
+		fmt.Fprintln(w, "\nNot checked:")
+		for _, n := range r.NotChecked {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+	if len(r.TrustedFromBundle) > 0 {
+		fmt.Fprintf(w, "\nWARNING: keys taken from the bundle itself: %s.\nGet these from the operator out of band and pass them with --log-key and --receipt-key (and --ca).\n",
+			strings.Join(r.TrustedFromBundle, "; "))
+	}
+	fmt.Fprintln(w, "\nChecks:")
 	for _, c := range r.Checks {
 		mark := "ok  "
 		if !c.OK {
@@ -149,13 +186,5 @@ func printReport(w io.Writer, r *verify.Report) {
 		}
 		fmt.Fprintf(w, "  [%s] %s: %s\n", mark, c.Name, c.Detail)
 	}
-	if len(r.TrustedFromBundle) > 0 {
-		fmt.Fprintf(w, "\nWARNING: trust was taken from the bundle itself for: %s.\nGet these from the operator out of band and pass them with --log-key, --receipt-key and --ca.\n",
-			strings.Join(r.TrustedFromBundle, "; "))
-	}
-	if r.OK {
-		fmt.Fprintln(w, "\nVERIFIED: every check passed.")
-	} else {
-		fmt.Fprintf(w, "\nNOT VERIFIED: %d check(s) failed.\n", len(r.Failures()))
-	}
+	fmt.Fprintf(w, "\n%s\n", r.Headline())
 }
