@@ -13,6 +13,7 @@
 package verify
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,6 +205,20 @@ func checkShape(v any, path string) error {
 				return err
 			}
 		}
+	case string:
+		// Byte strings must be strict standard base64 (RFC 4648 §4 with
+		// padding, unused bits zero), so one value has one spelling.
+		if base64Paths[path] {
+			if _, err := base64.StdEncoding.Strict().DecodeString(v); err != nil {
+				return fmt.Errorf("bundle: %s is not strict standard base64", name)
+			}
+		}
 	}
 	return nil
+}
+
+var base64Paths = map[string]bool{
+	"events[].inclusion_proof[]": true,
+	"events[].receipt.signature": true,
+	"consistency.proof[]":        true,
 }

@@ -65,9 +65,19 @@ const (
 
 // Check is one verdict.
 type Check struct {
+	// Step is the docs/VERIFY.md step the check belongs to: format, keys,
+	// checkpoint, event, chain, item, custody, file or consistency.
+	Step   string `json:"step"`
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
+}
+
+// steps maps check names (by prefix) to docs/VERIFY.md steps.
+var steps = []struct{ prefix, step string }{
+	{"bundle format", "format"}, {"key hints", "keys"}, {"checkpoint signature", "checkpoint"},
+	{"event #", "event"}, {"custody chain", "chain"}, {"item facts", "item"}, {"custody rules", "custody"},
+	{"evidence file", "file"}, {"consistency", "consistency"},
 }
 
 // Fact is one thing a bundle states, and what vouches for it.
@@ -102,6 +112,12 @@ type Report struct {
 
 func (r *Report) add(name string, err error, okDetail string) {
 	c := Check{Name: name, OK: err == nil, Detail: okDetail}
+	for _, s := range steps {
+		if strings.HasPrefix(name, s.prefix) {
+			c.Step = s.step
+			break
+		}
+	}
 	if err != nil {
 		c.Detail = err.Error()
 	}
@@ -162,14 +178,14 @@ func Verify(b *Bundle, opts Options) *Report {
 	if logKey == "" {
 		logKey = b.Keys.LogVerifierKey
 		r.TrustedFromBundle = append(r.TrustedFromBundle, "log verifier key")
-	} else if strings.TrimSpace(b.Keys.LogVerifierKey) != strings.TrimSpace(logKey) {
+	} else if b.Keys.LogVerifierKey != strings.TrimSpace(logKey) {
 		r.add("key hints", fmt.Errorf("the bundle names log key %q, not the one you trust", b.Keys.LogVerifierKey), "")
 	}
 	receiptKey := opts.ReceiptKeyPEM
 	if receiptKey == nil {
 		receiptKey = []byte(b.Keys.ReceiptPublicKeyPEM)
 		r.TrustedFromBundle = append(r.TrustedFromBundle, "receipt public key")
-	} else if !samePublicKey(receiptKey, []byte(b.Keys.ReceiptPublicKeyPEM)) {
+	} else if !sameHint(receiptKey, []byte(b.Keys.ReceiptPublicKeyPEM)) {
 		r.add("key hints", errors.New("the bundle's receipt key is not the one you trust"), "")
 	}
 
@@ -438,10 +454,15 @@ func parsePublicKey(keyPEM []byte) (crypto.PublicKey, string, error) {
 	return pub, hex.EncodeToString(sum[:]), nil
 }
 
-func samePublicKey(a, b []byte) bool {
-	_, ida, erra := parsePublicKey(a)
-	_, idb, errb := parsePublicKey(b)
-	return erra == nil && errb == nil && ida == idb
+// sameHint reports whether hint is exactly the canonical PEM form of the
+// trusted key (a hint is compared byte for byte, so one key has one
+// spelling in a bundle).
+func sameHint(trusted, hint []byte) bool {
+	block, _ := pem.Decode(trusted)
+	if block == nil {
+		return false
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: block.Bytes})) == string(hint)
 }
 
 // checkChain: the events are the item's chain from its ingest, in order,
