@@ -37,9 +37,9 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 	if err != nil {
 		return custodylog.Appended{}, nil, "", err
 	}
-	jr := journalRecord{Kind: "event", Record: canon}
+	jr := journalRecord{Kind: kindEvent, Record: canon}
 	if item != nil {
-		jr.Kind, jr.Item = "item", item
+		jr.Kind, jr.Item = kindItem, newJournalItem(*item)
 	}
 	key := sha256Hex(canon)
 	if err := s.journalPut(ctx, journal.Record{Key: key, EvidenceID: rec.EvidenceID, Seq: rec.Sequence}, jr, true); err != nil {

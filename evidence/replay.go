@@ -15,17 +15,6 @@ import (
 	"github.com/custody-dev/custody/receipt"
 )
 
-// journalRecord is one record of the journal: an event record (with the
-// new item's catalog row for an ingest) written before its log entry, or
-// the receipt of a logged entry.
-type journalRecord struct {
-	Kind     string            `json:"kind"` // item, event or receipt
-	Record   []byte            `json:"record,omitempty"`
-	Item     *catalog.Evidence `json:"item,omitempty"`
-	LeafHash string            `json:"leaf_hash,omitempty"`
-	Receipt  *receipt.Receipt  `json:"receipt,omitempty"`
-}
-
 // journalPut stores jr under r's key and item, waiting for it to be
 // durable when wait is set.
 func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRecord, wait bool) error {
@@ -68,7 +57,7 @@ func (s *Service) signReceipt(ctx context.Context, fields canonicaljson.Object, 
 	// The entry is in the log already: failing the call now would invite a
 	// retry that logs the event twice. A receipt the journal lacks is
 	// signed again by replay.
-	if err := s.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: "receipt", LeafHash: hex.EncodeToString(leaf[:]), Receipt: &r}, false); err != nil {
+	if err := s.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: kindReceipt, LeafHash: hex.EncodeToString(leaf[:]), Receipt: newJournalReceipt(r)}, false); err != nil {
 		s.logger.WarnContext(ctx, "journaling a receipt", "err", err)
 	}
 	return r, nil
@@ -192,10 +181,13 @@ func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint
 				return n, fmt.Errorf("journal record: %w", err)
 			}
 			switch jr.Kind {
-			case "item", "event":
+			case kindItem, kindEvent:
 				records[sha256Hex(jr.Record)] = jr
-			case "receipt":
-				receipts[jr.LeafHash] = *jr.Receipt
+			case kindReceipt:
+				if jr.Receipt == nil {
+					return n, fmt.Errorf("journal record of a receipt (leaf %s) without the receipt", jr.LeafHash)
+				}
+				receipts[jr.LeafHash] = jr.Receipt.receipt()
 			}
 		}
 		for _, p := range todo {
@@ -263,7 +255,7 @@ func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, r
 		if jr.Item == nil {
 			return errors.New("an ingest record was journaled without its item")
 		}
-		ev := *jr.Item
+		ev := jr.Item.evidence()
 		ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, index, leaf
 		if !ok {
 			// The receipt was signed but not journaled before a crash:

@@ -47,8 +47,7 @@ type Store interface {
 // unresolved ones also tracked in memory (after a restart, replay settles
 // everything the log holds before the service takes requests).
 type File struct {
-	j    *Journal
-	path string
+	j *Journal
 
 	mu      sync.Mutex
 	pending map[string][]Record // evidence id -> unsettled event records
@@ -57,13 +56,13 @@ type File struct {
 
 var _ Store = (*File)(nil)
 
-// OpenFile opens (creating) the journal file at path as a Store.
-func OpenFile(path string) (*File, error) {
-	j, err := Open(path)
+// OpenFile opens (creating) the journal file at path as a Store; see Open.
+func OpenFile(path string, opts ...Option) (*File, error) {
+	j, err := Open(path, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &File{j: j, path: path, pending: map[string][]Record{}, byKey: map[string]string{}}, nil
+	return &File{j: j, pending: map[string][]Record{}, byKey: map[string]string{}}, nil
 }
 
 // Put implements Store.
@@ -93,7 +92,7 @@ func (f *File) Get(_ context.Context, keys []string) (map[string][]byte, error) 
 		want[k] = true
 	}
 	out := map[string][]byte{}
-	err := Scan(f.path, func(b []byte) error {
+	err := f.j.Scan(func(b []byte) error {
 		var r Record
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err

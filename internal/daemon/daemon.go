@@ -243,7 +243,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 			return nil, err
 		}
 		d.closers = append(d.closers, lite.Close)
-		file, err := journal.OpenFile(filepath.Join(cfg.DataDir, "journal"))
+		file, err := journal.OpenFile(filepath.Join(cfg.DataDir, "journal"), journal.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
