@@ -12,9 +12,20 @@ import (
 	"github.com/custody-dev/custody/catalog"
 )
 
-// rehash reads the stored object (decrypting it if needed) and compares
-// its digest and size with the record.
+// rehash checks an item's catalog row against its logged ingest, reads
+// the stored object (decrypting it if needed) and compares its digest and
+// size with what the log commits to. It serves VerifyStored.
 func (s *Service) rehash(ctx context.Context, item catalog.Evidence) error {
+	return s.rehashAs(ctx, item, "verify")
+}
+
+// rehashAs is rehash, reporting a catalog disagreement under op.
+func (s *Service) rehashAs(ctx context.Context, item catalog.Evidence, op string) error {
+	facts, err := s.checkRow(ctx, item, op)
+	if err != nil {
+		return err
+	}
+	want, size := facts.sha256, facts.contentSize(item)
 	rc, err := s.store.Open(ctx, item.Object)
 	if err != nil {
 		return classifyStorage(err)
@@ -31,14 +42,16 @@ func (s *Service) rehash(ctx context.Context, item catalog.Evidence) error {
 	if err != nil {
 		return classifyStorage(err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != item.SHA256 || n != item.Size {
-		return fmt.Errorf("%w: recorded %s (%d bytes), stored bytes hash to %s (%d bytes)", ErrCorrupt, item.SHA256, item.Size, got, n)
+	if got := hex.EncodeToString(h.Sum(nil)); got != want || n != size {
+		return fmt.Errorf("%w: logged %s (%d bytes), stored bytes hash to %s (%d bytes)", ErrCorrupt, want, size, got, n)
 	}
 	return nil
 }
 
 // Scrub re-hashes every stored item, calling report with each item's id
-// and nil or the mismatch. It logs every mismatch and returns the counts.
+// and nil or the mismatch: bytes that no longer match the logged digest,
+// or a catalog row that disagrees with the item's logged ingest
+// (ErrCatalogDisagrees). It logs every mismatch and returns the counts.
 func (s *Service) Scrub(ctx context.Context, report func(id string, err error)) (checked, bad int, err error) {
 	after := ""
 	for {
@@ -50,7 +63,7 @@ func (s *Service) Scrub(ctx context.Context, report func(id string, err error)) 
 			return checked, bad, nil
 		}
 		for _, item := range items {
-			err := s.rehash(ctx, item)
+			err := s.rehashAs(ctx, item, "scrub")
 			if ctx.Err() != nil {
 				return checked, bad, ctx.Err()
 			}
