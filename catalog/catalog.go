@@ -8,6 +8,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/storage"
@@ -88,9 +90,11 @@ type Catalog interface {
 	// ListAll returns up to limit items of every case in ingest order,
 	// starting after the item with id after (empty: from the start).
 	ListAll(ctx context.Context, after string, limit int) ([]Evidence, error)
-	// ObjectBySHA256 returns a sealed, unencrypted object holding content
-	// with this digest, if the catalog knows one.
-	ObjectBySHA256(ctx context.Context, sha256 string) (storage.Object, bool, error)
+	// EvidenceBySHA256 returns the first item (in ingest order) whose
+	// content has this digest and is stored unencrypted, if the catalog
+	// knows one: its sealed object can hold another upload of the same
+	// content.
+	EvidenceBySHA256(ctx context.Context, sha256 string) (Evidence, bool, error)
 	// AddEvent appends an event to an item's chain, if the item's latest
 	// event is still prevSeq (else ErrConflict), and sets its new state.
 	AddEvent(ctx context.Context, e Event, prevSeq uint64, state ItemState) error
@@ -107,6 +111,15 @@ type Catalog interface {
 	SetLogApplied(ctx context.Context, n uint64) error
 	// Events returns an item's events in sequence order.
 	Events(ctx context.Context, evidenceID string) ([]Event, error)
+	// IngestEvents returns the ingest (sequence 0) events of those of the
+	// items ids that the catalog holds, in no particular order.
+	IngestEvents(ctx context.Context, ids []string) ([]Event, error)
+	// RepairEvidence rewrites the columns of item ev.ID that its logged
+	// ingest record states (case, kind, digest, size, media type,
+	// collector, ingest time, special flag, stored object, encrypted
+	// flag) with ev's, and keeps the others (metadata, custody state, the
+	// latest event). It fails with ErrNotFound if there is no such item.
+	RepairEvidence(ctx context.Context, ev Evidence) error
 	// Close releases the catalog.
 	Close() error
 }
@@ -143,4 +156,21 @@ func MissingFromRows(rows *sql.Rows, from, to uint64) ([]uint64, error) {
 		missing = append(missing, next)
 	}
 	return missing, nil
+}
+
+// Placeholders returns n SQL placeholders separated by commas, numbered
+// from first when numbered ($1, $2… for PostgreSQL) or "?" each.
+func Placeholders(n, first int, numbered bool) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if numbered {
+			fmt.Fprintf(&b, "$%d", first+i)
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 )
@@ -98,6 +99,31 @@ func (l *Log) Entry(ctx context.Context, index, treeSize uint64) ([]byte, error)
 		return nil, fmt.Errorf("%w: entry %d not in its bundle", ErrBeyondTree, index)
 	}
 	return bundle.Entries[i], nil
+}
+
+// Entries returns the entries at indexes from the tree of treeSize,
+// reading each entry bundle once for a run of indexes in the same bundle
+// (pass them ascending to read each bundle once in all).
+func (l *Log) Entries(ctx context.Context, indexes []uint64, treeSize uint64) ([][]byte, error) {
+	out := make([][]byte, len(indexes))
+	var bundle api.EntryBundle
+	for i, index := range indexes {
+		if index >= treeSize {
+			return nil, fmt.Errorf("%w: index %d, tree size %d", ErrBeyondTree, index, treeSize)
+		}
+		if i == 0 || indexes[i-1]/layout.EntryBundleWidth != index/layout.EntryBundleWidth {
+			var err error
+			if bundle, err = client.GetEntryBundle(ctx, l.readBundle, index/layout.EntryBundleWidth, treeSize); err != nil {
+				return nil, err
+			}
+		}
+		j := index % layout.EntryBundleWidth
+		if j >= uint64(len(bundle.Entries)) {
+			return nil, fmt.Errorf("%w: entry %d not in its bundle", ErrBeyondTree, index)
+		}
+		out[i] = bundle.Entries[j]
+	}
+	return out, nil
 }
 
 // Resource reads one public log resource by its C2SP tlog-tiles path

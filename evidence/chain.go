@@ -62,6 +62,9 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 		}
 		return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)
 	}
+	if rec.Type == events.Ingest {
+		s.rememberIngest(rec.EvidenceID, appended.Index, entry, canon)
+	}
 	return appended, canon, key, nil
 }
 

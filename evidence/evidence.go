@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,10 @@ var (
 	ErrNoSpace = errors.New("no space")
 	// ErrFailedPrecondition: the item is not in a state that allows this.
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrCatalogDisagrees: an item's catalog row disagrees with what its
+	// logged ingest commits to (the catalog was edited or damaged); the
+	// service refuses to act on the row until it is repaired from the log.
+	ErrCatalogDisagrees = errors.New("the catalog disagrees with the custody log")
 )
 
 // Log is what the service needs of the custody log (package custodylog
@@ -56,6 +61,9 @@ type Log interface {
 	Append(ctx context.Context, entry []byte) (custodylog.Appended, error)
 	// Entry reads the entry at index from the tree of size treeSize.
 	Entry(ctx context.Context, index, treeSize uint64) ([]byte, error)
+	// Entries reads the entries at indexes (ascending) from the tree of
+	// size treeSize, each entry bundle once.
+	Entries(ctx context.Context, indexes []uint64, treeSize uint64) ([][]byte, error)
 	// Settled returns the log's size once everything sequenced is
 	// integrated.
 	Settled(ctx context.Context) (uint64, error)
@@ -112,6 +120,12 @@ type Service struct {
 	cfg      Config
 	logger   *slog.Logger
 	now      func() time.Time
+	// ingests caches what items' logged ingests commit to (logbinding.go);
+	// logSize is an integrated log size known to this process.
+	ingests factsCache
+	logSize atomic.Uint64
+	// disagreed hears of each catalog row found disagreeing with the log.
+	disagreed func(op string)
 }
 
 // Deps are the service's collaborators.
@@ -132,6 +146,10 @@ type Deps struct {
 	Logger   *slog.Logger
 	// PublicKeys go into bundles as hints.
 	PublicKeys verify.Keys
+	// OnCatalogDisagreement, if set, is called with where it was found
+	// (read, verify, scrub, ingest, replay, start) each time an item's catalog row
+	// is found disagreeing with its logged ingest: for metrics.
+	OnCatalogDisagreement func(op string)
 }
 
 // New returns a Service.
@@ -159,7 +177,7 @@ func New(d Deps, cfg Config) *Service {
 	}
 	return &Service{
 		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, locks: d.Locks, sessions: d.Sessions, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
-		cfg: cfg, logger: d.Logger, now: time.Now,
+		cfg: cfg, logger: d.Logger, now: time.Now, disagreed: d.OnCatalogDisagreement,
 	}
 }
 

@@ -91,7 +91,7 @@ func isImage(mt string) bool { return len(mt) > 6 && mt[:6] == "image/" }
 
 // putPlain stores unencrypted content under its content address, once.
 func (s *Service) putPlain(ctx context.Context, sha string, src *ingestReader) (storage.Object, error) {
-	existing, found, err := s.catalog.ObjectBySHA256(ctx, sha)
+	existing, found, err := s.dedupObject(ctx, sha)
 	if err != nil {
 		return storage.Object{}, err
 	}

@@ -156,13 +156,19 @@ func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageT
 // Open logs an access event and returns the item and a reader of its exact
 // bytes (decrypted if stored encrypted), re-hashed as they are read: the
 // reader fails with ErrCorrupt, holding back the final bytes, if they no
-// longer match the recorded digest. The access is logged before any byte
-// is read.
+// longer match the digest the log commits to. An item whose catalog row
+// disagrees with its logged ingest is refused (ErrCatalogDisagrees). The
+// access is logged before any byte is read.
 func (s *Service) Open(ctx context.Context, who identity.Identity, id string, access Access) (Item, Event, io.ReadCloser, error) {
 	if err := access.validate(s.cfg.RequireAuthority); err != nil {
 		return Item{}, Event{}, nil, err
 	}
 	ev, err := s.loadItem(ctx, id)
+	if err != nil {
+		return Item{}, Event{}, nil, err
+	}
+	// Before anything is decided on the row (its special flag included).
+	facts, err := s.checkRow(ctx, ev, "read")
 	if err != nil {
 		return Item{}, Event{}, nil, err
 	}
@@ -201,7 +207,7 @@ func (s *Service) Open(ctx context.Context, who identity.Identity, id string, ac
 		plain.Close()
 		return Item{}, Event{}, nil, err
 	}
-	return item, logged, newVerifyingReader(plain, ev.SHA256, ev.Size), nil
+	return item, logged, newVerifyingReader(plain, facts.sha256, facts.contentSize(ev)), nil
 }
 
 type readCloser struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -257,6 +258,22 @@ func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, r
 		}
 		ev := jr.Item.evidence()
 		ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, index, leaf
+		// The journaled row is not committed to; the record is: the row
+		// takes what the record states.
+		if f, commitment, err := factsFromEntry(rec.EvidenceID, index, entry); err == nil {
+			f.withRecord(rec.EvidenceID, jr.Record, commitment)
+			bad := f.disagreements(ev)
+			if ev.ID != rec.EvidenceID {
+				bad = append(bad, "id")
+			}
+			if len(bad) > 0 {
+				s.logger.WarnContext(ctx, "journaled catalog row disagrees with its logged ingest record: cataloged as the log states",
+					"evidence_id", rec.EvidenceID, "fields", strings.Join(bad, ","))
+				s.countDisagreement("replay")
+				ev = f.apply(ev)
+				ev.ID = rec.EvidenceID
+			}
+		}
 		if !ok {
 			// The receipt was signed but not journaled before a crash:
 			// sign the same statement again.

@@ -80,7 +80,13 @@ func (l *flakyLog) Append(ctx context.Context, entry []byte) (custodylog.Appende
 
 func newTestService(t *testing.T) (*Service, *flakyCatalog, *flakyLog) {
 	t.Helper()
-	dir := t.TempDir()
+	return newTestServiceIn(t, t.TempDir())
+}
+
+// newTestServiceIn is newTestService with its data (catalog.db, log,
+// journal, blobs) under dir.
+func newTestServiceIn(t *testing.T, dir string) (*Service, *flakyCatalog, *flakyLog) {
+	t.Helper()
 	skey, vkey, _ := note.GenerateKey(rand.Reader, "custody.test/resolve")
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)

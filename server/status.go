@@ -25,6 +25,7 @@ var statusTable = []struct {
 	{evidence.ErrInvalid, codes.InvalidArgument},
 	{evidence.ErrTruncated, codes.DataLoss},
 	{evidence.ErrCorrupt, codes.DataLoss},
+	{evidence.ErrCatalogDisagrees, codes.DataLoss},
 	{evidence.ErrTooLarge, codes.ResourceExhausted},
 	{evidence.ErrNotFound, codes.NotFound},
 	{evidence.ErrFailedPrecondition, codes.FailedPrecondition},

@@ -5,6 +5,7 @@ package catalogtest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("Events", func(t *testing.T) { testEvents(t, newCatalog(t)) })
 	t.Run("ConcurrentAppendsConflict", func(t *testing.T) { testConflicts(t, newCatalog(t)) })
 	t.Run("LogApplied", func(t *testing.T) { testLogApplied(t, newCatalog(t)) })
+	t.Run("Repair", func(t *testing.T) { testRepair(t, newCatalog(t)) })
 }
 
 func item(i int, caseID string) (catalog.Evidence, catalog.Event) {
@@ -57,12 +59,71 @@ func testAddAndRead(t *testing.T, c catalog.Catalog) {
 	if _, err := c.Evidence(ctx, "ev-missing"); !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("missing item: %v, want ErrNotFound", err)
 	}
-	obj, ok, err := c.ObjectBySHA256(ctx, ev.SHA256)
-	if err != nil || !ok || obj.Key != ev.Object.Key {
-		t.Fatalf("ObjectBySHA256 = %+v, %v, %v", obj, ok, err)
+	same, ok, err := c.EvidenceBySHA256(ctx, ev.SHA256)
+	if err != nil || !ok || same.ID != ev.ID || same.Object.Key != ev.Object.Key {
+		t.Fatalf("EvidenceBySHA256 = %+v, %v, %v", same, ok, err)
 	}
-	if _, ok, _ := c.ObjectBySHA256(ctx, fmt.Sprintf("%064x", 999)); ok {
-		t.Fatal("found an object for unknown content")
+	if _, ok, _ := c.EvidenceBySHA256(ctx, fmt.Sprintf("%064x", 999)); ok {
+		t.Fatal("found an item for unknown content")
+	}
+}
+
+// testRepair checks RepairEvidence rewrites the logged columns and keeps
+// the rest, and IngestEvents finds ingest events by item.
+func testRepair(t *testing.T, c catalog.Catalog) {
+	ctx := t.Context()
+	var firsts []catalog.Event
+	for i := 1; i <= 3; i++ {
+		ev, first := item(i, "case-a")
+		if err := c.AddEvidence(ctx, ev, first); err != nil {
+			t.Fatal(err)
+		}
+		firsts = append(firsts, first)
+	}
+	ev, _ := item(2, "case-a")
+	next := catalog.Event{EvidenceID: ev.ID, Seq: 1, Type: "annotation", RecordedAt: time.Unix(1790000100, 0).UTC(), LogIndex: 40, LeafHash: [32]byte{40},
+		Record: []byte(`{"v":1,"seq":1}`), ReceiptPayload: []byte(`{}`), ReceiptSignature: []byte{3}, ReceiptKeyID: "k"}
+	pending := &catalog.PendingRelease{To: "urn:custody:custodian:l", Reason: "lab", Seq: 1, ExpiresAt: time.Unix(1790003600, 0).UTC()}
+	if err := c.AddEvent(ctx, next, 0, catalog.ItemState{Custodian: "urn:custody:custodian:k", Pending: pending}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := c.Evidence(ctx, ev.ID)
+
+	got, err := c.IngestEvents(ctx, []string{firsts[0].EvidenceID, ev.ID, "ev-missing"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("IngestEvents: %d events, %v; want 2", len(got), err)
+	}
+	for _, e := range got {
+		if e.Seq != 0 || (e.EvidenceID != firsts[0].EvidenceID && e.EvidenceID != ev.ID) || string(e.Record) != `{"v":1}` {
+			t.Fatalf("IngestEvents returned %+v", e)
+		}
+	}
+	if got, err := c.IngestEvents(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("IngestEvents(nil) = %v, %v", got, err)
+	}
+
+	fixed := before
+	fixed.CaseID, fixed.Kind, fixed.SHA256, fixed.Size, fixed.MediaType, fixed.Collector = "case-b", "video", fmt.Sprintf("%064x", 77), 77, "video/mp4", "urn:custody:collector:d"
+	fixed.IngestedAt = before.IngestedAt.Add(time.Second)
+	fixed.Object = storage.Object{Backend: "disk", Key: "sha256/77", Size: 77, RetainUntil: before.Object.RetainUntil.Add(time.Hour)}
+	fixed.Encrypted, fixed.Special = true, true
+	// Columns the log does not state are kept whatever ev says.
+	attempt := fixed
+	attempt.Metadata, attempt.Custodian, attempt.Pending, attempt.LastSeq, attempt.DerivedFrom = []byte("x"), "y", nil, 0, "ev-z"
+	if err := c.RepairEvidence(ctx, attempt); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := c.Evidence(ctx, ev.ID)
+	if !reflect.DeepEqual(after, fixed) {
+		t.Fatalf("repaired row\n%+v\nwant\n%+v", after, fixed)
+	}
+	if same, ok, _ := c.EvidenceBySHA256(ctx, fixed.SHA256); ok {
+		t.Fatalf("an encrypted item offered for sharing: %+v", same)
+	}
+	missing := fixed
+	missing.ID = "ev-missing"
+	if err := c.RepairEvidence(ctx, missing); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("repairing a missing item: %v, want ErrNotFound", err)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/storage"
 )
 
 // Catalog is a catalog.Catalog in a PostgreSQL database.
@@ -283,17 +282,36 @@ func (c *Catalog) list(ctx context.Context, q string, args ...any) ([]catalog.Ev
 	return out, rows.Err()
 }
 
-// ObjectBySHA256 implements catalog.Catalog.
-func (c *Catalog) ObjectBySHA256(ctx context.Context, sha string) (storage.Object, bool, error) {
+// EvidenceBySHA256 implements catalog.Catalog.
+func (c *Catalog) EvidenceBySHA256(ctx context.Context, sha string) (catalog.Evidence, bool, error) {
 	ev, err := scanEvidence(c.db.QueryRowContext(ctx, `SELECT `+evidenceColumns+` FROM evidence
 		WHERE sha256 = $1 AND NOT encrypted ORDER BY list_order LIMIT 1`, sha))
 	if errors.Is(err, sql.ErrNoRows) {
-		return storage.Object{}, false, nil
+		return catalog.Evidence{}, false, nil
 	}
 	if err != nil {
-		return storage.Object{}, false, err
+		return catalog.Evidence{}, false, err
 	}
-	return ev.Object, true, nil
+	return ev, true, nil
+}
+
+// RepairEvidence implements catalog.Catalog.
+func (c *Catalog) RepairEvidence(ctx context.Context, ev catalog.Evidence) error {
+	o := ev.Object
+	res, err := c.db.ExecContext(ctx, `UPDATE evidence SET case_id = $1, kind = $2, sha256 = $3, size = $4, media_type = $5, collector = $6,
+		ingested_at = $7, backend = $8, bucket = $9, object_key = $10, version_id = $11, object_size = $12, retain_until = $13,
+		encrypted = $14, special = $15 WHERE id = $16`,
+		ev.CaseID, ev.Kind, ev.SHA256, ev.Size, ev.MediaType, ev.Collector, ev.IngestedAt.UnixNano(),
+		o.Backend, o.Bucket, o.Key, o.VersionID, o.Size, o.RetainUntil.Unix(), ev.Encrypted, ev.Special, ev.ID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("evidence %s: %w", ev.ID, catalog.ErrNotFound)
+	}
+	return nil
 }
 
 // HasEventAt implements catalog.Catalog.
@@ -329,13 +347,36 @@ func (c *Catalog) SetLogApplied(ctx context.Context, n uint64) error {
 	return err
 }
 
+const eventColumns = `evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
+	receipt_payload, receipt_signature, receipt_key_id`
+
 // Events implements catalog.Catalog.
 func (c *Catalog) Events(ctx context.Context, evidenceID string) ([]catalog.Event, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
-		receipt_payload, receipt_signature, receipt_key_id FROM events WHERE evidence_id = $1 ORDER BY seq`, evidenceID)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE evidence_id = $1 ORDER BY seq`, evidenceID)
 	if err != nil {
 		return nil, err
 	}
+	return scanEvents(rows)
+}
+
+// IngestEvents implements catalog.Catalog.
+func (c *Catalog) IngestEvents(ctx context.Context, ids []string) ([]catalog.Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE seq = 0 AND evidence_id IN (`+catalog.Placeholders(len(ids), 1, true)+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
+func scanEvents(rows *sql.Rows) ([]catalog.Event, error) {
 	defer rows.Close()
 	var out []catalog.Event
 	for rows.Next() {

@@ -14,7 +14,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/storage"
 )
 
 // Catalog is a catalog.Catalog in one SQLite file. It is a projection the
@@ -394,17 +393,38 @@ func (c *Catalog) listEvidence(ctx context.Context, q string, args ...any) ([]ca
 	return out, rows.Err()
 }
 
-// ObjectBySHA256 implements catalog.Catalog.
-func (c *Catalog) ObjectBySHA256(ctx context.Context, sha string) (storage.Object, bool, error) {
+// EvidenceBySHA256 implements catalog.Catalog.
+func (c *Catalog) EvidenceBySHA256(ctx context.Context, sha string) (catalog.Evidence, bool, error) {
 	ev, err := scanEvidence(c.queryRow(ctx, `SELECT `+evidenceColumns+` FROM evidence
 		WHERE sha256 = ? AND encrypted = 0 ORDER BY rowid_order LIMIT 1`, sha))
 	if errors.Is(err, sql.ErrNoRows) {
-		return storage.Object{}, false, nil
+		return catalog.Evidence{}, false, nil
 	}
 	if err != nil {
-		return storage.Object{}, false, err
+		return catalog.Evidence{}, false, err
 	}
-	return ev.Object, true, nil
+	return ev, true, nil
+}
+
+// RepairEvidence implements catalog.Catalog.
+func (c *Catalog) RepairEvidence(ctx context.Context, ev catalog.Evidence) error {
+	return c.write(ctx, func(tx *sql.Tx) error {
+		o := ev.Object
+		res, err := c.exec(ctx, tx, `UPDATE evidence SET case_id = ?, kind = ?, sha256 = ?, size = ?, media_type = ?, collector = ?,
+			ingested_at = ?, backend = ?, bucket = ?, object_key = ?, version_id = ?, object_size = ?, retain_until = ?,
+			encrypted = ?, special = ? WHERE id = ?`,
+			ev.CaseID, ev.Kind, ev.SHA256, ev.Size, ev.MediaType, ev.Collector, ev.IngestedAt.UnixNano(),
+			o.Backend, o.Bucket, o.Key, o.VersionID, o.Size, o.RetainUntil.Unix(), b2i(ev.Encrypted), b2i(ev.Special), ev.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("evidence %s: %w", ev.ID, catalog.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 // HasEventAt implements catalog.Catalog.
@@ -440,13 +460,37 @@ func (c *Catalog) SetLogApplied(ctx context.Context, n uint64) error {
 	return err
 }
 
+const eventColumns = `evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
+	receipt_payload, receipt_signature, receipt_key_id`
+
 // Events implements catalog.Catalog.
 func (c *Catalog) Events(ctx context.Context, evidenceID string) ([]catalog.Event, error) {
-	rows, err := c.query(ctx, `SELECT evidence_id, seq, type, recorded_at, log_index, leaf_hash, record,
-		receipt_payload, receipt_signature, receipt_key_id FROM events WHERE evidence_id = ? ORDER BY seq`, evidenceID)
+	rows, err := c.query(ctx, `SELECT `+eventColumns+` FROM events WHERE evidence_id = ? ORDER BY seq`, evidenceID)
 	if err != nil {
 		return nil, err
 	}
+	return scanEvents(rows)
+}
+
+// IngestEvents implements catalog.Catalog. The statement is not kept
+// prepared: its text varies with len(ids).
+func (c *Catalog) IngestEvents(ctx context.Context, ids []string) ([]catalog.Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE seq = 0 AND evidence_id IN (`+catalog.Placeholders(len(ids), 1, false)+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
+func scanEvents(rows *sql.Rows) ([]catalog.Event, error) {
 	defer rows.Close()
 	var out []catalog.Event
 	for rows.Next() {

@@ -137,6 +137,13 @@ var (
 	scrubLastRun = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "custody_scrub_last_completed_timestamp_seconds", Help: "When the last full scrub finished.",
 	})
+	catalogDisagreements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "custody_catalog_disagreements_total",
+		Help: "Catalog item rows found disagreeing with their logged ingest record, by where found (read, verify, scrub, ingest, replay, start); the service refuses to serve them.",
+	}, []string{"op"})
+	catalogRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custody_catalog_repairs_total", Help: "Catalog item rows rewritten from their logged ingest record at start.",
+	})
 )
 
 // every runs f each interval until ctx ends.
@@ -276,7 +283,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	d.Evidence = evidence.New(evidence.Deps{
 		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Sessions: sessions, Receipts: receipt.NewSigner(keys.ReceiptSignFunc(ks.Receipt), ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
-		PublicKeys: verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
+		PublicKeys:            verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
+		OnCatalogDisagreement: func(op string) { catalogDisagreements.WithLabelValues(op).Inc() },
 	}, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
@@ -289,6 +297,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if replayed > 0 {
 		log.Warn("catalog was behind the log; replayed entries from the journal", "entries", replayed)
 	}
+	// The log is the truth: every item row is checked against its logged
+	// ingest, and rewritten from it where it disagrees.
+	began := time.Now()
+	rec, err := d.Evidence.Reconcile(ctx)
+	catalogRepairs.Add(float64(rec.Repaired))
+	if err != nil {
+		return nil, fmt.Errorf("checking the catalog against the log: %w", err)
+	}
+	log.Info("catalog checked against the log", "items", rec.Checked, "repaired", rec.Repaired, "unrepairable", rec.Unrepairable, "took", time.Since(began).Round(time.Millisecond))
 	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
 	var revocations *identity.Revocations
 	if cfg.RevokedFile != "" {
@@ -311,7 +328,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		},
 		Evidence:   d.Evidence,
 		Log:        custodyLog,
-		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun, storageErrors},
+		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun, storageErrors, catalogDisagreements, catalogRepairs},
 	})
 	if err != nil {
 		return nil, err
