@@ -33,7 +33,8 @@ Commands:
                already-held, skipped, failed); one file: its sha256 and signed receipt;
                adds to the case's manifest, custody-manifest-<case>.json
   seizure create --record FILE.json [--attach FILE]... [--case C]
-               a biometric-data seizure record, stored encrypted
+               a biometric-data seizure record, stored encrypted; its record_digests
+               must list the sha256 of each attached file (checked before uploading)
   download ID --out FILE --purpose TEXT
                the exact stored bytes, verified while streaming; logged as an access
   history ID   the custody chain

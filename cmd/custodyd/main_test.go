@@ -268,9 +268,24 @@ func TestCLIEvidence(t *testing.T) {
 		t.Fatalf("verify of garbage: %v, want exit 2", err)
 	}
 
-	attachment := filepath.Join(dir, "export.eft")
-	os.WriteFile(attachment, []byte("fingerprint export"), 0o600)
+	// An attachment whose digest the record does not list: refused before
+	// anything is uploaded, naming the file.
 	record := filepath.Join(binaries.RepoRoot(t), "examples", "seizure-record.json")
+	other := filepath.Join(dir, "export.eft")
+	os.WriteFile(other, []byte("fingerprint export"), 0o600)
+	cmd = cli("collector", "seizure", "create", "--record", record, "--attach", other)
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), "--attach "+other+" (attachment 0) has sha256") {
+		t.Fatalf("seizure create with an attachment the record does not list: %v %s", err, stderr.String())
+	}
+	if got := caseDigests(t, d, "ICC-01/22-filtration"); len(got) != 0 {
+		t.Fatalf("a refused seizure record left %d items", len(got))
+	}
+	// The example record lists the digest of a file holding "foo".
+	attachment := filepath.Join(dir, "batch-0001.eft")
+	os.WriteFile(attachment, []byte("foo"), 0o600)
 	// As CONTRACT.md spells it: the case comes from the record.
 	out = runOK(t, cli("collector", "-o", "json", "seizure", "create", "--record", record, "--attach", attachment))
 	var seized struct {
