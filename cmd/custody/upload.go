@@ -193,8 +193,8 @@ func runUpload(ctx context.Context, g globals, args []string) error {
 	for _, i := range later {
 		r, f := &results[i], results[first[results[i].SHA256]]
 		if f.Status == statusUploaded {
+			// The manifest has the content already, under the first path.
 			r.Status, r.EvidenceID = statusHeld, f.EvidenceID
-			man.put(entryOf(*r))
 		} else {
 			r.Status, r.Error = statusFailed, fmt.Sprintf("%s: not sent, as it has the same bytes as %s, whose upload failed", r.File, f.File)
 		}

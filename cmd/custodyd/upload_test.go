@@ -227,6 +227,20 @@ func TestCLIUploadManifest(t *testing.T) {
 		t.Fatalf("known bytes, known to the manifest:\n%s", out)
 	}
 
+	// The same bytes twice in one run: sent once.
+	lines, sum = parseUploadText(t, runOK(t, cli("upload", "DCIM", "copy.jpg", "--case", "case-f", "--kind", "photo")))
+	if sum != summary(2, 1, 0, 0, "custody-manifest-case-f.json") || lines["copy.jpg"] != (uploadLine{lines[img1].id, "already-held"}) {
+		t.Fatalf("the same bytes twice in a run: %v\n%s", lines, sum)
+	}
+	if m = readManifestFile(t, filepath.Join(field, "custody-manifest-case-f.json")); len(m.Entries) != 2 || len(caseDigests(t, d, "case-f")) != 2 {
+		t.Fatalf("the same bytes twice in a run: manifest %+v", m.Entries)
+	}
+	for _, e := range m.Entries {
+		if e.SHA256 == sha256Hex(card2) && (e.File != img1 || e.Receipt["payload"] == nil) {
+			t.Fatalf("the first upload's entry was replaced: %+v", e)
+		}
+	}
+
 	// An old manifest (a JSON array keyed by path, no case) names both
 	// files as uploaded: it skips nothing, and its entries are kept.
 	legacy := fmt.Sprintf(`[{"file": %q, "sha256": %q, "size": 5019, "evidence_id": %q, "status": "uploaded"},
