@@ -6,8 +6,11 @@ package server_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +106,7 @@ func TestSeizureRecordNeverInClear(t *testing.T) {
 	}
 	markers := []string{"KESTREL-3", "PS-30-004471", "subj-7f3a9c", "Bezimenne", "defector", "batch-0001.eft"}
 	attachment := []byte("FINGERPRINT-TEMPLATE-BYTES " + strings.Repeat("minutiae ", 5000))
+	rec.RecordDigests = []*custodyv1.RecordDigest{{RecordRef: "batch-0001.eft", Sha256: sha(attachment)}}
 	for _, be := range backends() {
 		t.Run(be.name, func(t *testing.T) {
 			s := be.start(t, servertest.Options{})
@@ -178,5 +182,121 @@ func TestSeizureRecordNeverInClear(t *testing.T) {
 				t.Fatalf("searched only %d files", searched)
 			}
 		})
+	}
+}
+
+// TestSeizureRecordDigestsMatchAttachments: a record whose record_digests
+// disagree with its attachments is refused, over gRPC (INVALID_ARGUMENT) and
+// the gateway (400), naming the attachment or digest at fault; nothing is
+// stored, logged or cataloged, and no field of the record reaches the
+// service log. Digests that agree, in any order and case, are accepted.
+func TestSeizureRecordDigestsMatchAttachments(t *testing.T) {
+	doc, err := os.ReadFile("../examples/seizure-record.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := backends()[0].start(t, servertest.Options{})
+	c := s.env.Client(t, identity.RoleCollector)
+	const caseID = "case-digests"
+	upload := func(data []byte, filename string) string {
+		md := meta(caseID, data)
+		md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD
+		md.SpecialCategory = true
+		md.Filename = filename
+		resp, err := c.Upload(t.Context(), md, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetEvidence().GetEvidenceId()
+	}
+	first, second := []byte("first export "+strings.Repeat("1", 3000)), []byte("second export "+strings.Repeat("2", 3000))
+	idFirst, idSecond := upload(first, "export-1.eft"), upload(second, "export-2.eft")
+	record := func(digests ...string) *custodyv1.SeizureRecord {
+		var rec custodyv1.SeizureRecord
+		if err := protojson.Unmarshal(doc, &rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.RecordDigests = nil
+		for i, d := range digests {
+			rec.RecordDigests = append(rec.RecordDigests, &custodyv1.RecordDigest{RecordRef: fmt.Sprintf("batch-%04d.eft", i+1), Sha256: d})
+		}
+		return &rec
+	}
+	court := s.env.Client(t, identity.RoleCourt)
+	items := func() int {
+		list, err := court.ListEvidence(t.Context(), &custodyv1.ListEvidenceRequest{CaseId: caseID, PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list.GetEvidence())
+	}
+	logSize, objects, cataloged := s.logSize(t), s.storedObjects(t), items()
+	wrong := sha([]byte("not what was attached"))
+
+	for _, tc := range []struct {
+		name        string
+		digests     []string
+		attachments []string
+		want        []string
+	}{
+		{"an attachment not listed", []string{sha(first), wrong}, []string{idFirst, idSecond},
+			[]string{"attachment_evidence_ids[1] (" + idSecond + `, file "export-2.eft") has sha256 ` + sha(second)}},
+		{"a digest of no attachment", []string{sha(second), sha(first), wrong}, []string{idFirst, idSecond},
+			[]string{"record_digests[2] (sha256 " + wrong + ") is the digest of none of the 2 attachment(s)"}},
+		{"the only digest wrong", []string{wrong}, []string{idFirst},
+			[]string{"attachment_evidence_ids[0] (" + idFirst + `, file "export-1.eft")`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.CreateSeizureRecord(t.Context(), &custodyv1.CreateSeizureRecordRequest{
+				CaseId: caseID, Record: record(tc.digests...), AttachmentEvidenceIds: tc.attachments,
+			})
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("got %v, want InvalidArgument", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(status.Convert(err).Message(), w) {
+					t.Fatalf("message %q lacks %q", status.Convert(err).Message(), w)
+				}
+			}
+		})
+	}
+
+	// The gateway: 400, with the same message.
+	body, err := protojson.Marshal(&custodyv1.CreateSeizureRecordRequest{CaseId: caseID, Record: record(wrong), AttachmentEvidenceIds: []string{idFirst}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := s.env.HTTPClient(t, s.env.Creds(t, identity.RoleCollector).Certificate)
+	resp, err := hc.Post(s.env.URL("/v1/seizure-records"), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(answer), "attachment_evidence_ids[0] ("+idFirst) {
+		t.Fatalf("gateway: %d %s", resp.StatusCode, answer)
+	}
+
+	if got := s.logSize(t); got != logSize {
+		t.Errorf("refused records were logged: log size %d, was %d", got, logSize)
+	}
+	if got := s.storedObjects(t); got != objects {
+		t.Errorf("refused records were stored: %d objects, were %d", got, objects)
+	}
+	if got := items(); got != cataloged {
+		t.Errorf("refused records were cataloged: %d items, were %d", got, cataloged)
+	}
+	for _, m := range []string{"KESTREL-3", "PS-30-004471", "subj-7f3a9c", "Bezimenne", "batch-0001.eft", "export-1.eft", "export-2.eft"} {
+		if strings.Contains(s.env.Logs.String(), m) {
+			t.Errorf("the service log contains %q", m)
+		}
+	}
+
+	// Agreeing digests, in another order and upper case, are accepted.
+	created, err := c.CreateSeizureRecord(t.Context(), &custodyv1.CreateSeizureRecordRequest{
+		CaseId: caseID, Record: record(strings.ToUpper(sha(second)), sha(first)), AttachmentEvidenceIds: []string{idFirst, idSecond},
+	})
+	if err != nil || created.GetEvidence().GetEvidenceId() == "" {
+		t.Fatalf("a record whose digests match its attachments: %v", err)
 	}
 }

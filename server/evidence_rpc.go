@@ -182,7 +182,11 @@ func (e *evidenceService) CreateSeizureRecord(ctx context.Context, req *custodyv
 	if caseID == "" {
 		caseID = req.GetRecord().GetCaseId()
 	}
-	item, rcpt, err := e.svc.CreateSeizureRecord(ctx, who, caseID, doc, req.GetAttachmentEvidenceIds(), req.GetDescription())
+	var digests []string
+	for _, d := range req.GetRecord().GetRecordDigests() {
+		digests = append(digests, d.GetSha256())
+	}
+	item, rcpt, err := e.svc.CreateSeizureRecord(ctx, who, caseID, doc, req.GetAttachmentEvidenceIds(), digests, req.GetDescription())
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}

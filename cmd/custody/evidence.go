@@ -168,14 +168,28 @@ func runSeizure(ctx context.Context, g globals, args []string) error {
 	if *caseID == "" {
 		return usagef("no case: give --case or a case_id in %s", *recordFile)
 	}
+	// Hash the attachments and check them against the record's digests
+	// before anything is uploaded: the service would refuse the record, and
+	// the attachments would stay stored and logged without it.
+	sums := make([]string, len(attach))
+	sizes := make([]int64, len(attach))
+	for i, path := range attach {
+		if sums[i], sizes[i], err = client.HashFile(path); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if err := checkRecordDigests(*recordFile, &rec, attach, sums); err != nil {
+		return err
+	}
 	c, err := dial(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	var ids []string
-	for _, path := range attach {
-		md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD, SpecialCategory: true}
+	for i, path := range attach {
+		md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD, SpecialCategory: true,
+			Sha256: sums[i], SizeBytes: sizes[i]}
 		resp, err := c.UploadFile(ctx, path, md, nil)
 		if err != nil {
 			return rpcError("attachment "+path, err)
@@ -196,5 +210,31 @@ func runSeizure(ctx context.Context, g globals, args []string) error {
 	}
 	fmt.Fprintf(g.stdout, "seizure record %s\n  sha256:      %s\n  attachments: %s\n  receipt:     %s\n",
 		resp.GetEvidence().GetEvidenceId(), resp.GetEvidence().GetSha256(), strings.Join(ids, ", "), resp.GetReceipt().GetPayload())
+	return nil
+}
+
+// checkRecordDigests is the service's rule, applied before uploading: when
+// the record lists digests and files are attached, every attached file's
+// SHA-256 is listed and every listed digest is an attached file's.
+func checkRecordDigests(recordFile string, rec *custodyv1.SeizureRecord, attach, sums []string) error {
+	if len(attach) == 0 || len(rec.GetRecordDigests()) == 0 {
+		return nil
+	}
+	listed := map[string]bool{}
+	for _, d := range rec.GetRecordDigests() {
+		listed[strings.ToLower(d.GetSha256())] = true
+	}
+	attached := map[string]bool{}
+	for i, path := range attach {
+		attached[sums[i]] = true
+		if !listed[sums[i]] {
+			return usagef("--attach %s (attachment %d) has sha256 %s, which record_digests in %s do not list; list the sha256 of every attachment there; nothing was uploaded", path, i, sums[i], recordFile)
+		}
+	}
+	for i, d := range rec.GetRecordDigests() {
+		if !attached[strings.ToLower(d.GetSha256())] {
+			return usagef("record_digests[%d] in %s (sha256 %s) is the digest of no --attach file; nothing was uploaded", i, recordFile, d.GetSha256())
+		}
+	}
 	return nil
 }

@@ -28,10 +28,13 @@ Commands:
   whoami       identity and role as the server sees them
   checkpoint   the log's current signed checkpoint
   keys         the log's signed-note verifier key and the receipt public key
-  upload FILE... --case C --kind photo|video|audio|document|other
-               hash locally, upload, print id, sha256 and the signed receipt
+  upload FILE|DIR... --case C --kind photo|video|audio|document|other [--manifest FILE]
+               hash locally, upload, print each file's id and status (uploaded,
+               already-held, skipped, failed); one file: its sha256 and signed receipt;
+               adds to the case's manifest, custody-manifest-<case>.json
   seizure create --record FILE.json [--attach FILE]... [--case C]
-               a biometric-data seizure record, stored encrypted
+               a biometric-data seizure record, stored encrypted; its record_digests
+               must list the sha256 of each attached file (checked before uploading)
   download ID --out FILE --purpose TEXT
                the exact stored bytes, verified while streaming; logged as an access
   history ID   the custody chain

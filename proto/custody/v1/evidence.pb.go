@@ -1343,7 +1343,8 @@ type CreateSeizureRecordRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	CaseId string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	Record *SeizureRecord         `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
-	// Items uploaded beforehand with special_category set.
+	// Items uploaded beforehand with special_category set. If the record
+	// lists record_digests, they must be exactly these items' digests.
 	AttachmentEvidenceIds []string `protobuf:"bytes,3,rep,name=attachment_evidence_ids,json=attachmentEvidenceIds,proto3" json:"attachment_evidence_ids,omitempty"`
 	Description           string   `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields         protoimpl.UnknownFields

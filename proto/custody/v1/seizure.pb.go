@@ -215,10 +215,12 @@ func (x *ModalityData) GetRecordCount() int64 {
 	return 0
 }
 
-// RecordDigest is a per-record hash the source system provided.
+// RecordDigest is a hash the source system provided for part of the seized
+// data, such as one export file.
 type RecordDigest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// An opaque reference to the record within the seized data.
+	// An opaque reference to the record within the seized data, e.g. the
+	// export file's name.
 	RecordRef string `protobuf:"bytes,1,opt,name=record_ref,json=recordRef,proto3" json:"record_ref,omitempty"`
 	// Lower-case hex SHA-256.
 	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
@@ -288,8 +290,11 @@ type SeizureRecord struct {
 	SourceAgency string          `protobuf:"bytes,6,opt,name=source_agency,json=sourceAgency,proto3" json:"source_agency,omitempty"`
 	Modalities   []*ModalityData `protobuf:"bytes,7,rep,name=modalities,proto3" json:"modalities,omitempty"`
 	// Pseudonymous subject references; never names.
-	SubjectRefs          []string        `protobuf:"bytes,8,rep,name=subject_refs,json=subjectRefs,proto3" json:"subject_refs,omitempty"`
-	RecordCount          int64           `protobuf:"varint,9,opt,name=record_count,json=recordCount,proto3" json:"record_count,omitempty"`
+	SubjectRefs []string `protobuf:"bytes,8,rep,name=subject_refs,json=subjectRefs,proto3" json:"subject_refs,omitempty"`
+	RecordCount int64    `protobuf:"varint,9,opt,name=record_count,json=recordCount,proto3" json:"record_count,omitempty"`
+	// When the record also has attachments, these are their digests: every
+	// attachment's SHA-256 listed, and every one listed an attachment's;
+	// CreateSeizureRecord refuses a record where they disagree.
 	RecordDigests        []*RecordDigest `protobuf:"bytes,10,rep,name=record_digests,json=recordDigests,proto3" json:"record_digests,omitempty"`
 	LegalBasis           string          `protobuf:"bytes,11,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
 	HandlingRestrictions []string        `protobuf:"bytes,12,rep,name=handling_restrictions,json=handlingRestrictions,proto3" json:"handling_restrictions,omitempty"`

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/custody-dev/custody/certs"
+)
+
+// manifestFormat names the manifest layout: an object whose entries are
+// keyed by case and content digest. The first layout, a bare JSON array of
+// entries keyed by file path alone, is still read (see manifest.legacy).
+const manifestFormat = "custody-manifest/2"
+
+// manifestEntry is one item a field team handed over: the content of a file
+// (by SHA-256) in a case, and what the service answered. The path, size and
+// modification time are of the file it was read from, for people; they are
+// never used to decide that a file is done.
+type manifestEntry struct {
+	CaseID     string `json:"case_id"`
+	SHA256     string `json:"sha256"`
+	Size       int64  `json:"size"`
+	File       string `json:"file"`
+	ModTime    string `json:"mtime,omitempty"`
+	EvidenceID string `json:"evidence_id"`
+	// Status is uploaded (this content was sent and a receipt signed) or
+	// already-held (the service had an item with these bytes in the case).
+	Status     string         `json:"status"`
+	RecordedAt string         `json:"recorded_at,omitempty"`
+	Receipt    map[string]any `json:"receipt,omitempty"`
+}
+
+type manifestKey struct{ caseID, sha256 string }
+
+func (e manifestEntry) key() manifestKey { return manifestKey{e.CaseID, e.SHA256} }
+
+// manifestDoc is the file.
+type manifestDoc struct {
+	Format  string          `json:"format"`
+	Entries []manifestEntry `json:"entries"`
+	// Legacy holds, unchanged, the entries of a first-layout manifest this
+	// file was read from. They name no case, so they never skip a file.
+	Legacy []json.RawMessage `json:"legacy_entries,omitempty"`
+}
+
+// manifest is an upload manifest: read once, added to, and saved by merging
+// with what is on disk then, so that it never loses an entry.
+type manifest struct {
+	path    string
+	mu      sync.Mutex
+	entries map[manifestKey]manifestEntry
+	legacy  []json.RawMessage
+}
+
+// defaultManifestName is the manifest a case's uploads go to when --manifest
+// is not given: custody-manifest-<case>.json, every character of the case id
+// other than a letter, digit, '-', '_' or '.' written as '_'. Cases whose
+// names differ only there share a file; its entries still say which case.
+func defaultManifestName(caseID string) string {
+	var b strings.Builder
+	for _, c := range caseID {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return "custody-manifest-" + b.String() + ".json"
+}
+
+// isManifestName says whether a file name is one the CLI gives manifests
+// by default (the first layout's name included).
+func isManifestName(name string) bool {
+	return name == "custody-manifest.json" || strings.HasPrefix(name, "custody-manifest-") && strings.HasSuffix(name, ".json")
+}
+
+// loadManifest reads path; a missing or empty file is an empty manifest. A
+// file that is not a manifest is an error: it would be overwritten.
+func loadManifest(path string) (*manifest, error) {
+	m := &manifest{path: path, entries: map[manifestKey]manifestEntry{}}
+	doc, err := readManifestDoc(path)
+	if err != nil {
+		return nil, err
+	}
+	m.merge(doc)
+	return m, nil
+}
+
+func readManifestDoc(path string) (manifestDoc, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return manifestDoc{}, nil
+	}
+	if err != nil {
+		return manifestDoc{}, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return manifestDoc{}, nil
+	}
+	notManifest := fmt.Errorf("%s is not a custody manifest; give another file with --manifest, or move it away", path)
+	switch b[0] {
+	case '[':
+		// The first layout: entries keyed by path, without a case.
+		var legacy []json.RawMessage
+		if json.Unmarshal(b, &legacy) != nil {
+			return manifestDoc{}, notManifest
+		}
+		return manifestDoc{Legacy: legacy}, nil
+	case '{':
+		var doc manifestDoc
+		if json.Unmarshal(b, &doc) != nil || doc.Format != manifestFormat {
+			return manifestDoc{}, notManifest
+		}
+		return doc, nil
+	}
+	return manifestDoc{}, notManifest
+}
+
+// merge adds doc's entries to m; an entry m already has for the same case
+// and digest is kept.
+func (m *manifest) merge(doc manifestDoc) {
+	for _, e := range doc.Entries {
+		if e.CaseID == "" || e.SHA256 == "" || e.EvidenceID == "" {
+			continue
+		}
+		if _, ok := m.entries[e.key()]; !ok {
+			m.entries[e.key()] = e
+		}
+	}
+	seen := map[string]bool{}
+	for _, raw := range m.legacy {
+		seen[string(raw)] = true
+	}
+	for _, raw := range doc.Legacy {
+		if !seen[string(raw)] {
+			m.legacy = append(m.legacy, raw)
+			seen[string(raw)] = true
+		}
+	}
+}
+
+// lookup returns the entry for content sum in caseID.
+func (m *manifest) lookup(caseID, sum string) (manifestEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[manifestKey{caseID, sum}]
+	return e, ok
+}
+
+// put records e, replacing an entry for the same case and digest.
+func (m *manifest) put(e manifestEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries[e.key()] = e
+}
+
+// save writes the manifest atomically, after merging what another run may
+// have written to the file since it was read.
+func (m *manifest) save() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if doc, err := readManifestDoc(m.path); err == nil {
+		m.merge(doc)
+	}
+	doc := manifestDoc{Format: manifestFormat, Entries: make([]manifestEntry, 0, len(m.entries)), Legacy: m.legacy}
+	for _, e := range m.entries {
+		doc.Entries = append(doc.Entries, e)
+	}
+	sort.Slice(doc.Entries, func(i, j int) bool {
+		a, b := doc.Entries[i], doc.Entries[j]
+		if a.CaseID != b.CaseID {
+			return a.CaseID < b.CaseID
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.SHA256 < b.SHA256
+	})
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(m.path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return certs.WriteFileAtomic(m.path, append(b, '\n'), 0o644)
+}

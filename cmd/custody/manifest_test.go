@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultManifestName(t *testing.T) {
+	for caseID, want := range map[string]string{
+		"ICC-01/22":       "custody-manifest-ICC-01_22.json",
+		"case-7":          "custody-manifest-case-7.json",
+		"urn:x:y/z.1_2":   "custody-manifest-urn_x_y_z.1_2.json",
+		"../../etc/passw": "custody-manifest-.._.._etc_passw.json",
+	} {
+		if got := defaultManifestName(caseID); got != want || filepath.Base(got) != got {
+			t.Errorf("defaultManifestName(%q) = %q, want %q", caseID, got, want)
+		}
+	}
+}
+
+// TestManifestKeepsEverything: saving keeps old-layout entries, entries of
+// other cases, and entries another run wrote since this one read the file.
+func TestManifestKeepsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.json")
+	os.WriteFile(path, []byte(`[{"file": "a.jpg", "sha256": "aa", "status": "uploaded", "evidence_id": "ev-1"}]`), 0o644)
+	m, err := loadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.lookup("", "aa"); ok {
+		t.Fatal("an old-layout entry is used to skip")
+	}
+	other, err := loadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.put(manifestEntry{CaseID: "c2", SHA256: "bb", File: "b.jpg", EvidenceID: "ev-2", Status: statusUploaded})
+	if err := other.save(); err != nil {
+		t.Fatal(err)
+	}
+	m.put(manifestEntry{CaseID: "c1", SHA256: "aa", File: "a.jpg", EvidenceID: "ev-3", Status: statusUploaded})
+	if err := m.save(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.legacy) != 1 || len(got.entries) != 2 {
+		t.Fatalf("after two saves: %d legacy entries, %v", len(got.legacy), got.entries)
+	}
+	if e, ok := got.lookup("c1", "aa"); !ok || e.EvidenceID != "ev-3" {
+		t.Fatalf("c1/aa: %+v %v", e, ok)
+	}
+	if _, ok := got.lookup("c1", "bb"); ok {
+		t.Fatal("an entry of case c2 answers for case c1")
+	}
+
+	os.WriteFile(path, []byte(`{"not": "a manifest"}`), 0o644)
+	if _, err := loadManifest(path); err == nil || !strings.Contains(err.Error(), "is not a custody manifest") {
+		t.Fatalf("foreign JSON: %v", err)
+	}
+}
