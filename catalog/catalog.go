@@ -111,6 +111,9 @@ type Catalog interface {
 	SetLogApplied(ctx context.Context, n uint64) error
 	// Events returns an item's events in sequence order.
 	Events(ctx context.Context, evidenceID string) ([]Event, error)
+	// EventsFrom returns at most limit of an item's events with sequence
+	// from or later, in sequence order: a page of a history of any length.
+	EventsFrom(ctx context.Context, evidenceID string, from uint64, limit int) ([]Event, error)
 	// IngestEvents returns the ingest (sequence 0) events of those of the
 	// items ids that the catalog holds, in no particular order.
 	IngestEvents(ctx context.Context, ids []string) ([]Event, error)

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"context"
@@ -107,8 +108,30 @@ func (c *Client) RecordEvent(ctx context.Context, req *custodyv1.RecordEventRequ
 
 // History returns an item's custody chain.
 func (c *Client) History(ctx context.Context, evidenceID string) ([]*custodyv1.CustodyEvent, error) {
-	resp, err := c.custody.ListEvents(ctx, &custodyv1.ListEventsRequest{EvidenceId: evidenceID})
-	return resp.GetEvents(), err
+	var all []*custodyv1.CustodyEvent
+	err := c.HistoryPages(ctx, evidenceID, func(page []*custodyv1.CustodyEvent) error {
+		all = append(all, page...)
+		return nil
+	})
+	return all, err
+}
+
+// HistoryPages calls fn with each page of an item's custody chain in
+// order, so a history of any length can be read in bounded memory.
+func (c *Client) HistoryPages(ctx context.Context, evidenceID string, fn func([]*custodyv1.CustodyEvent) error) error {
+	token := ""
+	for {
+		resp, err := c.custody.ListEvents(ctx, &custodyv1.ListEventsRequest{EvidenceId: evidenceID, PageSize: 500, PageToken: token})
+		if err != nil {
+			return err
+		}
+		if err := fn(resp.GetEvents()); err != nil {
+			return err
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			return nil
+		}
+	}
 }
 
 // Custody returns the raw CustodyService client, for calls this package
@@ -121,6 +144,30 @@ func (c *Client) Custody() custodyv1.CustodyServiceClient { return c.custody }
 func (c *Client) Bundle(ctx context.Context, evidenceID string, consistencyFrom uint64) ([]byte, error) {
 	resp, err := c.custody.GetBundle(ctx, &custodyv1.GetBundleRequest{EvidenceId: evidenceID, ConsistencyFromSize: consistencyFrom})
 	return resp.GetBundle().GetData(), err
+}
+
+// StreamBundle writes an item's bundle in the stream form (JSON lines,
+// docs/BUNDLE.md) to w as it arrives: the form for histories too long for
+// one document. It returns the number of event lines written.
+func (c *Client) StreamBundle(ctx context.Context, evidenceID string, consistencyFrom uint64, w io.Writer) (int, error) {
+	stream, err := c.custody.StreamBundle(ctx, &custodyv1.StreamBundleRequest{EvidenceId: evidenceID, ConsistencyFromSize: consistencyFrom})
+	if err != nil {
+		return 0, err
+	}
+	lines := 0
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return lines - 1, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if _, err := w.Write(append(msg.GetLine(), '\n')); err != nil {
+			return 0, err
+		}
+		lines++
+	}
 }
 
 // VerifyEvidence asks the server to re-hash the stored bytes and re-check

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -17,73 +18,163 @@ import (
 // covers the item's latest event.
 const checkpointWait = 15 * time.Second
 
+// MaxBundleEvents is the longest history served as one bundle document;
+// a longer one is served in the stream form (StreamBundle), which has no
+// limit.
+const MaxBundleEvents = 10_000
+
+// bundlePage is how many events a bundle reads from the catalog and the
+// log at a time.
+const bundlePage = 256
+
 // Bundle builds the court bundle of an item (docs/BUNDLE.md): its record,
 // every event with its entry, record, receipt and inclusion proof to one
 // signed checkpoint covering them all, and the service's keys as hints.
 // Callers who may not read a special-category item get the commitments
 // only. consistencyFrom, if not 0, adds a consistency proof from that tree
-// size.
+// size. A history longer than the configured limit (MaxBundleEvents by
+// default) is refused with ErrFailedPrecondition: StreamBundle serves it.
 func (s *Service) Bundle(ctx context.Context, who identity.Identity, id string, consistencyFrom uint64) (*verify.Bundle, error) {
-	item, err := s.loadItem(ctx, id)
+	h, item, readable, err := s.bundleHeader(ctx, who, id, consistencyFrom)
 	if err != nil {
 		return nil, err
 	}
-	readable := !item.Special || s.mayReadSpecial(who, item)
-	rows, err := s.catalog.Events(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	cp, err := s.checkpointCovering(ctx, rows[len(rows)-1].LogIndex)
-	if err != nil {
-		return nil, err
+	if limit := s.maxBundleEvents(); h.EventCount > uint64(limit) {
+		return nil, fmt.Errorf("%w: the history of %s has %d events, more than the %d one bundle document holds; fetch the stream form (custody bundle writes it by itself; gRPC StreamBundle; GET /v1/evidence/%s/bundle:stream)", ErrFailedPrecondition, id, h.EventCount, limit, id)
 	}
 	b := &verify.Bundle{
-		Format: verify.Format, Version: verify.Version, CreatedAt: events.FormatTime(s.now()),
+		Format: verify.Format, Version: verify.Version, CreatedAt: h.CreatedAt, Evidence: h.Evidence,
+		Log: h.Log, Keys: h.Keys, Consistency: h.Consistency,
+	}
+	err = s.bundleEvents(ctx, item, readable, h, func(ev verify.Event) error {
+		b.Events = append(b.Events, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// StreamBundle writes an item's bundle in the stream form (docs/BUNDLE.md):
+// the header line, then one line per event, each handed to emit without a
+// newline. It holds one page of events at a time, so a history of any
+// length can be exported.
+func (s *Service) StreamBundle(ctx context.Context, who identity.Identity, id string, consistencyFrom uint64, emit func(line []byte) error) error {
+	h, item, readable, err := s.bundleHeader(ctx, who, id, consistencyFrom)
+	if err != nil {
+		return err
+	}
+	line, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if err := emit(line); err != nil {
+		return err
+	}
+	return s.bundleEvents(ctx, item, readable, h, func(ev verify.Event) error {
+		line, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		return emit(line)
+	})
+}
+
+func (s *Service) maxBundleEvents() int {
+	if s.cfg.MaxBundleEvents > 0 {
+		return s.cfg.MaxBundleEvents
+	}
+	return MaxBundleEvents
+}
+
+// bundleHeader is everything a bundle states but its events, for the item
+// as it is now: the events up to its latest, under a checkpoint covering
+// that one.
+func (s *Service) bundleHeader(ctx context.Context, who identity.Identity, id string, consistencyFrom uint64) (verify.StreamHeader, catalog.Evidence, bool, error) {
+	item, err := s.loadItem(ctx, id)
+	if err != nil {
+		return verify.StreamHeader{}, catalog.Evidence{}, false, err
+	}
+	readable := !item.Special || s.mayReadSpecial(who, item)
+	cp, err := s.checkpointCovering(ctx, item.LastLogIndex)
+	if err != nil {
+		return verify.StreamHeader{}, catalog.Evidence{}, false, err
+	}
+	h := verify.StreamHeader{
+		Format: verify.StreamFormat, Version: verify.StreamVersion, CreatedAt: events.FormatTime(s.now()),
 		Evidence: verify.Evidence{
 			EvidenceID: item.ID, SHA256: item.SHA256, Size: item.Size, MediaType: item.MediaType,
 			Kind: item.Kind, CaseID: item.CaseID, Withheld: !readable,
 		},
-		Log:  verify.Log{Origin: s.log.Origin(), Checkpoint: string(cp.Raw), TreeSize: cp.Size},
-		Keys: s.keys,
+		Log:        verify.Log{Origin: s.log.Origin(), Checkpoint: string(cp.Raw), TreeSize: cp.Size},
+		Keys:       s.keys,
+		EventCount: item.LastSeq + 1,
 	}
 	if readable {
 		full, err := s.decode(item, true)
 		if err != nil {
-			return nil, err
+			return verify.StreamHeader{}, catalog.Evidence{}, false, err
 		}
-		if b.Evidence.Metadata, err = canonicalMetadata(full.Meta); err != nil {
-			return nil, err
+		if h.Evidence.Metadata, err = canonicalMetadata(full.Meta); err != nil {
+			return verify.StreamHeader{}, catalog.Evidence{}, false, err
 		}
-	}
-	for _, row := range rows {
-		entry, err := s.log.Entry(ctx, row.LogIndex, cp.Size)
-		if err != nil {
-			return nil, fmt.Errorf("log entry %d: %w", row.LogIndex, err)
-		}
-		p, err := s.log.InclusionProof(ctx, row.LogIndex, cp.Size)
-		if err != nil {
-			return nil, fmt.Errorf("inclusion proof of %d: %w", row.LogIndex, err)
-		}
-		ev := verify.Event{
-			Seq: row.Seq, LogIndex: row.LogIndex, Entry: string(entry), InclusionProof: p,
-			Receipt: &verify.Receipt{Payload: string(row.ReceiptPayload), Signature: row.ReceiptSignature, KeyID: row.ReceiptKeyID},
-		}
-		if readable {
-			ev.Record = string(row.Record)
-		}
-		b.Events = append(b.Events, ev)
 	}
 	if consistencyFrom > 0 {
 		if consistencyFrom > cp.Size {
-			return nil, fmt.Errorf("%w: consistency_from_size %d is past the log's %d entries", ErrInvalid, consistencyFrom, cp.Size)
+			return verify.StreamHeader{}, catalog.Evidence{}, false, fmt.Errorf("%w: consistency_from_size %d is past the log's %d entries", ErrInvalid, consistencyFrom, cp.Size)
 		}
 		p, err := s.log.ConsistencyProof(ctx, consistencyFrom, cp.Size)
 		if err != nil {
-			return nil, err
+			return verify.StreamHeader{}, catalog.Evidence{}, false, err
 		}
-		b.Consistency = &verify.Consistency{FromSize: consistencyFrom, Proof: p}
+		h.Consistency = &verify.Consistency{FromSize: consistencyFrom, Proof: p}
 	}
-	return b, nil
+	return h, item, readable, nil
+}
+
+// bundleEvents hands emit the item's events 0..h.EventCount-1 with their
+// entries and inclusion proofs to h's checkpoint, a page at a time.
+func (s *Service) bundleEvents(ctx context.Context, item catalog.Evidence, readable bool, h verify.StreamHeader, emit func(verify.Event) error) error {
+	size := h.Log.TreeSize
+	for from := uint64(0); from < h.EventCount; {
+		rows, err := s.catalog.EventsFrom(ctx, item.ID, from, bundlePage)
+		if err != nil {
+			return err
+		}
+		for len(rows) > 0 && rows[len(rows)-1].Seq >= h.EventCount {
+			rows = rows[:len(rows)-1] // logged after the header was taken
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("%w: the catalog lacks events of %s from %d", ErrUnavailable, item.ID, from)
+		}
+		indexes := make([]uint64, len(rows))
+		for i, row := range rows {
+			indexes[i] = row.LogIndex
+		}
+		entries, err := s.log.Entries(ctx, indexes, size)
+		if err != nil {
+			return fmt.Errorf("log entries of %s: %w", item.ID, err)
+		}
+		for i, row := range rows {
+			p, err := s.log.InclusionProof(ctx, row.LogIndex, size)
+			if err != nil {
+				return fmt.Errorf("inclusion proof of %d: %w", row.LogIndex, err)
+			}
+			ev := verify.Event{
+				Seq: row.Seq, LogIndex: row.LogIndex, Entry: string(entries[i]), InclusionProof: p,
+				Receipt: &verify.Receipt{Payload: string(row.ReceiptPayload), Signature: row.ReceiptSignature, KeyID: row.ReceiptKeyID},
+			}
+			if readable {
+				ev.Record = string(row.Record)
+			}
+			if err := emit(ev); err != nil {
+				return err
+			}
+		}
+		from = rows[len(rows)-1].Seq + 1
+	}
+	return nil
 }
 
 // checkpointCovering waits until a published checkpoint includes index.

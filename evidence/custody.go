@@ -48,7 +48,7 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: recipient: %v", ErrInvalid, err)
 	}
-	if err := checkText("reason", h.Reason, maxDescription); err != nil {
+	if err := h.validate(); err != nil {
 		return Event{}, err
 	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
@@ -75,6 +75,9 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 
 // Accept takes over an item released to the caller.
 func (s *Service) Accept(ctx context.Context, who identity.Identity, id string, h Handoff) (Event, error) {
+	if err := h.validate(); err != nil {
+		return Event{}, err
+	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
 		rec.Type = events.Accept
 		rec.Performer = who.String()
@@ -99,7 +102,7 @@ func (s *Service) Accept(ctx context.Context, who identity.Identity, id string, 
 
 // CancelRelease withdraws a pending release; only its releaser may.
 func (s *Service) CancelRelease(ctx context.Context, who identity.Identity, id string, h Handoff) (Event, error) {
-	if err := checkText("reason", h.Reason, maxDescription); err != nil {
+	if err := h.validate(); err != nil {
 		return Event{}, err
 	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
@@ -111,6 +114,14 @@ func (s *Service) CancelRelease(ctx context.Context, who identity.Identity, id s
 		rec.Details = canonicaljson.Object{"release_seq": answered(item, h.ReleaseSeq), "reason": h.Reason}
 		return nil
 	})
+}
+
+// mayAnnotate: an annotation is a permanent part of an item's history, so
+// only those with a stake in the item now may add one: its holder, the
+// recipient of its pending release, and the court (docs/AUTHORIZATION.md).
+func mayAnnotate(who identity.Identity, item catalog.Evidence) bool {
+	me := who.String()
+	return me == item.Custodian || (item.Pending != nil && item.Pending.To == me) || who.Role == identity.RoleCourt
 }
 
 // answered is the release an accept or a cancellation answers: the one the
@@ -257,16 +268,8 @@ func (s *Service) RecordEvent(ctx context.Context, who identity.Identity, id str
 	default:
 		return Event{}, fmt.Errorf("%w: event type %q cannot be recorded directly; use analysis, derivation, submission_to_court or annotation", ErrInvalid, in.Type)
 	}
-	for name, v := range map[string]string{"note": in.Note, "purpose": in.Purpose, "outcome": in.Outcome} {
-		if err := checkText(name, v, maxDescription); err != nil {
-			return Event{}, err
-		}
-	}
-	if err := in.Authority.validate(); err != nil {
+	if err := in.validate(s.now()); err != nil {
 		return Event{}, err
-	}
-	if !in.StartedAt.IsZero() && !in.EndedAt.IsZero() && in.EndedAt.Before(in.StartedAt) {
-		return Event{}, fmt.Errorf("%w: ended_at is before started_at", ErrInvalid)
 	}
 	var related catalog.Evidence
 	if in.Type == events.Derivation {
@@ -283,6 +286,9 @@ func (s *Service) RecordEvent(ctx context.Context, who identity.Identity, id str
 		rec.Performer = who.String()
 		if err := checkRules(item, *rec); err != nil {
 			return err
+		}
+		if in.Type == events.Annotation && !mayAnnotate(who, item) {
+			return fmt.Errorf("%w: only the holder of %s, the recipient of its pending release and the court annotate it", identity.ErrPermissionDenied, id)
 		}
 		rec.Purpose = in.Purpose
 		d := canonicaljson.Object{}
@@ -316,27 +322,57 @@ func (s *Service) RecordEvent(ctx context.Context, who identity.Identity, id str
 	})
 }
 
-// Events returns an item's custody chain in order, with each record
-// decoded. Readers of special-category items must be allowed to read them.
-func (s *Service) Events(ctx context.Context, who identity.Identity, id string) ([]events.Record, []catalog.Event, error) {
+// Pages of an item's history: however long it grows (the log is
+// append-only), it is read a page at a time, each small enough for any
+// gRPC or REST reader.
+const (
+	DefaultEventsPage = 100
+	MaxEventsPage     = 500
+	// maxPageBytes bounds the records of one page, well under gRPC's
+	// default 4 MiB message.
+	maxPageBytes = 2 << 20
+)
+
+// Events returns a page of an item's custody chain in order, from sequence
+// from: at most limit events (DefaultEventsPage if 0, at most
+// MaxEventsPage) and at most about 2 MiB of records. next is the sequence
+// to ask for next, or 0 at the end. Readers of special-category items must
+// be allowed to read them.
+func (s *Service) Events(ctx context.Context, who identity.Identity, id string, from uint64, limit int) (recs []events.Record, rows []catalog.Event, next uint64, err error) {
 	item, err := s.loadItem(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if item.Special && !s.mayReadSpecial(who, item) && who.Role != identity.RoleAuditor {
-		return nil, nil, fmt.Errorf("%w: the history of special-category item %s is for the court, auditors and its custodian", identity.ErrPermissionDenied, id)
+		return nil, nil, 0, fmt.Errorf("%w: the history of special-category item %s is for the court, auditors and its custodian", identity.ErrPermissionDenied, id)
 	}
-	rows, err := s.catalog.Events(ctx, id)
+	switch {
+	case limit <= 0:
+		limit = DefaultEventsPage
+	case limit > MaxEventsPage:
+		limit = MaxEventsPage
+	}
+	rows, err = s.catalog.EventsFrom(ctx, id, from, limit)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	recs := make([]events.Record, len(rows))
+	size := 0
 	for i, row := range rows {
-		if recs[i], err = events.ParseRecord(row.Record); err != nil {
-			return nil, nil, fmt.Errorf("%s event %d: %w", id, row.Seq, err)
+		if size += len(row.Record) + len(row.ReceiptPayload); i > 0 && size > maxPageBytes {
+			rows = rows[:i]
+			break
 		}
 	}
-	return recs, rows, nil
+	recs = make([]events.Record, len(rows))
+	for i, row := range rows {
+		if recs[i], err = events.ParseRecord(row.Record); err != nil {
+			return nil, nil, 0, fmt.Errorf("%s event %d: %w", id, row.Seq, err)
+		}
+	}
+	if len(rows) > 0 && rows[len(rows)-1].Seq < item.LastSeq {
+		next = rows[len(rows)-1].Seq + 1
+	}
+	return recs, rows, next, nil
 }
 
 // nextState applies a logged record to an item's custody state. A record

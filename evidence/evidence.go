@@ -82,6 +82,9 @@ type Log interface {
 type Config struct {
 	// MaxUploadBytes is the largest item accepted (default 64 GiB).
 	MaxUploadBytes int64
+	// MaxBundleEvents is the longest history served as one bundle
+	// document (default MaxBundleEvents); longer ones stream.
+	MaxBundleEvents int
 	// Retention is how long stored objects are kept write-once (default
 	// 10 years).
 	Retention time.Duration

@@ -193,15 +193,8 @@ func (c Capture) validate(field string) error {
 			return fmt.Errorf("%w: %s.captured_at %s is not a plausible capture time", ErrInvalid, field, c.CapturedAt.Format(time.RFC3339))
 		}
 	}
-	if l := c.Location; l != nil {
-		if err := checkText(field+".location.description", l.Description, maxDescription); err != nil {
-			return err
-		}
-		if p := l.Point; p != nil {
-			if p.Latitude < -90 || p.Latitude > 90 || p.Longitude < -180 || p.Longitude > 180 {
-				return fmt.Errorf("%w: %s.location.point (%v, %v) is outside WGS 84 bounds", ErrInvalid, field, p.Latitude, p.Longitude)
-			}
-		}
+	if err := validateLocation(field+".location", c.Location); err != nil {
+		return err
 	}
 	if d := c.Device; d != nil {
 		for name, v := range map[string]string{"make": d.Make, "model": d.Model, "serial_number": d.SerialNumber, "unique_id": d.UniqueID, "software": d.Software} {

@@ -43,6 +43,7 @@ var permissions = map[string][]identity.Role{
 	"/custody.v1.CustodyService/RecordEvent":    {custodian, court},
 	"/custody.v1.CustodyService/ListEvents":     allRoles,
 	"/custody.v1.CustodyService/GetBundle":      {custodian, court, auditor},
+	"/custody.v1.CustodyService/StreamBundle":   {custodian, court, auditor},
 	"/custody.v1.CustodyService/VerifyEvidence": {custodian, court, auditor, admin},
 
 	"/custody.v1.IdentityService/WhoAmI": allRoles,

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"strconv"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
@@ -106,11 +110,23 @@ func (c *custodyService) ListEvents(ctx context.Context, req *custodyv1.ListEven
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	recs, rows, err := c.svc.Events(ctx, who, req.GetEvidenceId())
+	var from uint64
+	if t := req.GetPageToken(); t != "" {
+		if from, err = strconv.ParseUint(t, 10, 64); err != nil || from == 0 {
+			return nil, status.Error(codes.InvalidArgument, "page_token is not one this service gave out")
+		}
+	}
+	if req.GetPageSize() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "page_size is negative")
+	}
+	recs, rows, next, err := c.svc.Events(ctx, who, req.GetEvidenceId(), from, int(req.GetPageSize()))
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
 	resp := &custodyv1.ListEventsResponse{}
+	if next > 0 {
+		resp.NextPageToken = strconv.FormatUint(next, 10)
+	}
 	for i := range recs {
 		resp.Events = append(resp.Events, eventToProto(recs[i], rows[i]))
 	}
@@ -174,6 +190,21 @@ func (c *custodyService) GetBundle(ctx context.Context, req *custodyv1.GetBundle
 		return nil, toStatus(ctx, err)
 	}
 	return &custodyv1.GetBundleResponse{Bundle: &httpbody.HttpBody{ContentType: "application/json", Data: data}}, nil
+}
+
+func (c *custodyService) StreamBundle(req *custodyv1.StreamBundleRequest, stream grpc.ServerStreamingServer[custodyv1.StreamBundleResponse]) error {
+	ctx := stream.Context()
+	who, err := requireIdentity(ctx)
+	if err != nil {
+		return toStatus(ctx, err)
+	}
+	err = c.svc.StreamBundle(ctx, who, req.GetEvidenceId(), req.GetConsistencyFromSize(), func(line []byte) error {
+		return stream.Send(&custodyv1.StreamBundleResponse{Line: line})
+	})
+	if err != nil {
+		return toStatus(ctx, err)
+	}
+	return nil
 }
 
 func (c *custodyService) VerifyEvidence(ctx context.Context, req *custodyv1.VerifyEvidenceRequest) (*custodyv1.VerifyEvidenceResponse, error) {

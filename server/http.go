@@ -38,6 +38,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	mux.Handle("/v1/", gw)
 	mux.HandleFunc("POST /v1/evidence:upload", s.handleUpload)
 	mux.HandleFunc("GET /v1/evidence/{id}/content", s.handleContent)
+	mux.HandleFunc("GET /v1/evidence/{id}/bundle:stream", s.handleBundleStream)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(custodyv1.OpenAPI)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/codes"
 	"io"
 	"net/http"
 	"strconv"
@@ -174,6 +175,49 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 		return nil, errors.New("the body's size is unknown: send Content-Length or size_bytes")
 	}
 	return md, nil
+}
+
+// handleBundleStream serves GET /v1/evidence/{id}/bundle:stream: the
+// bundle in the stream form, JSON lines (docs/BUNDLE.md). Optional:
+// consistency_from_size.
+func (s *Server) handleBundleStream(w http.ResponseWriter, r *http.Request) {
+	req := &custodyv1.StreamBundleRequest{EvidenceId: r.PathValue("id")}
+	if v := r.URL.Query().Get("consistency_from_size"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeStatus(w, status.Error(codes.InvalidArgument, "consistency_from_size is not a number"))
+			return
+		}
+		req.ConsistencyFromSize = n
+	}
+	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), forwardedMetadata(r)))
+	defer cancel()
+	stream, err := custodyv1.NewCustodyServiceClient(s.gateway).StreamBundle(ctx, req)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jsonl")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	for msg := first; ; {
+		if _, err := w.Write(append(msg.GetLine(), '\n')); err != nil {
+			return
+		}
+		if msg, err = stream.Recv(); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			// Headers are sent: cut the connection so the stream is
+			// visibly incomplete (the verifier also counts its lines).
+			s.log.WarnContext(r.Context(), "bundle stream failed mid-way", "evidence_id", req.GetEvidenceId(), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // handleContent serves GET /v1/evidence/{id}/content?purpose= with the

@@ -136,7 +136,7 @@ func Parse(b []byte) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle is not valid JSON: %w", err)
 	}
-	if err := checkShape(doc, ""); err != nil {
+	if err := bundleShape.check(doc, ""); err != nil {
 		return nil, err
 	}
 	var bundle Bundle
@@ -165,8 +165,13 @@ func Parse(b []byte) (*Bundle, error) {
 	return &bundle, nil
 }
 
-// checkShape walks the parsed document against schema.
-func checkShape(v any, path string) error {
+// shape is the keys each object of a document may and must hold, by path.
+type shape struct{ keys, required map[string][]string }
+
+var bundleShape = shape{schema, required}
+
+// check walks the parsed document against the shape.
+func (sh shape) check(v any, path string) error {
 	name := path
 	if name == "" {
 		name = "the bundle"
@@ -175,7 +180,7 @@ func checkShape(v any, path string) error {
 	case nil:
 		return fmt.Errorf("bundle: %s is null", name)
 	case canonicaljson.Object:
-		allowed, known := schema[path]
+		allowed, known := sh.keys[path]
 		if !known {
 			return fmt.Errorf("bundle: %s must not be an object", name)
 		}
@@ -190,18 +195,18 @@ func checkShape(v any, path string) error {
 				}
 				continue // any JSON object; bound by its digest
 			}
-			if err := checkShape(child, childPath); err != nil {
+			if err := sh.check(child, childPath); err != nil {
 				return err
 			}
 		}
-		for _, k := range required[path] {
+		for _, k := range sh.required[path] {
 			if _, ok := v[k]; !ok {
 				return fmt.Errorf("bundle: %s lacks %q", name, k)
 			}
 		}
 	case []any:
 		for _, e := range v {
-			if err := checkShape(e, path+"[]"); err != nil {
+			if err := sh.check(e, path+"[]"); err != nil {
 				return err
 			}
 		}

@@ -66,7 +66,42 @@ func runVector(t *testing.T, set *vectors.Set, v vectors.Vector) *verify.Report 
 	if v.File != "" {
 		o.File = bytes.NewReader(read(v.File))
 	}
+	if verify.IsStream(raw) {
+		return verify.VerifyStream(bytes.NewReader(raw), o)
+	}
 	return verify.VerifyBytes(raw, o)
+}
+
+// streamForm renders a bundle document in the stream form; cut drops the
+// last n event lines.
+func streamForm(t *testing.T, raw []byte, edit func(h *verify.StreamHeader, lines [][]byte) [][]byte) []byte {
+	t.Helper()
+	b, err := verify.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := verify.StreamHeader{Format: verify.StreamFormat, Version: verify.StreamVersion, CreatedAt: b.CreatedAt, Evidence: b.Evidence,
+		Log: b.Log, Keys: b.Keys, Consistency: b.Consistency, EventCount: uint64(len(b.Events))}
+	var lines [][]byte
+	for _, ev := range b.Events {
+		l, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	if edit != nil {
+		lines = edit(&h, lines)
+	}
+	head, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append(head, '\n')
+	for _, l := range lines {
+		out = append(append(out, l...), '\n')
+	}
+	return out
 }
 
 // firstFailedStep is the step of the first failed check, "" if none.
@@ -350,6 +385,27 @@ func TestGenerateVectors(t *testing.T) {
 		}
 		write("raw/"+b.name+"-duplicate-key.json", dup)
 		with("evidence.sha256 twice", func(v *vectors.Vector) { v.Raw = "raw/" + b.name + "-duplicate-key.json"; v.Expect.Outcome = "failed" })
+
+		// The stream form states the same, and is checked the same way.
+		for _, sv := range []struct {
+			name, outcome string
+			edit          func(h *verify.StreamHeader, lines [][]byte) [][]byte
+		}{
+			{"stream form", b.expected, nil},
+			{"stream form, last event cut off", "failed", func(h *verify.StreamHeader, l [][]byte) [][]byte { return l[:len(l)-1] }},
+			{"stream form, header counting one event less", "failed", func(h *verify.StreamHeader, l [][]byte) [][]byte { h.EventCount--; return l }},
+			{"stream form, first two events swapped", "failed", func(h *verify.StreamHeader, l [][]byte) [][]byte {
+				if len(l) < 2 {
+					return l[:0]
+				}
+				l[0], l[1] = l[1], l[0]
+				return l
+			}},
+		} {
+			file := "raw/" + b.name + "-" + strings.NewReplacer(" ", "-", ",", "").Replace(sv.name) + ".jsonl"
+			write(file, streamForm(t, b.raw, sv.edit))
+			with(sv.name, func(v *vectors.Vector) { v.Raw = file; v.Expect.Outcome = sv.outcome })
+		}
 
 		doc, err := canonicaljson.Parse(b.raw)
 		if err != nil {

@@ -13,9 +13,8 @@ import (
 // checkIngest binds the bundle's statements about the item (docs/VERIFY.md
 // step 5) to the ingest entry, the ingest receipt and, when present, the
 // ingest record, and returns them as facts for the court to read.
-func checkIngest(b *Bundle, ev []checkedEvent) ([]Fact, error) {
+func checkIngest(b *Bundle, first checkedEvent) ([]Fact, error) {
 	e := b.Evidence
-	first := ev[0]
 	if first.entry == nil {
 		return nil, errors.New("no readable ingest entry")
 	}

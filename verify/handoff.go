@@ -13,47 +13,47 @@ import (
 	"github.com/custody-dev/custody/receipt"
 )
 
-// checkCustody replays the records through the custody rules the service
-// enforces (events.State.Next, docs/VERIFY.md step 6) and checks the
-// collector's capture signature and both parties' hand-off signatures,
-// each made with the key of the party's own certificate.
-func checkCustody(b *Bundle, ev []checkedEvent, roots *x509.CertPool) error {
-	var errs []error
-	var st events.State
-	for i := range ev {
-		rec := ev[i].record
-		if rec == nil {
-			return errors.New("a record is missing or unreadable; custody cannot be replayed")
-		}
-		next, err := st.Next(*rec)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("event #%d (%s): %w", rec.Sequence, rec.Type, err))
-		}
-		switch rec.Type {
-		case events.Ingest:
-			if cs, ok := rec.Details["collector_signature"].(canonicaljson.Object); ok {
-				if err := checkCaptureSignature(b, rec, cs, roots); err != nil {
-					errs = append(errs, fmt.Errorf("event #0 (collector signature at capture): %w", err))
-				}
-			}
-		case events.Release:
-			if err := checkStatement(b, rec, rec.Details, roots, func(at time.Time) ([]byte, error) {
-				reason, _ := rec.Details["reason"].(string)
-				return events.ReleaseStatement(rec.EvidenceID, b.Evidence.SHA256, rec.Performer, rec.Counterparty, reason, at)
-			}); err != nil {
-				errs = append(errs, fmt.Errorf("event #%d (release): %w", rec.Sequence, err))
-			}
-		case events.Accept:
-			if err := checkStatement(b, rec, rec.Details, roots, func(at time.Time) ([]byte, error) {
-				seq, _ := rec.Details["release_seq"].(int64)
-				return events.AcceptStatement(rec.EvidenceID, b.Evidence.SHA256, rec.Counterparty, rec.Performer, uint64(seq), at)
-			}); err != nil {
-				errs = append(errs, fmt.Errorf("event #%d (accept): %w", rec.Sequence, err))
-			}
-		}
-		st = next
+// replay feeds one record to the custody rules the service enforces
+// (events.State.Next, docs/VERIFY.md step 7) and checks the collector's
+// capture signature and both parties' hand-off signatures, each made with
+// the key of the party's own certificate.
+func (v *run) replay(ce *checkedEvent) {
+	if v.b.Evidence.Withheld || v.custodyStuck {
+		return
 	}
-	return errors.Join(errs...)
+	rec := ce.record
+	if rec == nil {
+		v.custodyStuck = true
+		return
+	}
+	b, roots := v.b, v.opts.Roots
+	next, err := v.state.Next(*rec)
+	if err != nil {
+		v.custodyErr(fmt.Errorf("event #%d (%s): %w", rec.Sequence, rec.Type, err))
+	}
+	switch rec.Type {
+	case events.Ingest:
+		if cs, ok := rec.Details["collector_signature"].(canonicaljson.Object); ok {
+			if err := checkCaptureSignature(b, rec, cs, roots); err != nil {
+				v.custodyErr(fmt.Errorf("event #0 (collector signature at capture): %w", err))
+			}
+		}
+	case events.Release:
+		if err := checkStatement(b, rec, rec.Details, roots, func(at time.Time) ([]byte, error) {
+			reason, _ := rec.Details["reason"].(string)
+			return events.ReleaseStatement(rec.EvidenceID, b.Evidence.SHA256, rec.Performer, rec.Counterparty, reason, at)
+		}); err != nil {
+			v.custodyErr(fmt.Errorf("event #%d (release): %w", rec.Sequence, err))
+		}
+	case events.Accept:
+		if err := checkStatement(b, rec, rec.Details, roots, func(at time.Time) ([]byte, error) {
+			seq, _ := rec.Details["release_seq"].(int64)
+			return events.AcceptStatement(rec.EvidenceID, b.Evidence.SHA256, rec.Counterparty, rec.Performer, uint64(seq), at)
+		}); err != nil {
+			v.custodyErr(fmt.Errorf("event #%d (accept): %w", rec.Sequence, err))
+		}
+	}
+	v.state = next
 }
 
 // checkCaptureSignature checks the collector's signature at capture kept in

@@ -99,11 +99,11 @@ func TestHandoffSignatures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checked := make([]checkedEvent, len(tc.recs))
-			for i, r := range tc.recs {
-				checked[i].record = r
+			v := &run{b: b, opts: Options{Roots: tc.roots}}
+			for _, r := range tc.recs {
+				v.replay(&checkedEvent{record: r})
 			}
-			err := checkCustody(b, checked, tc.roots)
+			err := joined(v.custodyErrs, v.custodyMore)
 			if tc.detail == "" {
 				if err != nil {
 					t.Fatal(err)

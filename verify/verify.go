@@ -172,13 +172,75 @@ func VerifyBytes(raw []byte, opts Options) *Report {
 // Verify checks everything the bundle states (docs/VERIFY.md, in that
 // order) and reports every failure it finds, not only the first.
 func Verify(b *Bundle, opts Options) *Report {
+	v := begin(b, opts)
+	v.events(b.Events)
+	return v.finish()
+}
+
+// maxErrors bounds the errors one check collects over a long history.
+const maxErrors = 100
+
+// run is one verification in progress: the checks up to the checkpoint are
+// made once, then events are fed in order (all at once for a bundle
+// document, a batch at a time for the stream form), then the item-wide
+// checks close it. Its memory does not grow with the number of events.
+type run struct {
+	b    *Bundle // the header; b.Events is not used
+	opts Options
+	r    *Report
+
+	logKey        string
+	root          []byte
+	receiptPub    crypto.PublicKey
+	receiptKeyID  string
+	receiptKeyErr error
+
+	n            int          // events seen
+	first        checkedEvent // event 0
+	prevEv       Event
+	prev         checkedEvent
+	chainErrs    []error
+	chainMore    int
+	state        events.State
+	custodyErrs  []error
+	custodyMore  int
+	custodyStuck bool // a record is missing: custody cannot be replayed
+}
+
+func (v *run) chainErr(err error) {
+	if len(v.chainErrs) < maxErrors {
+		v.chainErrs = append(v.chainErrs, err)
+	} else {
+		v.chainMore++
+	}
+}
+
+func (v *run) custodyErr(err error) {
+	if len(v.custodyErrs) < maxErrors {
+		v.custodyErrs = append(v.custodyErrs, err)
+	} else {
+		v.custodyMore++
+	}
+}
+
+func joined(errs []error, more int) error {
+	if more > 0 {
+		errs = append(errs, fmt.Errorf("and %d more", more))
+	}
+	return errors.Join(errs...)
+}
+
+// begin makes the checks that come before any event: the keys and the
+// checkpoint.
+func begin(b *Bundle, opts Options) *run {
 	r := &Report{EvidenceID: b.Evidence.EvidenceID}
+	v := &run{b: b, opts: opts, r: r}
 	r.add("bundle format", nil, "strict JSON; every field known, typed and present")
-	logKey := opts.LogVerifierKey
-	if logKey == "" {
-		logKey = b.Keys.LogVerifierKey
+	v.logKey = opts.LogVerifierKey
+	if v.logKey == "" {
+		v.logKey = b.Keys.LogVerifierKey
 		r.TrustedFromBundle = append(r.TrustedFromBundle, "log verifier key")
-	} else if b.Keys.LogVerifierKey != strings.TrimSpace(logKey) {
+	} else if b.Keys.LogVerifierKey != strings.TrimSpace(v.logKey) {
 		r.add("key hints", fmt.Errorf("the bundle names log key %q, not the one you trust", b.Keys.LogVerifierKey), "")
 	}
 	receiptKey := opts.ReceiptKeyPEM
@@ -188,48 +250,70 @@ func Verify(b *Bundle, opts Options) *Report {
 	} else if !sameHint(receiptKey, []byte(b.Keys.ReceiptPublicKeyPEM)) {
 		r.add("key hints", errors.New("the bundle's receipt key is not the one you trust"), "")
 	}
-
-	cp, err := openCheckpoint([]byte(b.Log.Checkpoint), logKey, b.Log.Origin)
+	cp, err := openCheckpoint([]byte(b.Log.Checkpoint), v.logKey, b.Log.Origin)
 	if err == nil && cp.size != b.Log.TreeSize {
 		err = fmt.Errorf("the checkpoint is for %d entries, the bundle claims %d", cp.size, b.Log.TreeSize)
 	}
 	r.add("checkpoint signature", err, fmt.Sprintf("signed by %s; %d entries", b.Log.Origin, b.Log.TreeSize))
-	var root []byte
 	if err == nil {
-		root = cp.root
+		v.root = cp.root
 	}
+	v.receiptPub, v.receiptKeyID, v.receiptKeyErr = parsePublicKey(receiptKey)
+	return v
+}
 
-	receiptPub, receiptKeyID, receiptKeyErr := parsePublicKey(receiptKey)
-	ev := make([]checkedEvent, len(b.Events))
-	perEvent := make([][]Check, len(b.Events))
-	// Events are independent until the chain check: verify them on every
-	// core (a receipt's ECDSA signature is the dearest part).
+// events checks the next events of the chain, in order.
+func (v *run) events(evs []Event) {
+	checked := make([]checkedEvent, len(evs))
+	perEvent := make([][]Check, len(evs))
+	// Events are independent until the chain: check them on every core
+	// (a receipt's ECDSA signature is the dearest part).
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range min(runtime.GOMAXPROCS(0), len(evs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				perEvent[i] = checkEvent(b, i, root, receiptPub, receiptKeyID, receiptKeyErr, &ev[i])
+				perEvent[i] = checkEvent(v.b, evs[i], v.root, v.receiptPub, v.receiptKeyID, v.receiptKeyErr, &checked[i])
 			}
 		}()
 	}
-	for i := range b.Events {
+	for i := range evs {
 		work <- i
 	}
 	close(work)
 	wg.Wait()
-	for _, cs := range perEvent {
-		r.Checks = append(r.Checks, cs...)
+	for i := range evs {
+		v.r.Checks = append(v.r.Checks, perEvent[i]...)
+		v.link(evs[i], &checked[i])
+		v.replay(&checked[i])
+		if v.n == 0 {
+			v.first = checked[i]
+		}
+		v.prevEv, v.prev = evs[i], checked[i]
+		v.n++
 	}
-	r.add("custody chain", checkChain(b, ev), fmt.Sprintf("%d events, gap-free, each linked to its predecessor", len(b.Events)))
-	facts, err := checkIngest(b, ev)
+}
+
+// finish makes the item-wide checks and sets the outcome.
+func (v *run) finish() *Report {
+	b, r, opts := v.b, v.r, v.opts
+	if v.n == 0 {
+		r.add("custody chain", errors.New("no events"), "")
+	} else {
+		r.add("custody chain", joined(v.chainErrs, v.chainMore), fmt.Sprintf("%d events, gap-free, each linked to its predecessor", v.n))
+	}
+	facts, err := checkIngest(b, v.first)
 	r.add("item facts", err, "case, kind, size, media type, digest, category and metadata are those the ingest record and receipt commit to")
 	if b.Evidence.Withheld {
 		r.NotChecked = append(r.NotChecked, "who held the item and the hand-off signatures: the records of this special-category item were withheld from the requester (the chain's order, links, inclusion and receipts were checked)")
 	} else {
-		r.add("custody rules", checkCustody(b, ev, opts.Roots), "every event is allowed by the custody rules; capture and hand-off signatures verify")
+		err := joined(v.custodyErrs, v.custodyMore)
+		if v.custodyStuck {
+			err = errors.Join(err, errors.New("a record is missing or unreadable; custody cannot be replayed past it"))
+		}
+		r.add("custody rules", err, "every event is allowed by the custody rules; capture and hand-off signatures verify")
 		if opts.Roots == nil {
 			r.NotChecked = append(r.NotChecked, "the signers' certificates were not checked against the operator's CA (give it with --ca)")
 		}
@@ -240,7 +324,7 @@ func Verify(b *Bundle, opts Options) *Report {
 		r.NotChecked = append(r.NotChecked, "no evidence file was given: the bundle proves the digest "+b.Evidence.SHA256+", not that any file you hold has it")
 	}
 	if opts.OldCheckpoint != nil {
-		r.add("consistency with the earlier checkpoint", checkConsistency(b, opts.OldCheckpoint, logKey, root), "the log seen before is a prefix of this one")
+		r.add("consistency with the earlier checkpoint", checkConsistency(b, opts.OldCheckpoint, v.logKey, v.root), "the log seen before is a prefix of this one")
 	} else if b.Consistency != nil {
 		r.NotChecked = append(r.NotChecked, "the bundle's consistency proof was not checked: no earlier checkpoint was given")
 	}
@@ -272,8 +356,7 @@ type checkedEvent struct {
 }
 
 // checkEvent checks one event's entry, record, inclusion and receipt.
-func checkEvent(b *Bundle, i int, root []byte, receiptKey crypto.PublicKey, receiptKeyID string, receiptKeyErr error, out *checkedEvent) []Check {
-	ev := b.Events[i]
+func checkEvent(b *Bundle, ev Event, root []byte, receiptKey crypto.PublicKey, receiptKeyID string, receiptKeyErr error, out *checkedEvent) []Check {
 	var r Report
 	name := fmt.Sprintf("event #%d (log %d)", ev.Seq, ev.LogIndex)
 	entry, err := events.ParseEntry([]byte(ev.Entry))
@@ -465,46 +548,42 @@ func sameHint(trusted, hint []byte) bool {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: block.Bytes})) == string(hint)
 }
 
-// checkChain: the events are the item's chain from its ingest, in order,
-// without gaps, each linked to its predecessor's log entry.
-func checkChain(b *Bundle, ev []checkedEvent) error {
-	var errs []error
-	seen := map[uint64]bool{}
-	for i, e := range b.Events {
-		entry := ev[i].entry
-		if entry == nil {
-			errs = append(errs, fmt.Errorf("position %d: no readable entry", i))
-			continue
-		}
-		if e.Seq != uint64(i) {
-			errs = append(errs, fmt.Errorf("position %d holds event #%d: an event is missing, duplicated or out of order", i, e.Seq))
-		}
-		if seen[e.LogIndex] {
-			errs = append(errs, fmt.Errorf("log entry %d appears twice", e.LogIndex))
-		}
-		seen[e.LogIndex] = true
-		prevIndex, hasPrev := entry["prev_index"].(int64)
-		if i == 0 {
-			if entry["type"] != string(events.Ingest) || hasPrev || entry["prev_leaf_hash"] != nil {
-				errs = append(errs, errors.New("the chain does not start with the ingest"))
-			}
-			continue
-		}
-		if entry["type"] == string(events.Ingest) || entry["sha256"] != nil {
-			errs = append(errs, fmt.Errorf("event #%d is a second ingest", e.Seq))
-		}
-		if !hasPrev || ev[i-1].entry == nil {
-			errs = append(errs, fmt.Errorf("event #%d has no link to its predecessor", e.Seq))
-			continue
-		}
-		if uint64(prevIndex) != b.Events[i-1].LogIndex || entry["prev_leaf_hash"] != hex.EncodeToString(ev[i-1].leaf[:]) {
-			errs = append(errs, fmt.Errorf("event #%d links to log entry %d, but the event before it is log entry %d", e.Seq, prevIndex, b.Events[i-1].LogIndex))
-		}
-		if uint64(prevIndex) >= e.LogIndex {
-			errs = append(errs, fmt.Errorf("event #%d is logged before its predecessor", e.Seq))
-		}
+// link checks event e's place in the chain (docs/VERIFY.md step 5): its
+// position, and its link to the event before it. Links make log indexes
+// strictly increasing, so no index can appear twice.
+func (v *run) link(e Event, ce *checkedEvent) {
+	i := v.n
+	entry := ce.entry
+	if entry == nil {
+		v.chainErr(fmt.Errorf("position %d: no readable entry", i))
+		return
 	}
-	return errors.Join(errs...)
+	if e.Seq != uint64(i) {
+		v.chainErr(fmt.Errorf("position %d holds event #%d: an event is missing, duplicated or out of order", i, e.Seq))
+	}
+	prevIndex, hasPrev := entry["prev_index"].(int64)
+	if i == 0 {
+		if entry["type"] != string(events.Ingest) || hasPrev || entry["prev_leaf_hash"] != nil {
+			v.chainErr(errors.New("the chain does not start with the ingest"))
+		}
+		return
+	}
+	if entry["type"] == string(events.Ingest) || entry["sha256"] != nil {
+		v.chainErr(fmt.Errorf("event #%d is a second ingest", e.Seq))
+	}
+	switch {
+	case e.LogIndex == v.prevEv.LogIndex:
+		v.chainErr(fmt.Errorf("log entry %d appears twice", e.LogIndex))
+	case e.LogIndex < v.prevEv.LogIndex:
+		v.chainErr(fmt.Errorf("event #%d (log entry %d) is logged before its predecessor (log entry %d)", e.Seq, e.LogIndex, v.prevEv.LogIndex))
+	}
+	if !hasPrev || v.prev.entry == nil {
+		v.chainErr(fmt.Errorf("event #%d has no link to its predecessor", e.Seq))
+		return
+	}
+	if uint64(prevIndex) != v.prevEv.LogIndex || entry["prev_leaf_hash"] != hex.EncodeToString(v.prev.leaf[:]) {
+		v.chainErr(fmt.Errorf("event #%d links to log entry %d, but the event before it is log entry %d", e.Seq, prevIndex, v.prevEv.LogIndex))
+	}
 }
 
 func checkFile(f io.Reader, want string, size int64) error {

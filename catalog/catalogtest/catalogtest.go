@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +187,20 @@ func testEvents(t *testing.T, c catalog.Catalog) {
 	evs, err := c.Events(ctx, ev.ID)
 	if err != nil || len(evs) != 2 || evs[1].Type != "release" || string(evs[1].Record) != string(next.Record) {
 		t.Fatalf("Events: %+v, %v", evs, err)
+	}
+	for _, tc := range []struct {
+		from     uint64
+		limit    int
+		wantSeqs []uint64
+	}{{0, 1, []uint64{0}}, {1, 5, []uint64{1}}, {0, 5, []uint64{0, 1}}, {2, 5, nil}} {
+		page, err := c.EventsFrom(ctx, ev.ID, tc.from, tc.limit)
+		var seqs []uint64
+		for _, e := range page {
+			seqs = append(seqs, e.Seq)
+		}
+		if err != nil || !slices.Equal(seqs, tc.wantSeqs) {
+			t.Fatalf("EventsFrom(%d, %d) = %v, %v; want %v", tc.from, tc.limit, seqs, err, tc.wantSeqs)
+		}
 	}
 	if ok, err := c.HasEventAt(ctx, 40); err != nil || !ok {
 		t.Fatalf("HasEventAt(40) = %v, %v", ok, err)

@@ -359,6 +359,15 @@ func (c *Catalog) Events(ctx context.Context, evidenceID string) ([]catalog.Even
 	return scanEvents(rows)
 }
 
+// EventsFrom implements catalog.Catalog.
+func (c *Catalog) EventsFrom(ctx context.Context, evidenceID string, from uint64, limit int) ([]catalog.Event, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE evidence_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3`, evidenceID, int64(from), limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
 // IngestEvents implements catalog.Catalog.
 func (c *Catalog) IngestEvents(ctx context.Context, ids []string) ([]catalog.Event, error) {
 	if len(ids) == 0 {

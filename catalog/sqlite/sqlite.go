@@ -472,6 +472,15 @@ func (c *Catalog) Events(ctx context.Context, evidenceID string) ([]catalog.Even
 	return scanEvents(rows)
 }
 
+// EventsFrom implements catalog.Catalog.
+func (c *Catalog) EventsFrom(ctx context.Context, evidenceID string, from uint64, limit int) ([]catalog.Event, error) {
+	rows, err := c.query(ctx, `SELECT `+eventColumns+` FROM events WHERE evidence_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, evidenceID, int64(from), limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
 // IngestEvents implements catalog.Catalog. The statement is not kept
 // prepared: its text varies with len(ids).
 func (c *Catalog) IngestEvents(ctx context.Context, ids []string) ([]catalog.Event, error) {

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/custody-dev/custody/client"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/custody-dev/custody/certs"
@@ -17,13 +22,14 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("bundle")
 	out := fs.String("out", "", "file to write the bundle to (required)")
 	since := fs.String("checkpoint", "", "a checkpoint you saved before: the bundle then carries a consistency proof from it")
+	stream := fs.Bool("stream", false, "write the stream form (JSON lines) even for a short history; histories too long for one document are always written in it")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	id, err := oneID("bundle", pos)
 	if err != nil || *out == "" {
-		return usagef("usage: custody bundle ID --out FILE [--checkpoint OLD]")
+		return usagef("usage: custody bundle ID --out FILE [--checkpoint OLD] [--stream]")
 	}
 	var from uint64
 	if *since != "" {
@@ -40,18 +46,58 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	defer c.Close()
+	form := "document"
+	var size int
 	b, err := c.Bundle(ctx, id, from)
-	if err != nil {
+	switch {
+	case err == nil && !*stream:
+		if err := certs.WriteFileAtomic(*out, b, 0o644); err != nil {
+			return err
+		}
+		size = len(b)
+	case *stream || status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "stream form"):
+		// A history too long for one document: the stream form, written
+		// as it arrives.
+		form = "stream"
+		if size, err = writeStream(ctx, c, id, from, *out); err != nil {
+			return rpcError("bundle "+id, err)
+		}
+	default:
 		return rpcError("bundle "+id, err)
 	}
-	if err := certs.WriteFileAtomic(*out, b, 0o644); err != nil {
-		return err
-	}
 	if g.output == "json" {
-		return printJSON(g.stdout, map[string]any{"evidence_id": id, "file": *out, "bytes": len(b)})
+		return printJSON(g.stdout, map[string]any{"evidence_id": id, "file": *out, "bytes": size, "form": form})
 	}
-	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes)\nverify it offline: custody verify --bundle %s --log-key KEY --receipt-key PEM\n", id, *out, len(b), *out)
+	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes, %s form)\nverify it offline: custody verify --bundle %s --log-key KEY --receipt-key PEM --ca CA.pem\n", id, *out, size, form, *out)
 	return nil
+}
+
+// writeStream writes the stream form to path through a temporary file, so
+// an interrupted export never leaves a partial bundle under that name.
+func writeStream(ctx context.Context, c *client.Client, id string, from uint64, path string) (int, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".bundle-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	w := bufio.NewWriterSize(f, 1<<20)
+	if _, err := c.StreamBundle(ctx, id, from, w); err != nil {
+		f.Close()
+		return 0, err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return 0, err
+	}
+	st, _ := f.Stat()
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	return int(st.Size()), os.Rename(f.Name(), path)
 }
 
 // checkpointSize reads the size line of a checkpoint note (unverified: the
@@ -83,11 +129,21 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	if len(pos) != 0 || *bundleFile == "" {
 		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM]")
 	}
-	raw, err := os.ReadFile(*bundleFile)
+	bf, err := os.Open(*bundleFile)
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if _, err := verify.Parse(raw); err != nil {
+	defer bf.Close()
+	br := bufio.NewReaderSize(bf, 1<<20)
+	head, _ := br.Peek(1 << 20)
+	streamForm := verify.IsStream(head)
+	var raw []byte
+	if !streamForm {
+		if raw, err = io.ReadAll(io.LimitReader(br, verify.MaxBundleSize+1)); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if _, err := verify.Parse(raw); !streamForm && err != nil {
 		// Unusable input (exit 2), still stated as a verdict.
 		printVerdict(g, verify.VerifyBytes(raw, verify.Options{}))
 		return usagef("%s: %v", *bundleFile, err)
@@ -127,9 +183,17 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 			opts.Roots.AddCert(c)
 		}
 	}
-	report := verify.VerifyBytes(raw, opts)
+	var report *verify.Report
+	if streamForm {
+		report = verify.VerifyStream(br, opts)
+	} else {
+		report = verify.VerifyBytes(raw, opts)
+	}
 	if err := printVerdict(g, report); err != nil {
 		return err
+	}
+	if fs := report.Failures(); len(fs) > 0 && fs[0].Step == "format" {
+		return usagef("%s: not a well-formed bundle: %s", *bundleFile, fs[0].Detail)
 	}
 	switch {
 	case !report.OK:

@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/custody-dev/custody/evidence"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -48,6 +49,7 @@ func main() {
 	fs.StringVar(&cfg.LogOrigin, "log-origin", "custody.local/log", "the log's origin line in checkpoints; fixed when the log key is first created")
 	fs.DurationVar(&cfg.Retention, "retention", 10*365*24*time.Hour, "how long evidence objects stay write-once (S3 compliance retention)")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 64<<30, "largest evidence item accepted, in bytes")
+	fs.IntVar(&cfg.MaxBundleEvents, "max-bundle-events", evidence.MaxBundleEvents, "longest history served as one bundle document; longer ones are served in the stream form")
 	fs.DurationVar(&cfg.ReleaseTTL, "release-ttl", 72*time.Hour, "how long a custody release waits for its recipient before it lapses")
 	fs.Float64Var(&cfg.Limits.RatePerSecond, "rate-limit", server.DefaultRatePerSecond, "calls per second allowed to each identity")
 	fs.IntVar(&cfg.Limits.Burst, "rate-burst", server.DefaultBurst, "calls an identity may make at once above its rate")

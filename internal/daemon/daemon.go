@@ -59,9 +59,12 @@ type Config struct {
 	LogOrigin          string
 	Retention          time.Duration
 	MaxUploadBytes     int64
-	EncryptAll         bool
-	ExtraRecipients    string
-	ReleaseTTL         time.Duration
+	// MaxBundleEvents is the longest history served as one bundle
+	// document; longer ones are served in the stream form.
+	MaxBundleEvents int
+	EncryptAll      bool
+	ExtraRecipients string
+	ReleaseTTL      time.Duration
 	// ScrubInterval, if set, re-hashes every stored item that often.
 	ScrubInterval time.Duration
 	// RevokedFile is a deny list of serials or a CRL, re-read on change.
@@ -286,7 +289,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		PublicKeys:            verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 		OnCatalogDisagreement: func(op string) { catalogDisagreements.WithLabelValues(op).Inc() },
 	}, evidence.Config{
-		MaxUploadBytes: cfg.MaxUploadBytes, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
+		MaxUploadBytes: cfg.MaxUploadBytes, MaxBundleEvents: cfg.MaxBundleEvents, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
 		UploadDir: filepath.Join(cfg.DataDir, "upload-sessions"), UploadTTL: cfg.UploadTTL,
 	})

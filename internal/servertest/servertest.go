@@ -47,6 +47,9 @@ type Options struct {
 	MaxUploadBytes int64
 	// ReleaseTTL overrides how long a release waits.
 	ReleaseTTL time.Duration
+	// MaxBundleEvents overrides the longest history served as one bundle
+	// document.
+	MaxBundleEvents int
 	// RevokedFile is passed as --revoked.
 	RevokedFile string
 	// Limits override the per-identity limits.
@@ -76,6 +79,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		Retention:          time.Hour,
 		MaxUploadBytes:     opts.MaxUploadBytes,
 		ReleaseTTL:         opts.ReleaseTTL,
+		MaxBundleEvents:    opts.MaxBundleEvents,
 		RevokedFile:        opts.RevokedFile,
 		Limits:             opts.Limits,
 		RequireAuthority:   opts.RequireAuthority,
@@ -152,6 +156,34 @@ func (e *Env) Creds(t testing.TB, r identity.Role) *client.Credentials {
 func (e *Env) Client(t testing.TB, r identity.Role) *client.Client {
 	t.Helper()
 	c, err := client.Dial(t.Context(), e.GRPCAddr, e.Creds(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ClientAs dials the server as any identity, with a certificate the dev CA
+// issues for it now (valid for a day).
+func (e *Env) ClientAs(t testing.TB, id identity.Identity) *client.Client {
+	t.Helper()
+	ca, err := certs.LoadAuthority(e.PKI.CAFile(), filepath.Join(e.PKI.Dir, "ca", "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.IssueClient(id, time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(t.Context(), e.GRPCAddr, &client.Credentials{Certificate: pair, Leaf: leaf, RootCAs: e.RootCAs(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1137,6 +1137,105 @@ func (x *GetBundleResponse) GetBundle() *httpbody.HttpBody {
 	return nil
 }
 
+type StreamBundleRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EvidenceId string                 `protobuf:"bytes,1,opt,name=evidence_id,json=evidenceId,proto3" json:"evidence_id,omitempty"`
+	// Include a consistency proof from this tree size (a checkpoint the
+	// court saw before) to the bundle's checkpoint.
+	ConsistencyFromSize uint64 `protobuf:"varint,2,opt,name=consistency_from_size,json=consistencyFromSize,proto3" json:"consistency_from_size,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *StreamBundleRequest) Reset() {
+	*x = StreamBundleRequest{}
+	mi := &file_custody_v1_custody_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamBundleRequest) ProtoMessage() {}
+
+func (x *StreamBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_v1_custody_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamBundleRequest.ProtoReflect.Descriptor instead.
+func (*StreamBundleRequest) Descriptor() ([]byte, []int) {
+	return file_custody_v1_custody_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StreamBundleRequest) GetEvidenceId() string {
+	if x != nil {
+		return x.EvidenceId
+	}
+	return ""
+}
+
+func (x *StreamBundleRequest) GetConsistencyFromSize() uint64 {
+	if x != nil {
+		return x.ConsistencyFromSize
+	}
+	return 0
+}
+
+type StreamBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One line of the stream form: a JSON object, without its newline.
+	Line          []byte `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamBundleResponse) Reset() {
+	*x = StreamBundleResponse{}
+	mi := &file_custody_v1_custody_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamBundleResponse) ProtoMessage() {}
+
+func (x *StreamBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_v1_custody_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamBundleResponse.ProtoReflect.Descriptor instead.
+func (*StreamBundleResponse) Descriptor() ([]byte, []int) {
+	return file_custody_v1_custody_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StreamBundleResponse) GetLine() []byte {
+	if x != nil {
+		return x.Line
+	}
+	return nil
+}
+
 type VerifyEvidenceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EvidenceId    string                 `protobuf:"bytes,1,opt,name=evidence_id,json=evidenceId,proto3" json:"evidence_id,omitempty"`
@@ -1146,7 +1245,7 @@ type VerifyEvidenceRequest struct {
 
 func (x *VerifyEvidenceRequest) Reset() {
 	*x = VerifyEvidenceRequest{}
-	mi := &file_custody_v1_custody_proto_msgTypes[13]
+	mi := &file_custody_v1_custody_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1257,7 @@ func (x *VerifyEvidenceRequest) String() string {
 func (*VerifyEvidenceRequest) ProtoMessage() {}
 
 func (x *VerifyEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_custody_proto_msgTypes[13]
+	mi := &file_custody_v1_custody_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1270,7 @@ func (x *VerifyEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*VerifyEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_custody_proto_rawDescGZIP(), []int{13}
+	return file_custody_v1_custody_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VerifyEvidenceRequest) GetEvidenceId() string {
@@ -1193,7 +1292,7 @@ type VerificationCheck struct {
 
 func (x *VerificationCheck) Reset() {
 	*x = VerificationCheck{}
-	mi := &file_custody_v1_custody_proto_msgTypes[14]
+	mi := &file_custody_v1_custody_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1304,7 @@ func (x *VerificationCheck) String() string {
 func (*VerificationCheck) ProtoMessage() {}
 
 func (x *VerificationCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_custody_proto_msgTypes[14]
+	mi := &file_custody_v1_custody_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1317,7 @@ func (x *VerificationCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCheck.ProtoReflect.Descriptor instead.
 func (*VerificationCheck) Descriptor() ([]byte, []int) {
-	return file_custody_v1_custody_proto_rawDescGZIP(), []int{14}
+	return file_custody_v1_custody_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VerificationCheck) GetName() string {
@@ -1256,7 +1355,7 @@ type VerifyEvidenceResponse struct {
 
 func (x *VerifyEvidenceResponse) Reset() {
 	*x = VerifyEvidenceResponse{}
-	mi := &file_custody_v1_custody_proto_msgTypes[15]
+	mi := &file_custody_v1_custody_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1367,7 @@ func (x *VerifyEvidenceResponse) String() string {
 func (*VerifyEvidenceResponse) ProtoMessage() {}
 
 func (x *VerifyEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_custody_proto_msgTypes[15]
+	mi := &file_custody_v1_custody_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1380,7 @@ func (x *VerifyEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*VerifyEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_custody_proto_rawDescGZIP(), []int{15}
+	return file_custody_v1_custody_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *VerifyEvidenceResponse) GetOk() bool {
@@ -1410,7 +1509,13 @@ const file_custody_v1_custody_proto_rawDesc = "" +
 	"evidenceId\x122\n" +
 	"\x15consistency_from_size\x18\x02 \x01(\x04R\x13consistencyFromSize\"A\n" +
 	"\x11GetBundleResponse\x12,\n" +
-	"\x06bundle\x18\x01 \x01(\v2\x14.google.api.HttpBodyR\x06bundle\"8\n" +
+	"\x06bundle\x18\x01 \x01(\v2\x14.google.api.HttpBodyR\x06bundle\"j\n" +
+	"\x13StreamBundleRequest\x12\x1f\n" +
+	"\vevidence_id\x18\x01 \x01(\tR\n" +
+	"evidenceId\x122\n" +
+	"\x15consistency_from_size\x18\x02 \x01(\x04R\x13consistencyFromSize\"*\n" +
+	"\x14StreamBundleResponse\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\fR\x04line\"8\n" +
 	"\x15VerifyEvidenceRequest\x12\x1f\n" +
 	"\vevidence_id\x18\x01 \x01(\tR\n" +
 	"evidenceId\"O\n" +
@@ -1441,7 +1546,7 @@ const file_custody_v1_custody_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_FAILED\x10\x022\xa5\a\n" +
+	"\x0eOUTCOME_FAILED\x10\x022\xfa\a\n" +
 	"\x0eCustodyService\x12\x86\x01\n" +
 	"\x0eReleaseCustody\x12!.custody.v1.ReleaseCustodyRequest\x1a\".custody.v1.ReleaseCustodyResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/evidence/{evidence_id}:release\x12\x82\x01\n" +
 	"\rAcceptCustody\x12 .custody.v1.AcceptCustodyRequest\x1a!.custody.v1.AcceptCustodyResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/evidence/{evidence_id}:accept\x12\x89\x01\n" +
@@ -1449,7 +1554,8 @@ const file_custody_v1_custody_proto_rawDesc = "" +
 	"\vRecordEvent\x12\x1e.custody.v1.RecordEventRequest\x1a\x1f.custody.v1.RecordEventResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/evidence/{evidence_id}/events\x12v\n" +
 	"\n" +
 	"ListEvents\x12\x1d.custody.v1.ListEventsRequest\x1a\x1e.custody.v1.ListEventsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/evidence/{evidence_id}/events\x12{\n" +
-	"\tGetBundle\x12\x1c.custody.v1.GetBundleRequest\x1a\x1d.custody.v1.GetBundleResponse\"1\x82\xd3\xe4\x93\x02+b\x06bundle\x12!/v1/evidence/{evidence_id}/bundle\x12\x85\x01\n" +
+	"\tGetBundle\x12\x1c.custody.v1.GetBundleRequest\x1a\x1d.custody.v1.GetBundleResponse\"1\x82\xd3\xe4\x93\x02+b\x06bundle\x12!/v1/evidence/{evidence_id}/bundle\x12S\n" +
+	"\fStreamBundle\x12\x1f.custody.v1.StreamBundleRequest\x1a .custody.v1.StreamBundleResponse0\x01\x12\x85\x01\n" +
 	"\x0eVerifyEvidence\x12!.custody.v1.VerifyEvidenceRequest\x1a\".custody.v1.VerifyEvidenceResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/evidence/{evidence_id}:verifyB;Z9github.com/custody-dev/custody/proto/custody/v1;custodyv1b\x06proto3"
 
 var (
@@ -1465,7 +1571,7 @@ func file_custody_v1_custody_proto_rawDescGZIP() []byte {
 }
 
 var file_custody_v1_custody_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_custody_v1_custody_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_custody_v1_custody_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_custody_v1_custody_proto_goTypes = []any{
 	(EventType)(0),                 // 0: custody.v1.EventType
 	(Outcome)(0),                   // 1: custody.v1.Outcome
@@ -1482,68 +1588,72 @@ var file_custody_v1_custody_proto_goTypes = []any{
 	(*ListEventsResponse)(nil),     // 12: custody.v1.ListEventsResponse
 	(*GetBundleRequest)(nil),       // 13: custody.v1.GetBundleRequest
 	(*GetBundleResponse)(nil),      // 14: custody.v1.GetBundleResponse
-	(*VerifyEvidenceRequest)(nil),  // 15: custody.v1.VerifyEvidenceRequest
-	(*VerificationCheck)(nil),      // 16: custody.v1.VerificationCheck
-	(*VerifyEvidenceResponse)(nil), // 17: custody.v1.VerifyEvidenceResponse
-	(*timestamppb.Timestamp)(nil),  // 18: google.protobuf.Timestamp
-	(*Authority)(nil),              // 19: custody.v1.Authority
-	(*Instrument)(nil),             // 20: custody.v1.Instrument
-	(*Location)(nil),               // 21: custody.v1.Location
-	(*PartySignature)(nil),         // 22: custody.v1.PartySignature
-	(*Receipt)(nil),                // 23: custody.v1.Receipt
-	(*httpbody.HttpBody)(nil),      // 24: google.api.HttpBody
+	(*StreamBundleRequest)(nil),    // 15: custody.v1.StreamBundleRequest
+	(*StreamBundleResponse)(nil),   // 16: custody.v1.StreamBundleResponse
+	(*VerifyEvidenceRequest)(nil),  // 17: custody.v1.VerifyEvidenceRequest
+	(*VerificationCheck)(nil),      // 18: custody.v1.VerificationCheck
+	(*VerifyEvidenceResponse)(nil), // 19: custody.v1.VerifyEvidenceResponse
+	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
+	(*Authority)(nil),              // 21: custody.v1.Authority
+	(*Instrument)(nil),             // 22: custody.v1.Instrument
+	(*Location)(nil),               // 23: custody.v1.Location
+	(*PartySignature)(nil),         // 24: custody.v1.PartySignature
+	(*Receipt)(nil),                // 25: custody.v1.Receipt
+	(*httpbody.HttpBody)(nil),      // 26: google.api.HttpBody
 }
 var file_custody_v1_custody_proto_depIdxs = []int32{
 	0,  // 0: custody.v1.CustodyEvent.type:type_name -> custody.v1.EventType
-	18, // 1: custody.v1.CustodyEvent.recorded_at:type_name -> google.protobuf.Timestamp
-	19, // 2: custody.v1.CustodyEvent.authority:type_name -> custody.v1.Authority
-	20, // 3: custody.v1.CustodyEvent.instrument:type_name -> custody.v1.Instrument
-	21, // 4: custody.v1.CustodyEvent.location:type_name -> custody.v1.Location
-	18, // 5: custody.v1.CustodyEvent.started_at:type_name -> google.protobuf.Timestamp
-	18, // 6: custody.v1.CustodyEvent.ended_at:type_name -> google.protobuf.Timestamp
+	20, // 1: custody.v1.CustodyEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	21, // 2: custody.v1.CustodyEvent.authority:type_name -> custody.v1.Authority
+	22, // 3: custody.v1.CustodyEvent.instrument:type_name -> custody.v1.Instrument
+	23, // 4: custody.v1.CustodyEvent.location:type_name -> custody.v1.Location
+	20, // 5: custody.v1.CustodyEvent.started_at:type_name -> google.protobuf.Timestamp
+	20, // 6: custody.v1.CustodyEvent.ended_at:type_name -> google.protobuf.Timestamp
 	1,  // 7: custody.v1.CustodyEvent.outcome:type_name -> custody.v1.Outcome
-	22, // 8: custody.v1.CustodyEvent.signature:type_name -> custody.v1.PartySignature
-	18, // 9: custody.v1.CustodyEvent.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 10: custody.v1.ReleaseCustodyRequest.signature:type_name -> custody.v1.PartySignature
-	21, // 11: custody.v1.ReleaseCustodyRequest.location:type_name -> custody.v1.Location
+	24, // 8: custody.v1.CustodyEvent.signature:type_name -> custody.v1.PartySignature
+	20, // 9: custody.v1.CustodyEvent.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 10: custody.v1.ReleaseCustodyRequest.signature:type_name -> custody.v1.PartySignature
+	23, // 11: custody.v1.ReleaseCustodyRequest.location:type_name -> custody.v1.Location
 	2,  // 12: custody.v1.ReleaseCustodyResponse.event:type_name -> custody.v1.CustodyEvent
-	23, // 13: custody.v1.ReleaseCustodyResponse.receipt:type_name -> custody.v1.Receipt
-	22, // 14: custody.v1.AcceptCustodyRequest.signature:type_name -> custody.v1.PartySignature
-	21, // 15: custody.v1.AcceptCustodyRequest.location:type_name -> custody.v1.Location
+	25, // 13: custody.v1.ReleaseCustodyResponse.receipt:type_name -> custody.v1.Receipt
+	24, // 14: custody.v1.AcceptCustodyRequest.signature:type_name -> custody.v1.PartySignature
+	23, // 15: custody.v1.AcceptCustodyRequest.location:type_name -> custody.v1.Location
 	2,  // 16: custody.v1.AcceptCustodyResponse.event:type_name -> custody.v1.CustodyEvent
-	23, // 17: custody.v1.AcceptCustodyResponse.receipt:type_name -> custody.v1.Receipt
+	25, // 17: custody.v1.AcceptCustodyResponse.receipt:type_name -> custody.v1.Receipt
 	2,  // 18: custody.v1.CancelReleaseResponse.event:type_name -> custody.v1.CustodyEvent
-	23, // 19: custody.v1.CancelReleaseResponse.receipt:type_name -> custody.v1.Receipt
+	25, // 19: custody.v1.CancelReleaseResponse.receipt:type_name -> custody.v1.Receipt
 	0,  // 20: custody.v1.RecordEventRequest.type:type_name -> custody.v1.EventType
-	19, // 21: custody.v1.RecordEventRequest.authority:type_name -> custody.v1.Authority
-	20, // 22: custody.v1.RecordEventRequest.instrument:type_name -> custody.v1.Instrument
-	21, // 23: custody.v1.RecordEventRequest.location:type_name -> custody.v1.Location
-	18, // 24: custody.v1.RecordEventRequest.started_at:type_name -> google.protobuf.Timestamp
-	18, // 25: custody.v1.RecordEventRequest.ended_at:type_name -> google.protobuf.Timestamp
+	21, // 21: custody.v1.RecordEventRequest.authority:type_name -> custody.v1.Authority
+	22, // 22: custody.v1.RecordEventRequest.instrument:type_name -> custody.v1.Instrument
+	23, // 23: custody.v1.RecordEventRequest.location:type_name -> custody.v1.Location
+	20, // 24: custody.v1.RecordEventRequest.started_at:type_name -> google.protobuf.Timestamp
+	20, // 25: custody.v1.RecordEventRequest.ended_at:type_name -> google.protobuf.Timestamp
 	1,  // 26: custody.v1.RecordEventRequest.outcome:type_name -> custody.v1.Outcome
 	2,  // 27: custody.v1.RecordEventResponse.event:type_name -> custody.v1.CustodyEvent
-	23, // 28: custody.v1.RecordEventResponse.receipt:type_name -> custody.v1.Receipt
+	25, // 28: custody.v1.RecordEventResponse.receipt:type_name -> custody.v1.Receipt
 	2,  // 29: custody.v1.ListEventsResponse.events:type_name -> custody.v1.CustodyEvent
-	24, // 30: custody.v1.GetBundleResponse.bundle:type_name -> google.api.HttpBody
-	16, // 31: custody.v1.VerifyEvidenceResponse.checks:type_name -> custody.v1.VerificationCheck
+	26, // 30: custody.v1.GetBundleResponse.bundle:type_name -> google.api.HttpBody
+	18, // 31: custody.v1.VerifyEvidenceResponse.checks:type_name -> custody.v1.VerificationCheck
 	2,  // 32: custody.v1.VerifyEvidenceResponse.event:type_name -> custody.v1.CustodyEvent
-	18, // 33: custody.v1.VerifyEvidenceResponse.verified_at:type_name -> google.protobuf.Timestamp
+	20, // 33: custody.v1.VerifyEvidenceResponse.verified_at:type_name -> google.protobuf.Timestamp
 	3,  // 34: custody.v1.CustodyService.ReleaseCustody:input_type -> custody.v1.ReleaseCustodyRequest
 	5,  // 35: custody.v1.CustodyService.AcceptCustody:input_type -> custody.v1.AcceptCustodyRequest
 	7,  // 36: custody.v1.CustodyService.CancelRelease:input_type -> custody.v1.CancelReleaseRequest
 	9,  // 37: custody.v1.CustodyService.RecordEvent:input_type -> custody.v1.RecordEventRequest
 	11, // 38: custody.v1.CustodyService.ListEvents:input_type -> custody.v1.ListEventsRequest
 	13, // 39: custody.v1.CustodyService.GetBundle:input_type -> custody.v1.GetBundleRequest
-	15, // 40: custody.v1.CustodyService.VerifyEvidence:input_type -> custody.v1.VerifyEvidenceRequest
-	4,  // 41: custody.v1.CustodyService.ReleaseCustody:output_type -> custody.v1.ReleaseCustodyResponse
-	6,  // 42: custody.v1.CustodyService.AcceptCustody:output_type -> custody.v1.AcceptCustodyResponse
-	8,  // 43: custody.v1.CustodyService.CancelRelease:output_type -> custody.v1.CancelReleaseResponse
-	10, // 44: custody.v1.CustodyService.RecordEvent:output_type -> custody.v1.RecordEventResponse
-	12, // 45: custody.v1.CustodyService.ListEvents:output_type -> custody.v1.ListEventsResponse
-	14, // 46: custody.v1.CustodyService.GetBundle:output_type -> custody.v1.GetBundleResponse
-	17, // 47: custody.v1.CustodyService.VerifyEvidence:output_type -> custody.v1.VerifyEvidenceResponse
-	41, // [41:48] is the sub-list for method output_type
-	34, // [34:41] is the sub-list for method input_type
+	15, // 40: custody.v1.CustodyService.StreamBundle:input_type -> custody.v1.StreamBundleRequest
+	17, // 41: custody.v1.CustodyService.VerifyEvidence:input_type -> custody.v1.VerifyEvidenceRequest
+	4,  // 42: custody.v1.CustodyService.ReleaseCustody:output_type -> custody.v1.ReleaseCustodyResponse
+	6,  // 43: custody.v1.CustodyService.AcceptCustody:output_type -> custody.v1.AcceptCustodyResponse
+	8,  // 44: custody.v1.CustodyService.CancelRelease:output_type -> custody.v1.CancelReleaseResponse
+	10, // 45: custody.v1.CustodyService.RecordEvent:output_type -> custody.v1.RecordEventResponse
+	12, // 46: custody.v1.CustodyService.ListEvents:output_type -> custody.v1.ListEventsResponse
+	14, // 47: custody.v1.CustodyService.GetBundle:output_type -> custody.v1.GetBundleResponse
+	16, // 48: custody.v1.CustodyService.StreamBundle:output_type -> custody.v1.StreamBundleResponse
+	19, // 49: custody.v1.CustodyService.VerifyEvidence:output_type -> custody.v1.VerifyEvidenceResponse
+	42, // [42:50] is the sub-list for method output_type
+	34, // [34:42] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -1562,7 +1672,7 @@ func file_custody_v1_custody_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_v1_custody_proto_rawDesc), len(file_custody_v1_custody_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

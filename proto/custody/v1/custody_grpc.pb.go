@@ -25,6 +25,7 @@ const (
 	CustodyService_RecordEvent_FullMethodName    = "/custody.v1.CustodyService/RecordEvent"
 	CustodyService_ListEvents_FullMethodName     = "/custody.v1.CustodyService/ListEvents"
 	CustodyService_GetBundle_FullMethodName      = "/custody.v1.CustodyService/GetBundle"
+	CustodyService_StreamBundle_FullMethodName   = "/custody.v1.CustodyService/StreamBundle"
 	CustodyService_VerifyEvidence_FullMethodName = "/custody.v1.CustodyService/VerifyEvidence"
 )
 
@@ -50,6 +51,11 @@ type CustodyServiceClient interface {
 	// GetBundle returns the court bundle: one self-contained JSON document
 	// that verifies offline (docs/BUNDLE.md).
 	GetBundle(ctx context.Context, in *GetBundleRequest, opts ...grpc.CallOption) (*GetBundleResponse, error)
+	// StreamBundle returns the court bundle in the stream form
+	// (docs/BUNDLE.md): the header line first, then one line per event, one
+	// line per message, for a history of any length. REST:
+	// GET /v1/evidence/{evidence_id}/bundle:stream (JSON lines).
+	StreamBundle(ctx context.Context, in *StreamBundleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamBundleResponse], error)
 	// VerifyEvidence re-hashes the stored bytes, checks the item's entries
 	// against the current checkpoint and logs a verification event.
 	VerifyEvidence(ctx context.Context, in *VerifyEvidenceRequest, opts ...grpc.CallOption) (*VerifyEvidenceResponse, error)
@@ -123,6 +129,25 @@ func (c *custodyServiceClient) GetBundle(ctx context.Context, in *GetBundleReque
 	return out, nil
 }
 
+func (c *custodyServiceClient) StreamBundle(ctx context.Context, in *StreamBundleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamBundleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CustodyService_ServiceDesc.Streams[0], CustodyService_StreamBundle_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamBundleRequest, StreamBundleResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CustodyService_StreamBundleClient = grpc.ServerStreamingClient[StreamBundleResponse]
+
 func (c *custodyServiceClient) VerifyEvidence(ctx context.Context, in *VerifyEvidenceRequest, opts ...grpc.CallOption) (*VerifyEvidenceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VerifyEvidenceResponse)
@@ -155,6 +180,11 @@ type CustodyServiceServer interface {
 	// GetBundle returns the court bundle: one self-contained JSON document
 	// that verifies offline (docs/BUNDLE.md).
 	GetBundle(context.Context, *GetBundleRequest) (*GetBundleResponse, error)
+	// StreamBundle returns the court bundle in the stream form
+	// (docs/BUNDLE.md): the header line first, then one line per event, one
+	// line per message, for a history of any length. REST:
+	// GET /v1/evidence/{evidence_id}/bundle:stream (JSON lines).
+	StreamBundle(*StreamBundleRequest, grpc.ServerStreamingServer[StreamBundleResponse]) error
 	// VerifyEvidence re-hashes the stored bytes, checks the item's entries
 	// against the current checkpoint and logs a verification event.
 	VerifyEvidence(context.Context, *VerifyEvidenceRequest) (*VerifyEvidenceResponse, error)
@@ -185,6 +215,9 @@ func (UnimplementedCustodyServiceServer) ListEvents(context.Context, *ListEvents
 }
 func (UnimplementedCustodyServiceServer) GetBundle(context.Context, *GetBundleRequest) (*GetBundleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBundle not implemented")
+}
+func (UnimplementedCustodyServiceServer) StreamBundle(*StreamBundleRequest, grpc.ServerStreamingServer[StreamBundleResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamBundle not implemented")
 }
 func (UnimplementedCustodyServiceServer) VerifyEvidence(context.Context, *VerifyEvidenceRequest) (*VerifyEvidenceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyEvidence not implemented")
@@ -318,6 +351,17 @@ func _CustodyService_GetBundle_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CustodyService_StreamBundle_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StreamBundleRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CustodyServiceServer).StreamBundle(m, &grpc.GenericServerStream[StreamBundleRequest, StreamBundleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CustodyService_StreamBundleServer = grpc.ServerStreamingServer[StreamBundleResponse]
+
 func _CustodyService_VerifyEvidence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifyEvidenceRequest)
 	if err := dec(in); err != nil {
@@ -372,6 +416,12 @@ var CustodyService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _CustodyService_VerifyEvidence_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamBundle",
+			Handler:       _CustodyService_StreamBundle_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "custody/v1/custody.proto",
 }

@@ -1,0 +1,164 @@
+package verify
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"github.com/custody-dev/custody/canonicaljson"
+)
+
+// The stream form of a bundle (docs/BUNDLE.md) carries a history of any
+// length: JSON lines, a header first, then one line per event, in order.
+// It states exactly what the document form states, and is checked the
+// same way, a batch of lines at a time.
+const (
+	StreamFormat  = "custody-bundle-stream"
+	StreamVersion = 1
+	// MaxStreamLine bounds one line of the stream form.
+	MaxStreamLine = 1 << 20
+	// streamBatch is how many event lines are checked at once: memory is
+	// bounded by streamBatch × MaxStreamLine (64 MiB), whatever the length
+	// of the history; a typical event line is 2–4 KiB.
+	streamBatch = 64
+)
+
+// StreamHeader is the first line of the stream form.
+type StreamHeader struct {
+	Format      string       `json:"format"`
+	Version     int          `json:"v"`
+	CreatedAt   string       `json:"created_at"`
+	Evidence    Evidence     `json:"evidence"`
+	Log         Log          `json:"log"`
+	Keys        Keys         `json:"keys"`
+	Consistency *Consistency `json:"consistency,omitempty"`
+	// EventCount is how many event lines follow.
+	EventCount uint64 `json:"event_count"`
+}
+
+var streamHeaderShape = func() shape {
+	sh := shape{keys: maps.Clone(schema), required: maps.Clone(required)}
+	sh.keys[""] = []string{"format", "v", "created_at", "evidence", "log", "keys", "consistency", "event_count"}
+	sh.required[""] = []string{"format", "v", "created_at", "evidence", "log", "keys", "event_count"}
+	return sh
+}()
+
+// IsStream reports whether b begins like the stream form (its first line
+// names the stream format); a bundle document does not.
+func IsStream(b []byte) bool {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	var h struct {
+		Format string `json:"format"`
+	}
+	return json.Unmarshal(line, &h) == nil && h.Format == StreamFormat
+}
+
+// strictLine decodes one line of the stream form strictly into out.
+func strictLine(line []byte, sh shape, root string, out any) error {
+	doc, err := canonicaljson.Parse(line)
+	if err != nil {
+		return err
+	}
+	if err := sh.check(doc, root); err != nil {
+		return err
+	}
+	return json.Unmarshal(line, out)
+}
+
+// VerifyStream checks a bundle in the stream form read from r, in memory
+// bounded by streamBatch × MaxStreamLine however long the history, and
+// reports as Verify does.
+func VerifyStream(r io.Reader, opts Options) *Report {
+	fail := func(err error) *Report {
+		rep := &Report{Outcome: OutcomeFailed}
+		rep.add("bundle format", err, "")
+		return rep
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	lineNo := 0
+	readLine := func() ([]byte, error) {
+		var line []byte
+		for {
+			part, isPrefix, err := br.ReadLine()
+			if err != nil {
+				return nil, err
+			}
+			line = append(line, part...)
+			if len(line) > MaxStreamLine {
+				return nil, fmt.Errorf("line %d is over %d bytes", lineNo+1, MaxStreamLine)
+			}
+			if !isPrefix {
+				lineNo++
+				return line, nil
+			}
+		}
+	}
+	first, err := readLine()
+	if err != nil {
+		return fail(fmt.Errorf("no header line: %w", err))
+	}
+	var h StreamHeader
+	if err := strictLine(first, streamHeaderShape, "", &h); err != nil {
+		return fail(fmt.Errorf("header: %w", err))
+	}
+	switch {
+	case h.Format != StreamFormat:
+		return fail(fmt.Errorf("not a Custody bundle stream (format %q)", h.Format))
+	case h.Version != StreamVersion:
+		return fail(fmt.Errorf("bundle stream version %d; this verifier reads version %d", h.Version, StreamVersion))
+	case h.EventCount == 0:
+		return fail(errors.New("the header announces no events"))
+	}
+	if _, err := time.Parse(time.RFC3339Nano, h.CreatedAt); err != nil {
+		return fail(fmt.Errorf("created_at is not an RFC 3339 time: %q", h.CreatedAt))
+	}
+	b := &Bundle{Format: Format, Version: Version, CreatedAt: h.CreatedAt, Evidence: h.Evidence, Log: h.Log, Keys: h.Keys, Consistency: h.Consistency}
+	v := begin(b, opts)
+	v.r.Checks[0].Detail = "strict JSON lines; every field known, typed and present"
+	batch := make([]Event, 0, streamBatch)
+	var streamErr error
+	for seen := uint64(0); ; {
+		line, err := readLine()
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			var ev Event
+			if err = strictLine(line, bundleShape, "events[]", &ev); err == nil {
+				for j, hsh := range ev.InclusionProof {
+					if len(hsh) != 32 {
+						err = fmt.Errorf("inclusion_proof[%d] is %d bytes, not a SHA-256 hash", j, len(hsh))
+					}
+				}
+			}
+			if err == nil {
+				batch = append(batch, ev)
+				seen++
+			}
+		}
+		if err != nil {
+			streamErr = fmt.Errorf("line %d: %w", lineNo, err)
+			break
+		}
+		if len(batch) == streamBatch {
+			v.events(batch)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		v.events(batch)
+	}
+	if streamErr == nil && uint64(v.n) != h.EventCount {
+		streamErr = fmt.Errorf("the stream holds %d events; its header announces %d", v.n, h.EventCount)
+	}
+	if streamErr != nil {
+		// A malformed or cut stream is a format failure, reported first.
+		v.r.Checks[0] = Check{Step: "format", Name: "bundle format", OK: false, Detail: streamErr.Error()}
+	}
+	return v.finish()
+}
