@@ -273,7 +273,7 @@ func TestReconcileLeavesLegitRowsAlone(t *testing.T) {
 		t.Fatalf("duplicate stored apart: %s, %s", dup.Object.Key, a.Object.Key)
 	}
 	e.ingest(t, "special bytes", true)
-	custodian, _ := identity.New(identity.RoleCustodian, "k")
+	custodian, _ := identity.New(identity.RoleCourt, "k") // the court may annotate any item
 	if _, err := e.s.RecordEvent(t.Context(), custodian, a.ID, EventInput{Type: events.Annotation, Note: "n"}); err != nil {
 		t.Fatal(err)
 	}

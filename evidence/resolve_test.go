@@ -131,7 +131,7 @@ func ingestDoc(t *testing.T, s *Service, who identity.Identity, body string) (It
 
 func TestOrphansAreResolved(t *testing.T) {
 	collector, _ := identity.New(identity.RoleCollector, "c")
-	custodian, _ := identity.New(identity.RoleCustodian, "k")
+	custodian, _ := identity.New(identity.RoleCourt, "k") // the court may annotate any item
 	note := func(s *Service, id, text string) (Event, error) {
 		return s.RecordEvent(t.Context(), custodian, id, EventInput{Type: events.Annotation, Note: text})
 	}

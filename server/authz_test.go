@@ -38,6 +38,7 @@ var documented = map[string]string{
 	"CustodyService/RecordEvent":          "custodian court",
 	"CustodyService/ListEvents":           "collector custodian court auditor admin",
 	"CustodyService/GetBundle":            "custodian court auditor",
+	"CustodyService/StreamBundle":         "custodian court auditor",
 	"CustodyService/VerifyEvidence":       "custodian court auditor admin",
 	"LogService/GetCheckpoint":            "public",
 	"LogService/GetInclusionProof":        "public",
