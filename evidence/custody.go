@@ -3,11 +3,11 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"errors"
-	"maps"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
@@ -51,6 +51,9 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 	if err := checkText("reason", h.Reason, maxDescription); err != nil {
 		return Event{}, err
 	}
+	if err := h.Location.validate("location"); err != nil {
+		return Event{}, err
+	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
 		rec.Type = events.Release
 		rec.Performer = who.String()
@@ -75,6 +78,9 @@ func (s *Service) Release(ctx context.Context, who identity.Identity, id string,
 
 // Accept takes over an item released to the caller.
 func (s *Service) Accept(ctx context.Context, who identity.Identity, id string, h Handoff) (Event, error) {
+	if err := h.Location.validate("location"); err != nil {
+		return Event{}, err
+	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
 		rec.Type = events.Accept
 		rec.Performer = who.String()
@@ -100,6 +106,9 @@ func (s *Service) Accept(ctx context.Context, who identity.Identity, id string, 
 // CancelRelease withdraws a pending release; only its releaser may.
 func (s *Service) CancelRelease(ctx context.Context, who identity.Identity, id string, h Handoff) (Event, error) {
 	if err := checkText("reason", h.Reason, maxDescription); err != nil {
+		return Event{}, err
+	}
+	if err := h.Location.validate("location"); err != nil {
 		return Event{}, err
 	}
 	return s.appendEvent(ctx, id, func(item catalog.Evidence, rec *events.Record) error {
@@ -265,6 +274,9 @@ func (s *Service) RecordEvent(ctx context.Context, who identity.Identity, id str
 	if err := in.Authority.validate(); err != nil {
 		return Event{}, err
 	}
+	if err := in.checkPlaceAndTimes(); err != nil {
+		return Event{}, err
+	}
 	if !in.StartedAt.IsZero() && !in.EndedAt.IsZero() && in.EndedAt.Before(in.StartedAt) {
 		return Event{}, fmt.Errorf("%w: ended_at is before started_at", ErrInvalid)
 	}
@@ -317,14 +329,16 @@ func (s *Service) RecordEvent(ctx context.Context, who identity.Identity, id str
 }
 
 // Events returns an item's custody chain in order, with each record
-// decoded. Readers of special-category items must be allowed to read them.
+// decoded. Readers of special-category items must be allowed to read them;
+// auditors get the history's shape only (historyShape).
 func (s *Service) Events(ctx context.Context, who identity.Identity, id string) ([]events.Record, []catalog.Event, error) {
 	item, err := s.loadItem(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	if item.Special && !s.mayReadSpecial(who, item) && who.Role != identity.RoleAuditor {
-		return nil, nil, fmt.Errorf("%w: the history of special-category item %s is for the court, auditors and its custodian", identity.ErrPermissionDenied, id)
+	shapeOnly := item.Special && !s.mayReadSpecial(who, item)
+	if shapeOnly && who.Role != identity.RoleAuditor {
+		return nil, nil, fmt.Errorf("%w: the history of special-category item %s is for the court and its custodian; auditors see its shape", identity.ErrPermissionDenied, id)
 	}
 	rows, err := s.catalog.Events(ctx, id)
 	if err != nil {
@@ -334,6 +348,9 @@ func (s *Service) Events(ctx context.Context, who identity.Identity, id string) 
 	for i, row := range rows {
 		if recs[i], err = events.ParseRecord(row.Record); err != nil {
 			return nil, nil, fmt.Errorf("%s event %d: %w", id, row.Seq, err)
+		}
+		if shapeOnly {
+			recs[i], rows[i] = historyShape(recs[i], rows[i])
 		}
 	}
 	return recs, rows, nil
