@@ -337,14 +337,16 @@ const (
 // from: at most limit events (DefaultEventsPage if 0, at most
 // MaxEventsPage) and at most about 2 MiB of records. next is the sequence
 // to ask for next, or 0 at the end. Readers of special-category items must
-// be allowed to read them.
+// be allowed to read them; auditors get the history's shape only
+// (historyShape).
 func (s *Service) Events(ctx context.Context, who identity.Identity, id string, from uint64, limit int) (recs []events.Record, rows []catalog.Event, next uint64, err error) {
 	item, err := s.loadItem(ctx, id)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	if item.Special && !s.mayReadSpecial(who, item) && who.Role != identity.RoleAuditor {
-		return nil, nil, 0, fmt.Errorf("%w: the history of special-category item %s is for the court, auditors and its custodian", identity.ErrPermissionDenied, id)
+	shapeOnly := item.Special && !s.mayReadSpecial(who, item)
+	if shapeOnly && who.Role != identity.RoleAuditor {
+		return nil, nil, 0, fmt.Errorf("%w: the history of special-category item %s is for the court and its custodian; auditors see its shape", identity.ErrPermissionDenied, id)
 	}
 	switch {
 	case limit <= 0:
@@ -367,6 +369,9 @@ func (s *Service) Events(ctx context.Context, who identity.Identity, id string, 
 	for i, row := range rows {
 		if recs[i], err = events.ParseRecord(row.Record); err != nil {
 			return nil, nil, 0, fmt.Errorf("%s event %d: %w", id, row.Seq, err)
+		}
+		if shapeOnly {
+			recs[i], rows[i] = historyShape(recs[i], rows[i])
 		}
 	}
 	if len(rows) > 0 && rows[len(rows)-1].Seq < item.LastSeq {

@@ -144,7 +144,25 @@ func (t tiff) str(ifd map[uint16]entry, tag uint16) string {
 	if !ok || e.typ != 2 {
 		return ""
 	}
-	return strings.TrimSpace(strings.TrimRight(string(e.value), "\x00"))
+	return cleanText(strings.TrimRight(string(e.value), "\x00"))
+}
+
+// cleanText makes a string read from an item's bytes safe to keep, return
+// and log: valid UTF-8 (invalid bytes become U+FFFD), control characters
+// replaced by U+FFFD, outer spaces trimmed, at most maxShortText bytes.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > maxShortText {
+		s = strings.ToValidUTF8(s[:maxShortText], "")
+	}
+	return s
 }
 
 func (t tiff) offset(ifd map[uint16]entry, tag uint16) (uint32, bool) {
@@ -194,7 +212,9 @@ func readEXIF(head []byte) *Capture {
 	out := &Capture{}
 	for _, s := range []string{t.str(exifIFD, tagDateTimeOriginal), t.str(exifIFD, tagDateTimeDigit), t.str(ifd0, tagDateTime)} {
 		if at, err := time.Parse("2006:01:02 15:04:05", s); err == nil {
-			out.CapturedAt = at // EXIF has no zone; read as UTC, as stated in docs
+			// EXIF has no zone; read as UTC, as stated in docs. An unset
+			// clock (0000:00:00) or one from before 1970 is no capture time.
+			out.CapturedAt = plausibleEmbedded(at)
 			break
 		}
 	}
@@ -211,7 +231,9 @@ func readEXIF(head []byte) *Capture {
 			if ref, ok := gpsIFD[tagGPSAltitudeRef]; ok && ref.typ == 1 && len(ref.value) == 1 && ref.value[0] == 1 {
 				a = -a // below sea level
 			}
-			p.AltitudeM = &a
+			if !math.IsInf(a, 0) && a >= minAltitudeM && a <= maxAltitudeM {
+				p.AltitudeM = &a
+			}
 		}
 		out.Location = &Location{Point: p}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 
@@ -30,14 +31,27 @@ type Item struct {
 }
 
 // Ingest stores one item read from body, which must carry exactly
-// meta.Size bytes hashing to meta.SHA256. The order is: bytes stored and
-// verified, object sealed, ingest event appended to the log, receipt
-// signed, catalog written. If anything before the log append fails, nothing
-// is kept; a failure after it leaves a logged event the catalog replays.
+// meta.Size bytes hashing to meta.SHA256. The order is: metadata checked,
+// bytes stored (pending) and verified, everything the record states
+// computed and checked (media type, EXIF or container metadata, the
+// canonical metadata and its encryption, the record itself), object
+// sealed, ingest event appended to the log, receipt signed, catalog
+// written. If anything before the seal fails, nothing is kept; if the log
+// append fails, a sealed object no record names is left (retention forbids
+// removing it). Once the event is in the log, the caller gets the item and
+// its receipt: a failed catalog write is logged and repaired from the
+// journal, never reported as a failed upload that would invite another.
 func (s *Service) Ingest(ctx context.Context, who identity.Identity, meta UploadMeta, body io.Reader) (Item, receipt.Receipt, error) {
 	if err := meta.Validate(s.cfg.MaxUploadBytes); err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
+	return s.ingestValidated(ctx, who, meta, body)
+}
+
+// ingestValidated is Ingest after meta.Validate. It still checks all it
+// records before sealing: validation is not what keeps a sealed object
+// from being left behind.
+func (s *Service) ingestValidated(ctx context.Context, who identity.Identity, meta UploadMeta, body io.Reader) (Item, receipt.Receipt, error) {
 	if meta.Kind == KindBiometricSeizureRecord && !meta.Special {
 		meta.Special = true
 	}
@@ -57,29 +71,25 @@ func (s *Service) Ingest(ctx context.Context, who identity.Identity, meta Upload
 	encrypt := meta.Special || s.cfg.EncryptAll
 	src := newIngestReader(body, meta.SHA256, meta.Size)
 
+	// Runs once every byte arrived and matched, before the object is
+	// sealed: whatever fails here leaves nothing behind.
+	var prep preparedIngest
+	check := func(provisional storage.Object) error {
+		var err error
+		prep, err = s.prepareIngest(who, id, meta, src.head, provisional, encrypt, captureSig)
+		return err
+	}
 	var obj storage.Object
 	var err error
 	if encrypt {
-		obj, err = s.putEncrypted(ctx, "enc/"+id, src)
+		obj, err = s.putEncrypted(ctx, "enc/"+id, src, check)
 	} else {
-		obj, err = s.putPlain(ctx, meta.SHA256, src)
+		obj, err = s.putPlain(ctx, meta.SHA256, src, check)
 	}
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
-
-	md := Metadata{
-		Filename: meta.Filename, Description: meta.Description, DeclaredMediaType: meta.DeclaredMediaType,
-		Capture: meta.Capture, SeizureAttachments: meta.seizureAttachments,
-	}
-	mediaType := sniffMediaType(src.head)
-	switch {
-	case meta.Kind == KindPhoto || isImage(mediaType):
-		md.Embedded = readEXIF(src.head)
-	case meta.Kind == KindVideo || meta.Kind == KindAudio || strings.HasPrefix(mediaType, "video/") || strings.HasPrefix(mediaType, "audio/"):
-		md.Embedded = readMP4(src.head)
-	}
-	item, rcpt, err := s.record(ctx, who, id, meta, md, mediaType, obj, encrypt, captureSig)
+	item, rcpt, err := s.record(ctx, who, id, meta, prep, obj, encrypt, captureSig)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
@@ -87,10 +97,66 @@ func (s *Service) Ingest(ctx context.Context, who identity.Identity, meta Upload
 	return item, rcpt, nil
 }
 
+// preparedIngest is what an ingest records besides the stored object,
+// computed and checked before the object is sealed.
+type preparedIngest struct {
+	// md is the metadata as its canonical JSON decodes: exactly what the
+	// record commits to and what later reads return.
+	md        Metadata
+	mdJSON    []byte
+	stored    []byte // mdJSON, encrypted for special categories
+	mediaType string
+}
+
+// prepareIngest reads the item's head (media type, EXIF or container
+// metadata), encodes and, for special categories, encrypts the metadata,
+// and builds the ingest record with the provisional object to check that
+// it encodes: every step of the record that can fail, before the seal.
+func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMeta, head []byte, provisional storage.Object, encrypted bool, captureSig canonicaljson.Object) (preparedIngest, error) {
+	md := Metadata{
+		Filename: meta.Filename, Description: meta.Description, DeclaredMediaType: meta.DeclaredMediaType,
+		Capture: meta.Capture, SeizureAttachments: meta.seizureAttachments,
+	}
+	if err := md.Capture.validate("capture"); err != nil {
+		return preparedIngest{}, err
+	}
+	p := preparedIngest{mediaType: sniffMediaType(head)}
+	switch {
+	case meta.Kind == KindPhoto || isImage(p.mediaType):
+		md.Embedded = readEXIF(head)
+	case meta.Kind == KindVideo || meta.Kind == KindAudio || strings.HasPrefix(p.mediaType, "video/") || strings.HasPrefix(p.mediaType, "audio/"):
+		md.Embedded = readMP4(head)
+	}
+	md.Embedded = md.Embedded.sanitized()
+	var err error
+	if p.mdJSON, err = canonicalMetadata(md); err != nil {
+		return preparedIngest{}, fmt.Errorf("%w: the metadata cannot be encoded: %v", ErrInvalid, err)
+	}
+	if err := json.Unmarshal(p.mdJSON, &p.md); err != nil {
+		return preparedIngest{}, fmt.Errorf("%w: the metadata does not read back: %v", ErrInvalid, err)
+	}
+	p.stored = p.mdJSON
+	if meta.Special {
+		if p.stored, err = s.seal(p.mdJSON); err != nil {
+			return preparedIngest{}, err
+		}
+	}
+	provisional.RetainUntil = s.now().Add(s.cfg.Retention)
+	_, rec := s.ingestRecord(who, id, meta, p, provisional, encrypted, captureSig, s.now().UTC())
+	if err := rec.Validate(); err != nil {
+		return preparedIngest{}, err
+	}
+	if _, err := rec.Entry(); err != nil {
+		return preparedIngest{}, err
+	}
+	return p, nil
+}
+
 func isImage(mt string) bool { return len(mt) > 6 && mt[:6] == "image/" }
 
 // putPlain stores unencrypted content under its content address, once.
-func (s *Service) putPlain(ctx context.Context, sha string, src *ingestReader) (storage.Object, error) {
+// check runs before anything is sealed.
+func (s *Service) putPlain(ctx context.Context, sha string, src *ingestReader, check func(storage.Object) error) (storage.Object, error) {
 	existing, found, err := s.dedupObject(ctx, sha)
 	if err != nil {
 		return storage.Object{}, err
@@ -101,15 +167,18 @@ func (s *Service) putPlain(ctx context.Context, sha string, src *ingestReader) (
 		if err := src.drain(); err != nil {
 			return storage.Object{}, err
 		}
+		if err := check(existing); err != nil {
+			return storage.Object{}, err
+		}
 		return existing, nil
 	}
 	key := "sha256/" + sha[:2] + "/" + sha
-	return s.putAndSeal(ctx, key, src, src.size)
+	return s.putAndSeal(ctx, key, src, src.size, check)
 }
 
 // putEncrypted stores content encrypted with age to the service's recipient
 // and any extra recipients. The digest checked is the plaintext's.
-func (s *Service) putEncrypted(ctx context.Context, key string, src *ingestReader) (storage.Object, error) {
+func (s *Service) putEncrypted(ctx context.Context, key string, src *ingestReader, check func(storage.Object) error) (storage.Object, error) {
 	recipients := append([]age.Recipient{s.identity.Recipient()}, s.cfg.ExtraRecipients...)
 	pr, pw := io.Pipe()
 	go func() {
@@ -125,14 +194,14 @@ func (s *Service) putEncrypted(ctx context.Context, key string, src *ingestReade
 		}
 		pw.CloseWithError(err)
 	}()
-	obj, err := s.putAndSeal(ctx, key, pr, -1)
+	obj, err := s.putAndSeal(ctx, key, pr, -1, check)
 	pr.CloseWithError(errors.New("upload abandoned"))
 	return obj, err
 }
 
 // putAndSeal writes a pending object, checks the stream ended where it
-// should, and seals it; on any failure nothing is kept.
-func (s *Service) putAndSeal(ctx context.Context, key string, r io.Reader, size int64) (storage.Object, error) {
+// should, runs check, and seals it; on any failure nothing is kept.
+func (s *Service) putAndSeal(ctx context.Context, key string, r io.Reader, size int64, check func(storage.Object) error) (storage.Object, error) {
 	obj, err := s.store.Put(ctx, key, r, size)
 	if err != nil {
 		return storage.Object{}, s.uploadError(ctx, err)
@@ -142,6 +211,10 @@ func (s *Service) putAndSeal(ctx context.Context, key string, r io.Reader, size 
 			s.discard(ctx, obj)
 			return storage.Object{}, s.uploadError(ctx, err)
 		}
+	}
+	if err := check(obj); err != nil {
+		s.discard(ctx, obj)
+		return storage.Object{}, s.uploadError(ctx, err)
 	}
 	sealed, err := s.store.Seal(ctx, obj, s.now().Add(s.cfg.Retention))
 	if err != nil {
@@ -170,42 +243,52 @@ func (s *Service) uploadError(ctx context.Context, err error) error {
 	return classifyStorage(err)
 }
 
-// record logs the ingest event, signs the receipt and writes the catalog.
-func (s *Service) record(ctx context.Context, who identity.Identity, id string, meta UploadMeta, md Metadata, mediaType string, obj storage.Object, encrypted bool, captureSig canonicaljson.Object) (Item, receipt.Receipt, error) {
-	mdJSON, err := canonicalMetadata(md)
-	if err != nil {
-		return Item{}, receipt.Receipt{}, err
-	}
-	stored := mdJSON
-	if meta.Special {
-		if stored, err = s.seal(mdJSON); err != nil {
-			return Item{}, receipt.Receipt{}, err
-		}
-	}
-	now := s.now().UTC()
+// ingestRecord builds an item's catalog row and ingest record.
+func (s *Service) ingestRecord(who identity.Identity, id string, meta UploadMeta, p preparedIngest, obj storage.Object, encrypted bool, captureSig canonicaljson.Object, now time.Time) (catalog.Evidence, events.Record) {
 	ev := catalog.Evidence{
 		ID: id, CaseID: meta.CaseID, Kind: string(meta.Kind), SHA256: meta.SHA256, Size: meta.Size,
-		MediaType: mediaType, DeclaredMediaType: meta.DeclaredMediaType, Collector: who.String(),
-		IngestedAt: now, Object: obj, Encrypted: encrypted, Special: meta.Special, Metadata: stored,
+		MediaType: p.mediaType, DeclaredMediaType: meta.DeclaredMediaType, Collector: who.String(),
+		IngestedAt: now, Object: obj, Encrypted: encrypted, Special: meta.Special, Metadata: p.stored,
 		Custodian: who.String(), DerivedFrom: meta.DerivedFrom,
 	}
 	rec := events.Record{
 		EvidenceID: id, Sequence: 0, Type: events.Ingest, RecordedAt: now, Performer: who.String(),
 		ContentSHA256: meta.SHA256, Salt: events.NewSalt(),
-		Details: ingestDetails(ev, mdJSON),
+		Details: ingestDetails(ev, p.mdJSON),
 	}
 	if captureSig != nil {
 		rec.Details["collector_signature"] = captureSig
 	}
+	return ev, rec
+}
+
+// receiptAttempts is how often a receipt is tried for an event already in
+// the log before the caller is told to fetch it later.
+const receiptAttempts = 3
+
+// record logs the ingest event, signs the receipt and writes the catalog.
+// Once the event is in the log only a receipt that cannot be signed is an
+// error to the caller (one naming the item, so it is not uploaded again).
+func (s *Service) record(ctx context.Context, who identity.Identity, id string, meta UploadMeta, p preparedIngest, obj storage.Object, encrypted bool, captureSig canonicaljson.Object) (Item, receipt.Receipt, error) {
+	now := s.now().UTC()
+	ev, rec := s.ingestRecord(who, id, meta, p, obj, encrypted, captureSig, now)
 	appended, canon, key, err := s.appendRecord(ctx, rec, &ev)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
 	// The ingest is in the log: catalog it even if the caller has gone.
 	ctx = context.WithoutCancel(ctx)
-	rcpt, err := s.signReceipt(ctx, ingestReceipt(ev, appended.Index, appended.LeafHash, s.log.Origin()), appended.LeafHash)
-	if err != nil {
-		return Item{}, receipt.Receipt{}, err
+	var rcpt receipt.Receipt
+	for attempt := 1; ; attempt++ {
+		if rcpt, err = s.signReceipt(ctx, ingestReceipt(ev, appended.Index, appended.LeafHash, s.log.Origin()), appended.LeafHash); err == nil {
+			break
+		}
+		if attempt == receiptAttempts {
+			// Replay catalogs the entry and signs its receipt later.
+			s.logger.ErrorContext(ctx, "an ingest is logged but its receipt cannot be signed", "evidence_id", id, "log_index", appended.Index, "err", err)
+			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the item is stored and logged as %s (log index %d) but its receipt cannot be signed now; do not upload it again: its receipt comes with its bundle once the service can sign", ErrUnavailable, id, appended.Index)
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 	}
 	ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, appended.Index, appended.LeafHash
 	first := catalog.Event{
@@ -213,16 +296,30 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		LogIndex: appended.Index, LeafHash: appended.LeafHash, Record: canon,
 		ReceiptPayload: rcpt.Payload, ReceiptSignature: rcpt.Signature, ReceiptKeyID: rcpt.KeyID,
 	}
+	item := Item{Evidence: ev, Meta: p.md}
 	if err := s.catalog.AddEvidence(ctx, ev, first); err != nil {
 		// With replicas, the repair loop may have cataloged this very
 		// entry between the append and here (an ingest takes no lock: the
-		// id is new). That is success; anything else is not.
+		// id is new). That is success, and so is any other failure here:
+		// the entry is in the log and its record in the journal, so
+		// replay catalogs it.
 		if !errors.Is(err, catalog.ErrExists) || !s.ingestedAt(ctx, id, appended) {
-			return Item{}, receipt.Receipt{}, err
+			s.repairIngest(ctx, id, appended, err)
 		}
+		return item, rcpt, nil
 	}
 	s.settle(ctx, key)
-	return Item{Evidence: ev, Meta: md}, rcpt, nil
+	return item, rcpt, nil
+}
+
+// repairIngest catalogs a logged ingest whose catalog write failed, by
+// replaying the log now; if that fails too, the next replay (at start, or
+// the replicas' repair loop) does.
+func (s *Service) repairIngest(ctx context.Context, id string, a custodylog.Appended, cause error) {
+	s.logger.ErrorContext(ctx, "an ingest is logged but its catalog write failed; replaying it from the journal", "evidence_id", id, "log_index", a.Index, "err", cause)
+	if _, err := s.Replay(ctx); err != nil || !s.ingestedAt(ctx, id, a) {
+		s.logger.ErrorContext(ctx, "a logged ingest is not cataloged yet; the next replay catalogs it", "evidence_id", id, "log_index", a.Index, "err", err)
+	}
 }
 
 // checkCaptureSignature verifies the collector's signature made at capture
@@ -230,7 +327,10 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 // field team signs offline) but not from the future.
 func (s *Service) checkCaptureSignature(who identity.Identity, meta UploadMeta, sig *Signature) (canonicaljson.Object, error) {
 	if sig.SignedAt.After(s.now().Add(events.MaxStatementSkew)) {
-		return nil, fmt.Errorf("%w: the collector signature's time %s is in the future", ErrInvalid, events.FormatTime(sig.SignedAt))
+		return nil, fmt.Errorf("%w: the collector signature's time (collector_signature.signed_at) %s is in the future", ErrInvalid, formatAnyTime(sig.SignedAt))
+	}
+	if err := checkTimeIn("collector_signature.signed_at", sig.SignedAt, minCaptureTime, s.now().Add(events.MaxStatementSkew)); err != nil {
+		return nil, err
 	}
 	stmt, err := events.CaptureStatement(strings.ToLower(meta.SHA256), meta.Size, meta.CaseID, who.String(), meta.Capture.CapturedAt, sig.SignedAt)
 	if err != nil {

@@ -49,17 +49,64 @@ func readMP4(head []byte) *Capture {
 		return nil
 	}
 	out := &Capture{}
-	// Seconds since 1904-01-01 UTC; 0 means unset.
-	if created > 0 && created < 1<<40 {
-		out.CapturedAt = time.Date(1904, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(created) * time.Second)
+	// Seconds since 1904-01-01 UTC; 0 means unset. Converted in seconds
+	// (time.Duration overflows past 292 years: 2^40 s once read as 1672),
+	// and kept only from 1970 to a day from now: earlier is an unset or
+	// wrapped clock, later is no capture yet.
+	if created > mp4Epoch && created-mp4Epoch < 1<<40 {
+		out.CapturedAt = plausibleEmbedded(time.Unix(int64(created-mp4Epoch), 0).UTC())
 	}
 	if timescale > 0 && duration > 0 && duration/timescale < 1<<30 {
-		out.Duration = time.Duration(duration) * time.Second / time.Duration(timescale)
+		secs, rest := duration/timescale, duration%timescale
+		out.Duration = time.Duration(secs)*time.Second + time.Duration(rest*uint64(time.Second)/timescale)
 	}
 	if out.CapturedAt.IsZero() && out.Duration == 0 {
 		return nil
 	}
 	return out
+}
+
+// mp4Epoch is 1970-01-01 in seconds since 1904-01-01, the ISO BMFF epoch.
+const mp4Epoch = 2082844800
+
+// sanitized is metadata read from an item's own bytes made safe to keep
+// and return whatever the reader missed: strings cleaned (cleanText), a
+// time kept only if plausible, a position only if finite and within
+// bounds (an altitude or accuracy that is not is dropped alone), a
+// negative duration dropped. Nil when nothing is left.
+func (c *Capture) sanitized() *Capture {
+	if c == nil {
+		return nil
+	}
+	out := Capture{CapturedAt: plausibleEmbedded(c.CapturedAt), Duration: max(c.Duration, 0)}
+	if d := c.Device; d != nil {
+		dev := Device{Make: cleanText(d.Make), Model: cleanText(d.Model), SerialNumber: cleanText(d.SerialNumber), UniqueID: cleanText(d.UniqueID), Software: cleanText(d.Software)}
+		if dev != (Device{}) {
+			out.Device = &dev
+		}
+	}
+	if l := c.Location; l != nil {
+		loc := &Location{Description: cleanText(l.Description)}
+		if p := l.Point; p != nil {
+			pt := *p
+			if pt.AltitudeM != nil && (&Location{Point: &GeoPoint{AltitudeM: pt.AltitudeM}}).validate("") != nil {
+				pt.AltitudeM = nil
+			}
+			if pt.AccuracyM != nil && (&Location{Point: &GeoPoint{AccuracyM: pt.AccuracyM}}).validate("") != nil {
+				pt.AccuracyM = nil
+			}
+			if (&Location{Point: &pt}).validate("") == nil {
+				loc.Point = &pt
+			}
+		}
+		if loc.Description != "" || loc.Point != nil {
+			out.Location = loc
+		}
+	}
+	if out.CapturedAt.IsZero() && out.Duration == 0 && out.Device == nil && out.Location == nil {
+		return nil
+	}
+	return &out
 }
 
 // findBox returns the payload of the first box of the given type at this

@@ -3,6 +3,7 @@ package evidence
 import (
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -71,7 +72,9 @@ type UploadMeta struct {
 	// CollectorSignature is the collector's own signature over the
 	// capture statement (events.CaptureStatement), if the client made one.
 	CollectorSignature *Signature
-	// seizureAttachments is set by CreateSeizureRecord only.
+	// seizureRecord and seizureAttachments are set by CreateSeizureRecord
+	// only: no other upload makes an item of kind biometric_seizure_record.
+	seizureRecord      bool
 	seizureAttachments []string
 }
 
@@ -107,6 +110,9 @@ func (m *UploadMeta) Validate(maxSize int64) error {
 	}
 	if !validKind(m.Kind) {
 		return fmt.Errorf("%w: kind %q is not one of photo, video, audio, document, biometric_seizure_record, other", ErrInvalid, m.Kind)
+	}
+	if m.Kind == KindBiometricSeizureRecord && !m.seizureRecord {
+		return fmt.Errorf("%w: items of kind biometric_seizure_record are made only by CreateSeizureRecord (POST /v1/seizure-records), which validates the record; upload a record's attachments with special_category set and another kind (e.g. other)", ErrInvalid)
 	}
 	if err := CheckSHA256(m.SHA256); err != nil {
 		return err
@@ -188,12 +194,10 @@ func checkText(field, v string, max int) error {
 }
 
 func (c Capture) validate(field string) error {
-	if !c.CapturedAt.IsZero() {
-		if c.CapturedAt.Year() < 1990 || c.CapturedAt.After(time.Now().Add(24*time.Hour)) {
-			return fmt.Errorf("%w: %s.captured_at %s is not a plausible capture time", ErrInvalid, field, c.CapturedAt.Format(time.RFC3339))
-		}
+	if err := checkCaptureTime(field+".captured_at", c.CapturedAt); err != nil {
+		return err
 	}
-	if err := validateLocation(field+".location", c.Location); err != nil {
+	if err := c.Location.validate(field + ".location"); err != nil {
 		return err
 	}
 	if d := c.Device; d != nil {
@@ -205,3 +209,107 @@ func (c Capture) validate(field string) error {
 	}
 	return nil
 }
+
+// Bounds of a GeoPoint besides latitude and longitude: altitudes from
+// below the deepest ocean trench to the edge of space, an accuracy radius
+// from exact to half the Earth's circumference.
+const (
+	minAltitudeM = -12_000
+	maxAltitudeM = 100_000
+	maxAccuracyM = 20_000_000
+)
+
+// validate checks a location: bounded UTF-8 text and, for a point, finite
+// numbers within WGS 84 (latitude ±90, longitude ±180) and the bounds
+// above. NaN and ±Inf are refused: they compare false with every bound,
+// and JSON cannot carry them.
+func (l *Location) validate(field string) error {
+	if l == nil {
+		return nil
+	}
+	if err := checkText(field+".description", l.Description, maxDescription); err != nil {
+		return err
+	}
+	p := l.Point
+	if p == nil {
+		return nil
+	}
+	check := func(name string, v, lo, hi float64) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
+			return fmt.Errorf("%w: %s.point.%s %v is outside WGS 84 bounds: want a finite number from %v to %v", ErrInvalid, field, name, v, lo, hi)
+		}
+		return nil
+	}
+	if err := check("latitude", p.Latitude, -90, 90); err != nil {
+		return err
+	}
+	if err := check("longitude", p.Longitude, -180, 180); err != nil {
+		return err
+	}
+	if p.AltitudeM != nil {
+		if err := check("altitude_m", *p.AltitudeM, minAltitudeM, maxAltitudeM); err != nil {
+			return err
+		}
+	}
+	if p.AccuracyM != nil {
+		if err := check("accuracy_m", *p.AccuracyM, 0, maxAccuracyM); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Times callers state. Every time kept must be within RFC 3339's years
+// (0000-9999) to be written at all; these bounds are narrower.
+var (
+	// minCaptureTime is the earliest capture (or signing) time accepted:
+	// nothing Custody holds was captured digitally before it.
+	minCaptureTime = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+	// minEmbeddedTime is the earliest time read from a file's own header
+	// (EXIF, MP4): earlier ones are unset clocks (the MP4 epoch, 1904) or
+	// overflows, and are dropped.
+	minEmbeddedTime = time.Unix(0, 0).UTC()
+	// minRecordTime and maxRecordTime bound other times stated in records
+	// (authority validity): any real date, never outside RFC 3339.
+	minRecordTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxRecordTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// maxFutureSkew is how far in the future a capture, signing or event time
+// may be (clocks in the field are wrong by hours, not days).
+const maxFutureSkew = 24 * time.Hour
+
+// checkCaptureTime refuses a capture time (zero means unset) before 1990
+// or more than a day in the future.
+func checkCaptureTime(field string, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	return checkTimeIn(field, t, minCaptureTime, time.Now().Add(maxFutureSkew))
+}
+
+// checkTimeIn refuses t outside [lo, hi].
+func checkTimeIn(field string, t, lo, hi time.Time) error {
+	if t.Before(lo) || t.After(hi) {
+		return fmt.Errorf("%w: %s %s is not a plausible time (from %s to %s)", ErrInvalid, field, formatAnyTime(t), lo.Format(time.DateOnly), hi.Format(time.DateOnly))
+	}
+	return nil
+}
+
+// formatAnyTime writes t for a message, whatever its year.
+func formatAnyTime(t time.Time) string {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return fmt.Sprintf("(year %d)", y)
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// plausibleEmbedded is t if it is a time a device could have written
+// (from 1970 to a day from now), else the zero time.
+func plausibleEmbedded(t time.Time) time.Time {
+	if t.Before(minEmbeddedTime) || t.After(time.Now().Add(maxFutureSkew)) {
+		return time.Time{}
+	}
+	return t
+}
+

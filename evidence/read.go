@@ -52,6 +52,13 @@ func (a *Authority) validate() error {
 			return err
 		}
 	}
+	for name, t := range map[string]time.Time{"authority.valid_from": a.ValidFrom, "authority.valid_until": a.ValidUntil} {
+		if !t.IsZero() {
+			if err := checkTimeIn(name, t, minRecordTime, maxRecordTime); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -81,14 +88,28 @@ func (s *Service) mayReadSpecial(who identity.Identity, item catalog.Evidence) b
 	return slices.Contains(s.cfg.SpecialReaders, who.Role) || who.String() == item.Custodian
 }
 
-// Get returns an item. The metadata of a special-category item is
-// decrypted only for callers allowed to read it; others get it empty.
+// Get returns an item. The metadata of a special-category item is never
+// decrypted here, whoever asks: it comes only with a read that states a
+// purpose and is logged as an access event first (Open, ReadSeizureRecord).
+// Its pending release's reason, a record field, goes only to those who may
+// read its records.
 func (s *Service) Get(ctx context.Context, who identity.Identity, id string) (Item, error) {
 	ev, err := s.loadItem(ctx, id)
 	if err != nil {
 		return Item{}, err
 	}
-	return s.decode(ev, !ev.Special || s.mayReadSpecial(who, ev))
+	return s.decodeListed(who, ev)
+}
+
+// decodeListed is an item as Get and List return it: special-category
+// metadata left encrypted (Meta empty).
+func (s *Service) decodeListed(who identity.Identity, ev catalog.Evidence) (Item, error) {
+	if ev.Special && ev.Pending != nil && !s.mayReadSpecial(who, ev) {
+		p := *ev.Pending
+		p.Reason = ""
+		ev.Pending = &p
+	}
+	return s.decode(ev, false)
 }
 
 func (s *Service) decode(ev catalog.Evidence, readSpecial bool) (Item, error) {
@@ -112,7 +133,8 @@ func (s *Service) decode(ev catalog.Evidence, readSpecial bool) (Item, error) {
 // MaxPageSize bounds list pages.
 const MaxPageSize = 1000
 
-// List returns a page of a case's items; pageToken is from a previous page.
+// List returns a page of a case's items, as Get returns them; pageToken is
+// from a previous page.
 func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageToken string, pageSize int) ([]Item, string, error) {
 	if err := checkCaseID(caseID); err != nil {
 		return nil, "", err
@@ -144,7 +166,7 @@ func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageT
 	}
 	items := make([]Item, 0, len(rows))
 	for _, ev := range rows {
-		item, err := s.decode(ev, !ev.Special || s.mayReadSpecial(who, ev))
+		item, err := s.decodeListed(who, ev)
 		if err != nil {
 			return nil, "", err
 		}

@@ -65,6 +65,22 @@ type UploadStatus struct {
 	ExpiresAt time.Time
 }
 
+// sessionKey is where an identity's upload id keeps its session (and the
+// name of its lock): upload ids are chosen by clients, often
+// deterministically (client.UploadID), so each identity has its own
+// namespace of them. Another identity's session under the same id is
+// unrelated, unreachable, and indistinguishable from none.
+func sessionKey(who identity.Identity, uploadID string) string {
+	sum := sha256.Sum256([]byte(who.String() + "\x00" + uploadID))
+	return "s-" + hex.EncodeToString(sum[:])
+}
+
+// errNoSession is the one answer for an upload id the caller has no
+// session under, whether or not another identity has one.
+func errNoSession(uploadID string) error {
+	return fmt.Errorf("%w: you have no upload session %s (never started, finished or expired); start it at offset 0", ErrNotFound, uploadID)
+}
+
 func checkUploadID(id string) error {
 	if len(id) < 8 || len(id) > 64 {
 		return fmt.Errorf("%w: upload_id must be 8 to 64 characters", ErrInvalid)
@@ -101,7 +117,8 @@ func (s *Service) saveSession(ctx context.Context, id string, sess *session) err
 	return s.sessions.Save(ctx, id, b, sess.ExpiresAt)
 }
 
-// dropSession discards a session's pieces and the session.
+// dropSession discards a session's pieces and the session (id is its
+// key, sessionKey).
 func (s *Service) dropSession(ctx context.Context, id string, sess *session) {
 	ctx = context.WithoutCancel(ctx)
 	for _, p := range sess.Pieces {
@@ -131,20 +148,18 @@ func (s *Service) UploadStatusOf(ctx context.Context, who identity.Identity, id 
 	if err := checkUploadID(id); err != nil {
 		return UploadStatus{}, err
 	}
-	unlock, err := s.lockItem(ctx, "upload:"+id)
+	key := sessionKey(who, id)
+	unlock, err := s.lockItem(ctx, "upload:"+key)
 	if err != nil {
 		return UploadStatus{}, err
 	}
 	defer unlock()
-	sess, err := s.loadSession(ctx, id)
+	sess, err := s.loadSession(ctx, key)
 	if err != nil {
 		return UploadStatus{}, classifyStorage(err)
 	}
-	if sess == nil {
-		return UploadStatus{}, fmt.Errorf("%w: no upload session %s (never started, finished or expired)", ErrNotFound, id)
-	}
-	if sess.Owner != who.String() {
-		return UploadStatus{}, fmt.Errorf("%w: upload %s belongs to another identity", identity.ErrPermissionDenied, id)
+	if sess == nil || sess.Owner != who.String() {
+		return UploadStatus{}, errNoSession(id)
 	}
 	var meta UploadMeta
 	json.Unmarshal(sess.Meta, &meta)
@@ -167,14 +182,19 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		// ever be stored encrypted is not staged.
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: special-category (and, on this service, all encrypted) items are uploaded in one stream, not as resumable sessions: leave upload_id empty", ErrInvalid)
 	}
-	unlock, err := s.lockItem(ctx, "upload:"+id)
+	key := sessionKey(who, id)
+	unlock, err := s.lockItem(ctx, "upload:"+key)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
 	defer unlock()
-	sess, err := s.loadSession(ctx, id)
+	sess, err := s.loadSession(ctx, key)
 	if err != nil {
 		return Item{}, receipt.Receipt{}, classifyStorage(err)
+	}
+	if sess != nil && sess.Owner != who.String() {
+		// Only a hash collision could get here: treat it as no session.
+		return Item{}, receipt.Receipt{}, errNoSession(id)
 	}
 	// The session is about the item; a collector signature is made again
 	// by each attempt and checked when the upload completes.
@@ -184,13 +204,11 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 	h := sha256.New()
 	if sess == nil {
 		if offset != 0 {
-			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: no upload session %s to resume; start it at offset 0", ErrNotFound, id)
+			return Item{}, receipt.Receipt{}, errNoSession(id)
 		}
 		sess = &session{Owner: who.String(), Meta: metaJSON, ExpiresAt: s.now().Add(s.uploadTTL())}
 	} else {
 		switch {
-		case sess.Owner != who.String():
-			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s belongs to another identity", identity.ErrPermissionDenied, id)
 		case !sameItem(sess.Meta, metaJSON):
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the metadata differs from the one upload %s started with", ErrInvalid, id)
 		case offset != sess.Received:
@@ -200,7 +218,7 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 			return Item{}, receipt.Receipt{}, err
 		}
 	}
-	streamErr := s.receivePieces(ctx, h, sess, id, meta.Size, body)
+	streamErr := s.receivePieces(ctx, h, sess, key, id, meta.Size, body)
 	if streamErr != nil {
 		if ctx.Err() != nil {
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s paused at %d of %d bytes; resume from offset %d", ErrIncomplete, id, sess.Received, meta.Size, sess.Received)
@@ -211,14 +229,14 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s has %d of %d bytes; resume from offset %d", ErrIncomplete, id, sess.Received, meta.Size, sess.Received)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != meta.SHA256 {
-		s.dropSession(ctx, id, sess)
+		s.dropSession(ctx, key, sess)
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: declared %s, the bytes of upload %s hash to %s; the session is discarded", ErrDigestMismatch, meta.SHA256, id, got)
 	}
 	pieces := s.pieceReader(ctx, sess)
 	item, rcpt, err := s.Ingest(ctx, who, meta, pieces)
 	pieces.Close()
 	if err == nil || errors.Is(err, ErrInvalid) {
-		s.dropSession(ctx, id, sess)
+		s.dropSession(ctx, key, sess)
 	}
 	return item, rcpt, err
 }
@@ -265,9 +283,10 @@ func (p *pieces) Close() error {
 }
 
 // receivePieces reads body into pieces of up to stagePiece bytes, storing
-// each with the session (the bytes, then the hash state after them) before
-// reading on; a stream that breaks keeps every byte before the break.
-func (s *Service) receivePieces(ctx context.Context, h hash.Hash, sess *session, id string, size int64, body io.Reader) error {
+// each with the session (the bytes, then the hash state after them, under
+// key) before reading on; a stream that breaks keeps every byte before the
+// break. id is the caller's upload id.
+func (s *Service) receivePieces(ctx context.Context, h hash.Hash, sess *session, key, id string, size int64, body io.Reader) error {
 	buf := make([]byte, 0, min(stagePiece, max(size-sess.Received, 1)))
 	// The last piece is stored even if the caller has gone: it arrived.
 	storeCtx := context.WithoutCancel(ctx)
@@ -277,8 +296,8 @@ func (s *Service) receivePieces(ctx context.Context, h hash.Hash, sess *session,
 		}
 		var nonce [6]byte
 		rand.Read(nonce[:])
-		key := fmt.Sprintf("%s%x/%016d-%x", storage.KeepPendingPrefix, sha256.Sum256([]byte(sess.Owner+"\x00"+id)), sess.Received, nonce)
-		obj, err := s.store.Put(storeCtx, key, bytes.NewReader(buf), int64(len(buf)))
+		objKey := fmt.Sprintf("%s%x/%016d-%x", storage.KeepPendingPrefix, sha256.Sum256([]byte(sess.Owner+"\x00"+id)), sess.Received, nonce)
+		obj, err := s.store.Put(storeCtx, objKey, bytes.NewReader(buf), int64(len(buf)))
 		if err != nil {
 			return err
 		}
@@ -291,7 +310,7 @@ func (s *Service) receivePieces(ctx context.Context, h hash.Hash, sess *session,
 		sess.Received += int64(len(buf))
 		sess.HashState = state
 		buf = buf[:0]
-		if err := s.saveSession(storeCtx, id, sess); err != nil {
+		if err := s.saveSession(storeCtx, key, sess); err != nil {
 			// No session names the piece: remove it now, or nothing will.
 			s.store.Discard(storeCtx, obj)
 			return err

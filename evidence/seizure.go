@@ -53,7 +53,7 @@ func (s *Service) CreateSeizureRecord(ctx context.Context, who identity.Identity
 	meta := UploadMeta{
 		CaseID: caseID, Kind: KindBiometricSeizureRecord, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(doc)),
 		DeclaredMediaType: "application/json", Description: description, Special: true,
-		seizureAttachments: attachments,
+		seizureRecord: true, seizureAttachments: attachments,
 	}
 	return s.Ingest(ctx, who, meta, bytes.NewReader(doc))
 }

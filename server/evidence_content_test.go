@@ -112,7 +112,7 @@ func TestSeizureRecordNeverInClear(t *testing.T) {
 			s := be.start(t, servertest.Options{})
 			c := s.env.Client(t, identity.RoleCollector)
 			md := meta("case-filtration", attachment)
-			md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD
+			md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_OTHER
 			md.SpecialCategory = true
 			md.Filename = "KESTREL-3-export.eft"
 			att, err := c.Upload(t.Context(), md, bytes.NewReader(attachment), nil)
@@ -200,7 +200,7 @@ func TestSeizureRecordDigestsMatchAttachments(t *testing.T) {
 	const caseID = "case-digests"
 	upload := func(data []byte, filename string) string {
 		md := meta(caseID, data)
-		md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD
+		md.Kind = custodyv1.EvidenceKind_EVIDENCE_KIND_OTHER
 		md.SpecialCategory = true
 		md.Filename = filename
 		resp, err := c.Upload(t.Context(), md, bytes.NewReader(data), nil)

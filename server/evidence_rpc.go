@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -206,7 +207,10 @@ func (e *evidenceService) GetSeizureRecord(ctx context.Context, req *custodyv1.G
 	}
 	var rec custodyv1.SeizureRecord
 	if err := protojson.Unmarshal(doc, &rec); err != nil {
-		return nil, toStatus(ctx, fmt.Errorf("stored seizure record %s: %w", item.ID, err))
+		// The parser's message quotes the document (names, places): it
+		// goes neither to the log nor to the caller.
+		slog.WarnContext(ctx, "a stored seizure record does not parse", "evidence_id", item.ID)
+		return nil, toStatus(ctx, fmt.Errorf("%w: %s does not hold a seizure record document this service can read (CreateSeizureRecord did not make it); read its content with Download", evidence.ErrFailedPrecondition, item.ID))
 	}
 	return &custodyv1.GetSeizureRecordResponse{
 		Evidence: evidenceToProto(item), Record: &rec, AttachmentEvidenceIds: item.Meta.SeizureAttachments,

@@ -161,8 +161,10 @@ func TestResumableUpload(t *testing.T) {
 		sendPart(t, c, md, data[:1<<20])
 		waitReceived(t, c, md.UploadId, 1<<20)
 		custodian := env.Client(t, identity.RoleCustodian)
+		// Upload ids are per identity: the custodian has no such session,
+		// and is not told that someone else has.
 		_, err := custodian.Evidence().GetUploadStatus(t.Context(), &custodyv1.GetUploadStatusRequest{UploadId: md.UploadId})
-		wantCode(t, err, codes.PermissionDenied, "belongs to another identity")
+		wantCode(t, err, codes.NotFound, "you have no upload session resume-test-3")
 	})
 
 	t.Run("over REST", func(t *testing.T) {

@@ -188,7 +188,9 @@ func runSeizure(ctx context.Context, g globals, args []string) error {
 	defer c.Close()
 	var ids []string
 	for i, path := range attach {
-		md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD, SpecialCategory: true,
+		// Attachments are special-category items of kind other: only
+		// CreateSeizureRecord makes items of kind biometric_seizure_record.
+		md := &custodyv1.UploadMetadata{CaseId: *caseID, Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_OTHER, SpecialCategory: true,
 			Sha256: sums[i], SizeBytes: sizes[i]}
 		resp, err := c.UploadFile(ctx, path, md, nil)
 		if err != nil {

@@ -155,14 +155,18 @@ func (x *Receipt) GetKeyId() string {
 	return ""
 }
 
-// GeoPoint is a WGS 84 position.
+// GeoPoint is a WGS 84 position. Every number must be finite (NaN and
+// infinities are refused with INVALID_ARGUMENT) and within its range.
 type GeoPoint struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Latitude  float64                `protobuf:"fixed64,1,opt,name=latitude,proto3" json:"latitude,omitempty"`
-	Longitude float64                `protobuf:"fixed64,2,opt,name=longitude,proto3" json:"longitude,omitempty"`
-	// Altitude in metres above the WGS 84 ellipsoid, if known.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Degrees, -90 to 90.
+	Latitude float64 `protobuf:"fixed64,1,opt,name=latitude,proto3" json:"latitude,omitempty"`
+	// Degrees, -180 to 180.
+	Longitude float64 `protobuf:"fixed64,2,opt,name=longitude,proto3" json:"longitude,omitempty"`
+	// Altitude in metres above the WGS 84 ellipsoid, if known: -12000 to
+	// 100000.
 	AltitudeM *float64 `protobuf:"fixed64,3,opt,name=altitude_m,json=altitudeM,proto3,oneof" json:"altitude_m,omitempty"`
-	// Horizontal accuracy radius in metres, if known.
+	// Horizontal accuracy radius in metres, if known: 0 to 20000000.
 	AccuracyM     *float64 `protobuf:"fixed64,4,opt,name=accuracy_m,json=accuracyM,proto3,oneof" json:"accuracy_m,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -34,6 +34,8 @@ const (
 	EvidenceKind_EVIDENCE_KIND_AUDIO       EvidenceKind = 3
 	EvidenceKind_EVIDENCE_KIND_DOCUMENT    EvidenceKind = 4
 	// A structured record of seized or captured biometric or personal data.
+	// Made only by CreateSeizureRecord; Upload refuses this kind (upload a
+	// record's attachments with special_category set and another kind).
 	EvidenceKind_EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD EvidenceKind = 5
 	EvidenceKind_EVIDENCE_KIND_OTHER                    EvidenceKind = 6
 )
@@ -90,7 +92,8 @@ func (EvidenceKind) EnumDescriptor() ([]byte, []int) {
 // Capture describes how and where an item was captured, as the collector
 // states it.
 type Capture struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From 1990-01-01 to a day after the server's clock.
 	CapturedAt    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=captured_at,json=capturedAt,proto3" json:"captured_at,omitempty"`
 	Location      *Location              `protobuf:"bytes,2,opt,name=location,proto3" json:"location,omitempty"`
 	Device        *Device                `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -152,7 +155,10 @@ func (x *Capture) GetDevice() *Device {
 // EmbeddedMetadata is what the server read from the bytes themselves (EXIF
 // for photos). It is kept beside what the client stated, never merged.
 type EmbeddedMetadata struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only a time from 1970-01-01 to a day after the server's clock is kept
+	// (an unset or overflowing camera clock is no capture time). Strings are
+	// valid UTF-8: invalid bytes and control characters read as U+FFFD.
 	CapturedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=captured_at,json=capturedAt,proto3" json:"captured_at,omitempty"`
 	Point      *GeoPoint              `protobuf:"bytes,2,opt,name=point,proto3" json:"point,omitempty"`
 	Device     *Device                `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -606,7 +612,9 @@ type UploadMetadata struct {
 	// readable only by the roles the operator grants.
 	SpecialCategory bool `protobuf:"varint,9,opt,name=special_category,json=specialCategory,proto3" json:"special_category,omitempty"`
 	// A client-chosen id (UUID) that makes the upload resumable: a later
-	// Upload with the same id and resume_offset continues it.
+	// Upload with the same id and resume_offset continues it. Ids are per
+	// identity: another identity's session under the same id is a different
+	// session, and invisible.
 	UploadId string `protobuf:"bytes,10,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
 	// Where this stream starts within the item, for a resumed upload.
 	ResumeOffset int64 `protobuf:"varint,11,opt,name=resume_offset,json=resumeOffset,proto3" json:"resume_offset,omitempty"`

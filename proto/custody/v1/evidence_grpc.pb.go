@@ -43,9 +43,13 @@ type EvidenceServiceClient interface {
 	// GetUploadStatus tells how many bytes of a resumable upload the server
 	// holds, so a client can continue after a dropped connection.
 	GetUploadStatus(ctx context.Context, in *GetUploadStatusRequest, opts ...grpc.CallOption) (*GetUploadStatusResponse, error)
-	// GetEvidence returns an item's record.
+	// GetEvidence returns an item's record. The metadata of a
+	// special-category item is never decrypted here (it is left empty, for
+	// every role): it comes with a read that states a purpose and is logged,
+	// Download or GetSeizureRecord (docs/AUTHORIZATION.md).
 	GetEvidence(ctx context.Context, in *GetEvidenceRequest, opts ...grpc.CallOption) (*GetEvidenceResponse, error)
-	// ListEvidence lists the items of one case, oldest first, paginated.
+	// ListEvidence lists the items of one case, oldest first, paginated, as
+	// GetEvidence returns them.
 	ListEvidence(ctx context.Context, in *ListEvidenceRequest, opts ...grpc.CallOption) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
@@ -167,9 +171,13 @@ type EvidenceServiceServer interface {
 	// GetUploadStatus tells how many bytes of a resumable upload the server
 	// holds, so a client can continue after a dropped connection.
 	GetUploadStatus(context.Context, *GetUploadStatusRequest) (*GetUploadStatusResponse, error)
-	// GetEvidence returns an item's record.
+	// GetEvidence returns an item's record. The metadata of a
+	// special-category item is never decrypted here (it is left empty, for
+	// every role): it comes with a read that states a purpose and is logged,
+	// Download or GetSeizureRecord (docs/AUTHORIZATION.md).
 	GetEvidence(context.Context, *GetEvidenceRequest) (*GetEvidenceResponse, error)
-	// ListEvidence lists the items of one case, oldest first, paginated.
+	// ListEvidence lists the items of one case, oldest first, paginated, as
+	// GetEvidence returns them.
 	ListEvidence(context.Context, *ListEvidenceRequest) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
