@@ -23,6 +23,10 @@ const checkpointWait = 15 * time.Second
 // limit.
 const MaxBundleEvents = 10_000
 
+// bundleAccessPurpose is the purpose of the access event a bundle of a
+// special-category item records.
+const bundleAccessPurpose = "court bundle: the special-category item's metadata and records exported"
+
 // bundlePage is how many events a bundle reads from the catalog and the
 // log at a time.
 const bundlePage = 256
@@ -97,6 +101,22 @@ func (s *Service) bundleHeader(ctx context.Context, who identity.Identity, id st
 		return verify.StreamHeader{}, catalog.Evidence{}, false, err
 	}
 	readable := !item.Special || s.mayReadSpecial(who, item)
+	if item.Special && readable {
+		// The bundle carries the decrypted metadata and every record of
+		// special-category data: like any read of it, an access event,
+		// logged first (and so part of the bundle).
+		if _, err := s.appendEvent(ctx, id, func(_ catalog.Evidence, rec *events.Record) error {
+			rec.Type = events.Access
+			rec.Performer = who.String()
+			rec.Purpose = bundleAccessPurpose
+			return nil
+		}); err != nil {
+			return verify.StreamHeader{}, catalog.Evidence{}, false, err
+		}
+		if item, err = s.loadItem(ctx, id); err != nil {
+			return verify.StreamHeader{}, catalog.Evidence{}, false, err
+		}
+	}
 	cp, err := s.checkpointCovering(ctx, item.LastLogIndex)
 	if err != nil {
 		return verify.StreamHeader{}, catalog.Evidence{}, false, err

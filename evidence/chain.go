@@ -171,7 +171,6 @@ func eventReceipt(rec events.Record, a custodylog.Appended, origin string) canon
 		"event_type":  string(rec.Type),
 		"evidence_id": rec.EvidenceID,
 		"seq":         rec.Sequence,
-		"performer":   rec.Performer,
 		"time":        events.FormatTime(rec.RecordedAt),
 		"log_origin":  origin,
 		"log_index":   a.Index,

@@ -397,7 +397,6 @@ func ingestReceipt(ev catalog.Evidence, index uint64, leaf [32]byte, origin stri
 		"kind":        ev.Kind,
 		"special":     ev.Special,
 		"storage":     storageObject(ev.Object, ev.Encrypted),
-		"collector":   ev.Collector,
 		"time":        events.FormatTime(ev.IngestedAt),
 		"log_origin":  origin,
 		"log_index":   index,

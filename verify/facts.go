@@ -70,9 +70,6 @@ func checkIngest(b *Bundle, first checkedEvent) ([]Fact, error) {
 			if rc["special"] != d["special"] {
 				errs = append(errs, fmt.Errorf("the ingest record states special %v, the receipt %v", d["special"], rc["special"]))
 			}
-			if rc["collector"] != rec.Performer {
-				errs = append(errs, fmt.Errorf("the ingest receipt names collector %v, the record %s", rc["collector"], rec.Performer))
-			}
 			if !sameJSON(rc["storage"], d["storage"]) {
 				errs = append(errs, errors.New("the ingest receipt and record name different stored objects"))
 			}
@@ -101,8 +98,10 @@ func checkIngest(b *Bundle, first checkedEvent) ([]Fact, error) {
 		{"case", e.CaseID, "the ingest receipt"},
 		{"kind", e.Kind, "the ingest receipt"},
 		{"special category", strconv.FormatBool(rc["special"] == true), "the ingest receipt"},
-		{"collector", fmt.Sprint(rc["collector"]), "the ingest receipt"},
 		{"ingested at (service clock)", fmt.Sprint(first.entry["time"]), "the ingest entry"},
+	}
+	if first.record != nil {
+		facts = append(facts, Fact{"collector", first.record.Performer, "the ingest record"})
 	}
 	if len(e.Metadata) > 0 {
 		canon, _ := canonicaljson.Canonicalize(e.Metadata)

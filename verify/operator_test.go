@@ -97,9 +97,6 @@ func (o operator) reissue(t *testing.T, b *verify.Bundle, edit func(recs []event
 		b.Events[i].InclusionProof = auditPath(i, leaves)
 		p := receipts[i]
 		p["log_index"], p["leaf_hash"], p["time"] = int64(i), hex.EncodeToString(leaves[i]), events.FormatTime(recs[i].RecordedAt)
-		if i > 0 {
-			p["performer"] = recs[i].Performer
-		}
 		payload, err := canonicaljson.Marshal(p)
 		if err != nil {
 			t.Fatal(err)

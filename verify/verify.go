@@ -509,9 +509,6 @@ func checkReceipt(ev Event, ce *checkedEvent, b *Bundle, key crypto.PublicKey, k
 		want["type"] = "event"
 		want["event_type"] = ce.entry["type"]
 		want["seq"] = int64(ev.Seq)
-		if ce.record != nil {
-			want["performer"] = ce.record.Performer
-		}
 	}
 	var errs []error
 	for k, v := range want {
