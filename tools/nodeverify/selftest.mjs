@@ -1,0 +1,214 @@
+// Self-test for what no published conformance vector reaches: step 7 (the
+// custody state machine and the parties' signed statements). It builds
+// synthetic bundles with its own log key, receipt key and client CA (made with
+// the openssl command), so a history the custody rules forbid can be signed
+// by every service key, and checks verify.mjs's outcome and step for each.
+//
+//   node selftest.mjs [--write DIR]   (--write also saves each case's bundle and trust files)
+//
+// Exits 0 when every case gives the expected outcome. Expectations follow the
+// docs; a case marked `ref` is one where the reference `custody verify` was
+// run on the written bundle (--write) and reached another result, because the
+// docs are silent or ambiguous there (README: doc gaps).
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { verifyBundle, canon, formatTime } from './verify.mjs';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nodeverify-selftest-'));
+const sha = (b) => crypto.createHash('sha256').update(b).digest();
+const hex = (b) => b.toString('hex');
+
+// ---- keys and certificates
+function openssl(...args) { execFileSync('openssl', args, { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] }); }
+openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem',
+  '-subj', '/O=Selftest/CN=Selftest CA', '-days', '30', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+function leaf(name, uri) {
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=Selftest/CN=${name}`);
+  fs.writeFileSync(path.join(tmp, `${name}.ext`), `subjectAltName=URI:${uri}\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '30', '-extfile', `${name}.ext`);
+  const cert = new crypto.X509Certificate(fs.readFileSync(path.join(tmp, `${name}.pem`)));
+  return { uri, key: crypto.createPrivateKey(fs.readFileSync(path.join(tmp, `${name}.key`))), certB64: cert.raw.toString('base64') };
+}
+const COLLECTOR = leaf('collector', 'urn:custody:collector:alice');
+const CUSTODIAN = leaf('custodian', 'urn:custody:custodian:lab');
+const COURT = leaf('court', 'urn:custody:court:icc');
+const STRANGER = leaf('stranger', 'urn:custody:custodian:mallory');
+const caPem = fs.readFileSync(path.join(tmp, 'ca.pem'), 'utf8');
+const SERVICE = 'urn:custody:service:custodyd';
+
+const logPriv = crypto.generateKeyPairSync('ed25519');
+const logPub = logPriv.publicKey.export({ format: 'jwk' }).x;
+const ORIGIN = 'selftest.example/log';
+const keyBytes = Buffer.concat([Buffer.from([1]), Buffer.from(logPub, 'base64url')]);
+const keyHash = sha(Buffer.concat([Buffer.from(ORIGIN + '\n'), keyBytes])).subarray(0, 4);
+const logKey = `${ORIGIN}+${hex(keyHash)}+${keyBytes.toString('base64')}`;
+const rcpt = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rcptDer = rcpt.publicKey.export({ type: 'spki', format: 'der' });
+const rcptPem = rcpt.publicKey.export({ type: 'spki', format: 'pem' });
+
+// ---- Merkle tree (RFC 9162 §2.1)
+const leafHash = (b) => sha(Buffer.concat([Buffer.from([0]), b]));
+const nodeHash = (l, r) => sha(Buffer.concat([Buffer.from([1]), l, r]));
+const split = (n) => { let k = 1; while (k * 2 < n) k *= 2; return k; };
+const mth = (L) => (L.length === 1 ? L[0] : nodeHash(mth(L.slice(0, split(L.length))), mth(L.slice(split(L.length)))));
+function inclusion(m, L) {
+  if (L.length <= 1) return [];
+  const k = split(L.length);
+  return m < k ? [...inclusion(m, L.slice(0, k)), mth(L.slice(k))] : [...inclusion(m - k, L.slice(k)), mth(L.slice(0, k))];
+}
+function checkpoint(size, root) {
+  const text = `${ORIGIN}\n${size}\n${root.toString('base64')}\n`;
+  const sig = crypto.sign(null, Buffer.from(text), logPriv.privateKey);
+  return `${text}\n\u2014 ${ORIGIN} ${Buffer.concat([keyHash, sig]).toString('base64')}\n`;
+}
+
+// ---- a bundle from a list of events
+const T0 = (BigInt(Date.now()) / 1000n) * 1000000000n; // now, whole seconds, in ns
+const at = (sec) => formatTime(T0 + BigInt(Math.round(sec * 1e9)));
+const atOffset = (sec) => formatTime(T0 + BigInt(Math.round(sec * 1e9)) + 3600000000000n).replace(/Z$/, '+01:00');
+const EVID = 'ev-' + 'selftestselftestselftestab';
+const CONTENT = Buffer.from('selftest evidence bytes\n');
+const SHA = hex(sha(CONTENT));
+const STORAGE = { backend: 'disk', bucket: '', encrypted: false, key: `sha256/${SHA.slice(0, 2)}/${SHA}`, retain_until: at(3600), version_id: '' };
+const sign = (party, text) => crypto.sign('sha256', Buffer.from(text), party.key).toString('base64');
+
+function releaseStmt(from, to, reason, signedAt) {
+  return canon({ evidence_id: EVID, from, reason, sha256: SHA, signed_at: signedAt, to, type: 'custody.release', v: 1 });
+}
+function acceptStmt(from, to, releaseSeq, signedAt) {
+  return canon({ evidence_id: EVID, from, release_seq: releaseSeq, sha256: SHA, signed_at: signedAt, to, type: 'custody.accept', v: 1 });
+}
+
+// events: [{type, performer, counterparty?, details?, t}] after the ingest (built here)
+function build({ events, metadata = { capture: { captured_at: '2024-05-01T10:00:00Z' }, filename: 'x.jpg' }, capture = {} }) {
+  const md = JSON.parse(JSON.stringify(metadata));
+  const capStmt = canon({ ...(capture.capturedAt === null ? {} : { captured_at: capture.capturedAt || '2024-05-01T10:00:00Z' }), case_id: 'CASE-1', collector: COLLECTOR.uri, sha256: SHA, signed_at: at(0), size: CONTENT.length, type: 'custody.capture', v: 1 });
+  const ingestDetails = {
+    case_id: 'CASE-1', kind: 'photo', media_type: 'image/jpeg', metadata_sha256: hex(sha(Buffer.from(canon(md, true)))), size: CONTENT.length, special: false, storage: STORAGE,
+  };
+  if (capture.none !== true) ingestDetails.collector_signature = { certificate: (capture.signer || COLLECTOR).certB64, signature: sign(capture.signer || COLLECTOR, capStmt), statement: capStmt };
+  const all = [{ type: 'ingest', performer: COLLECTOR.uri, details: ingestDetails, t: 0.1 }, ...events];
+  const filler = [0, 1, 2].map((i) => leafHash(Buffer.from(`other item ${i}`)));
+  const leaves = [...filler];
+  const out = [];
+  let prev = null;
+  all.forEach((e, seq) => {
+    const time = at(e.t);
+    const record = { details: e.details, evidence_id: EVID, performer: e.performer, recorded_at: time, salt: hex(crypto.randomBytes(32)), seq, type: e.type, v: 1 };
+    if (e.counterparty) record.counterparty = e.counterparty;
+    if (!e.details) delete record.details;
+    if (seq === 0) record.sha256 = SHA;
+    if (prev) { record.prev_index = prev.index; record.prev_leaf_hash = prev.leafHex; }
+    const recordText = canon(record);
+    const entry = { evidence_id: EVID, record_sha256: hex(sha(Buffer.from(recordText))), seq, time, type: e.type, v: 1 };
+    if (seq === 0) entry.sha256 = SHA;
+    if (prev) { entry.prev_index = prev.index; entry.prev_leaf_hash = prev.leafHex; }
+    const entryText = canon(entry);
+    const index = leaves.length;
+    const lh = leafHash(Buffer.from(entryText));
+    leaves.push(lh);
+    leaves.push(leafHash(Buffer.from(`interleaved ${seq}`)));
+    out.push({ seq, index, entryText, recordText, lh, record });
+    prev = { index, leafHex: hex(lh) };
+  });
+  const size = leaves.length;
+  const root = mth(leaves);
+  const events_ = out.map((o) => {
+    const base = { evidence_id: EVID, leaf_hash: hex(o.lh), log_index: o.index, log_origin: ORIGIN, time: o.record.recorded_at, v: 1 };
+    const payload = o.seq === 0
+      ? canon({ ...base, case_id: 'CASE-1', collector: COLLECTOR.uri, kind: 'photo', media_type: 'image/jpeg', sha256: SHA, size: CONTENT.length, special: false, storage: STORAGE, type: 'ingest' })
+      : canon({ ...base, event_type: o.record.type, performer: o.record.performer, seq: o.seq, type: 'event' });
+    return {
+      seq: o.seq, log_index: o.index, entry: o.entryText, record: o.recordText,
+      inclusion_proof: inclusion(o.index, leaves).map((h) => h.toString('base64')),
+      receipt: { payload, signature: crypto.sign('sha256', Buffer.from(payload), rcpt.privateKey).toString('base64'), key_id: hex(sha(rcptDer)) },
+    };
+  });
+  return {
+    format: 'custody-bundle', v: 1, created_at: at(100),
+    evidence: { evidence_id: EVID, sha256: SHA, size: CONTENT.length, media_type: 'image/jpeg', kind: 'photo', case_id: 'CASE-1', metadata: md },
+    log: { origin: ORIGIN, checkpoint: checkpoint(size, root), tree_size: size },
+    events: events_,
+    keys: { log_verifier_key: logKey, receipt_public_key_pem: rcptPem },
+  };
+}
+
+const rel = (t, { by = COLLECTOR, to = CUSTODIAN, reason = 'to the lab', ttl = 3600, stmtReason, signer, signedAt } = {}) => {
+  const st = releaseStmt(by.uri, to.uri, stmtReason ?? reason, signedAt ?? at(t - 0.05));
+  return { type: 'release', performer: by.uri, counterparty: to.uri, t, details: { certificate: (signer || by).certB64, expires_at: at(t + ttl), reason, signature: sign(signer || by, st), statement: st } };
+};
+const acc = (t, seq, { by = CUSTODIAN, from = COLLECTOR, stmtSeq } = {}) => {
+  const st = acceptStmt(from.uri, by.uri, stmtSeq ?? seq, at(t - 0.05));
+  return { type: 'accept', performer: by.uri, counterparty: from.uri, t, details: { certificate: by.certB64, release_seq: seq, signature: sign(by, st), statement: st } };
+};
+const plain = (type, who, t, details = { note: 'n' }) => ({ type, performer: who.uri ?? who, t, details });
+
+const cases = [
+  { name: 'honest hand-off', events: [rel(1), acc(2, 1), plain('analysis', CUSTODIAN, 3), plain('access', COURT, 4)], want: ['verified'] },
+  { name: 'honest hand-off, no CA', events: [rel(1), acc(2, 1)], noCA: true, want: ['verified_with_limits'] },
+  { name: 'cancel then lapse', events: [
+    rel(1, { to: COURT }),
+    { type: 'release_cancelled', performer: COLLECTOR.uri, counterparty: COURT.uri, t: 2, details: { reason: 'wrong', release_seq: 1 } },
+    rel(3, { ttl: 1 }),
+    { type: 'release_expired', performer: SERVICE, counterparty: CUSTODIAN.uri, t: 5, details: { expired_at: at(4), release_seq: 3 } },
+    plain('annotation', COURT, 5)], want: ['verified'] },
+  { name: 'release by someone not the custodian', events: [rel(1, { by: CUSTODIAN, to: COURT })], want: ['failed', 'custody'] },
+  { name: 'release to oneself', events: [rel(1, { to: COLLECTOR })], want: ['failed', 'custody'] },
+  { name: 'second release while one is pending', events: [rel(1), rel(2, { to: COURT })], want: ['failed', 'custody'] },
+  { name: 'accept by someone not the recipient', events: [rel(1), acc(2, 1, { by: COURT })], want: ['failed', 'custody'] },
+  { name: 'accept naming another release seq', events: [rel(1), plain('access', COURT, 1.5), acc(2, 2)], want: ['failed', 'custody'] },
+  { name: 'accept with no release pending', events: [acc(2, 1)], want: ['failed', 'custody'] },
+  { name: 'analysis by a non-custodian', events: [plain('analysis', CUSTODIAN, 1)], want: ['failed', 'custody'] },
+  { name: 'analysis by the releaser while pending (still custodian)', events: [rel(1), plain('analysis', COLLECTOR, 2)], want: ['verified'] },
+  { name: 'event after the lapse that is not release_expired', events: [rel(1, { ttl: 1 }), plain('access', COURT, 3)], want: ['failed', 'custody'] },
+  { name: 'accept after the lapse', events: [rel(1, { ttl: 1 }), acc(3, 1)], want: ['failed', 'custody'] },
+  { name: 'release_expired before expiry', events: [rel(1, { ttl: 10 }), { type: 'release_expired', performer: SERVICE, counterparty: CUSTODIAN.uri, t: 2, details: { expired_at: at(11), release_seq: 1 } }], want: ['failed', 'custody'] },
+  { name: 'release_expired with another expired_at', events: [rel(1, { ttl: 1 }), { type: 'release_expired', performer: SERVICE, counterparty: CUSTODIAN.uri, t: 3, details: { expired_at: at(2.5), release_seq: 1 } }], want: ['failed', 'custody'] },
+  { name: 'release_expired by a person', events: [rel(1, { ttl: 1 }), { type: 'release_expired', performer: COLLECTOR.uri, counterparty: CUSTODIAN.uri, t: 3, details: { expired_at: at(2), release_seq: 1 } }], want: ['failed', 'custody'] },
+  { name: 'cancel by someone not the custodian', events: [rel(1), { type: 'release_cancelled', performer: CUSTODIAN.uri, counterparty: CUSTODIAN.uri, t: 2, details: { reason: 'x', release_seq: 1 } }], want: ['failed', 'custody'] },
+  { name: 'expires_at not after recorded_at', events: [rel(1, { ttl: 0 })], want: ['failed', 'custody'] },
+  { name: 'unknown event type', events: [plain('teleport', COLLECTOR, 1)], want: ['failed', 'custody'] },
+  { name: 'release statement with another reason', events: [rel(1, { stmtReason: 'something else' })], want: ['failed', 'custody'] },
+  { name: 'accept statement naming another release seq', events: [rel(1), acc(2, 1, { stmtSeq: 7 })], want: ['failed', 'custody'] },
+  { name: "release signed with someone else's certificate", events: [rel(1, { signer: STRANGER })], want: ['failed', 'custody'] },
+  { name: 'release signed after the certificate expired (with CA)', events: [rel(1, { signedAt: at(60 * 86400) })], want: ['failed', 'custody'] },
+  { name: 'release signed after the certificate expired (no CA)', events: [rel(1, { signedAt: at(60 * 86400) })], noCA: true, want: ['verified_with_limits'] },
+  { name: 'capture statement with another capture time', events: [], capture: { capturedAt: '2024-05-01T10:00:01Z' }, want: ['failed', 'custody'] },
+  { name: 'capture time the same instant in another offset', events: [], capture: { capturedAt: '2024-05-01T12:00:00+02:00' }, want: ['verified'], ref: ['failed', 'custody'] },
+  { name: 'metadata capture time the collector did not sign', events: [], capture: { capturedAt: null }, want: ['failed', 'custody'] },
+  { name: 'capture statement signed by someone else', events: [], capture: { signer: STRANGER }, want: ['failed', 'custody'] },
+  { name: 'release signed_at written with an offset', events: [rel(1, { signedAt: atOffset(0.95) })], want: ['verified'], ref: ['failed', 'custody'] },
+  { name: 'release expires_at written with an offset', events: [(() => { const r = rel(1, { ttl: 1 }); r.details.expires_at = atOffset(2); return r; })(), { type: 'release_expired', performer: SERVICE, counterparty: CUSTODIAN.uri, t: 3, details: { expired_at: at(2), release_seq: 1 } }], want: ['verified'] },
+  { name: 'capture statement captured_at with trailing zeros', events: [], capture: { capturedAt: '2024-05-01T10:00:00.000Z' }, want: ['verified'], ref: ['failed', 'custody'] },
+  { name: 'no capture statement but a metadata capture time', events: [], capture: { none: true }, want: ['verified'] },
+  { name: 'nothing to chain, no CA', events: [plain('access', COURT, 1)], capture: { none: true }, metadata: { filename: 'x.jpg' }, noCA: true, want: ['verified_with_limits'] },
+  { name: 'no capture statement, no capture time', events: [], capture: { none: true }, metadata: { filename: 'x.jpg' }, want: ['verified'] },
+];
+
+const writeDir = process.argv[2] === '--write' ? process.argv[3] : null;
+if (writeDir) {
+  fs.mkdirSync(writeDir, { recursive: true });
+  fs.writeFileSync(path.join(writeDir, 'log-key.txt'), logKey + '\n');
+  fs.writeFileSync(path.join(writeDir, 'receipt-key.pem'), rcptPem);
+  fs.writeFileSync(path.join(writeDir, 'ca.pem'), caPem);
+  fs.writeFileSync(path.join(writeDir, 'file.bin'), CONTENT);
+}
+let bad = 0;
+cases.forEach((c, i) => {
+  const bundle = build(c);
+  const bytes = Buffer.from(JSON.stringify(bundle, null, 1));
+  if (writeDir) fs.writeFileSync(path.join(writeDir, `case-${String(i).padStart(2, '0')}.json`), bytes);
+  const r = verifyBundle(bytes, { logKey, receiptKeyPem: rcptPem, caPem: c.noCA ? undefined : caPem, file: CONTENT });
+  const got = [r.outcome, ...(r.step ? [r.step] : [])];
+  const ok = JSON.stringify(got) === JSON.stringify(c.want);
+  if (!ok) bad++;
+  const note = c.ref ? ` [the reference CLI gives ${c.ref.join(' ')}: see README, doc gaps]` : '';
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${String(i).padStart(2, '0')} ${c.name}: ${got.join(' ')}${ok ? '' : ` (want ${c.want.join(' ')})`}${r.failures.length ? ` — ${r.failures[0].message}` : ''}${note}`);
+});
+fs.rmSync(tmp, { recursive: true, force: true });
+console.log(`${cases.length - bad}/${cases.length} self-test cases as expected`);
+process.exitCode = bad ? 1 : 0;
