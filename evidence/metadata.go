@@ -312,4 +312,3 @@ func plausibleEmbedded(t time.Time) time.Time {
 	}
 	return t
 }
-

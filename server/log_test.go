@@ -83,7 +83,7 @@ func TestLogProofsVerifyIndependently(t *testing.T) {
 	first := waitCheckpoint(t, env, v, origin, 8)
 
 	court := env.Client(t, identity.RoleCourt) // the court may annotate any item
-	for range 300 { // past one full tile of 256 entries
+	for range 300 {                            // past one full tile of 256 entries
 		if _, err := court.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: ids[4], Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: "seen"}); err != nil {
 			t.Fatal(err)
 		}
