@@ -1,11 +1,11 @@
 // Package nodeverify_test runs the independent Node.js verifier
-// (tools/nodeverify/verify.mjs, written from docs/VERIFY.md alone) against
+// (verify/nodeverify/verify.mjs, written from docs/VERIFY.md alone) against
 // every published conformance vector in testdata/verify-vectors, and its
 // self-test of the custody rules, so CI proves the specification is enough to
 // write a second verifier that agrees with the Go one.
 //
 // tools/ is its own module (tools/go.mod), outside the main module's ./...;
-// scripts/test runs this package with `go -C tools test ./nodeverify/`.
+// scripts/test runs this package with `go test ./verify/nodeverify/`.
 package nodeverify_test
 
 import (
