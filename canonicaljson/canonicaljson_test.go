@@ -3,6 +3,7 @@ package canonicaljson_test
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/custody-dev/custody/canonicaljson"
@@ -56,6 +57,7 @@ func TestCanonicalize(t *testing.T) {
 			`[1e+21,1e-7,0.000001,4.5,0.002,0,333333333.3333333,100,100,9007199254740992]`},
 		{"whitespace and order", "{ \"b\" : [ 1 , {\"y\":true, \"x\":null} ],\n\"a\":\"\\u00e9\\/\" }", `{"a":"é/","b":[1,{"x":null,"y":true}]}`},
 		// RFC 8785 §3.2.3: keys sorted by UTF-16 code units.
+		{"surrogate pair and escaped backslash", `["\ud83d\ude00", "\\ud800"]`, `["😀","\\ud800"]`},
 		{"UTF-16 key order", `{"\u20ac":1,"\r":2,"\ufb33":3,"1":4,"\ud83d\ude00":5,"\u0080":6,"\u00f6":7}`,
 			"{\"\\r\":2,\"1\":4,\"\u0080\":6,\"ö\":7,\"€\":1,\"😀\":5,\"\ufb33\":3}"},
 	}
@@ -77,6 +79,10 @@ func TestParseRefuses(t *testing.T) {
 		"invalid UTF-8":        "{\"a\":\"\xff\"}",
 		"huge number":          `[1e400]`,
 		"not JSON":             `{a:1}`,
+		"lone high surrogate":  `["\ud83d"]`,
+		"lone low surrogate":   `["x\ude00"]`,
+		"high then other":      `["\ud83d\u0041"]`,
+		"too deep":             strings.Repeat("[", 101) + strings.Repeat("]", 101),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if v, err := canonicaljson.Parse([]byte(in)); err == nil {

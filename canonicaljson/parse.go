@@ -22,6 +22,9 @@ func Parse(b []byte) (any, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("not valid UTF-8")
 	}
+	if err := checkEscapes(b); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	v, err := parseValue(dec, "")
@@ -43,6 +46,66 @@ func Canonicalize(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return Marshal(v)
+}
+
+// MaxDepth bounds how deeply Parse lets values nest.
+const MaxDepth = 100
+
+// checkEscapes refuses lone UTF-16 surrogates written as \u escapes
+// (encoding/json would turn them into U+FFFD, so two readers could see
+// different strings) and nesting deeper than MaxDepth.
+func checkEscapes(b []byte) error {
+	inString, depth := false, 0
+	pendingHigh := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			switch c {
+			case '"':
+				inString = true
+			case '{', '[':
+				if depth++; depth > MaxDepth {
+					return fmt.Errorf("values nest deeper than %d levels", MaxDepth)
+				}
+			case '}', ']':
+				depth--
+			}
+			continue
+		}
+		isLow := false
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 < len(b) && b[i+1] == 'u' && i+5 < len(b) {
+				v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+				if err == nil {
+					switch {
+					case v >= 0xD800 && v <= 0xDBFF:
+						if pendingHigh {
+							return errors.New("a string holds a lone UTF-16 surrogate")
+						}
+						pendingHigh = true
+						i += 5
+						continue
+					case v >= 0xDC00 && v <= 0xDFFF:
+						if !pendingHigh {
+							return errors.New("a string holds a lone UTF-16 surrogate")
+						}
+						isLow = true
+					}
+				}
+				i += 5
+			} else {
+				i++
+			}
+		}
+		if pendingHigh && !isLow {
+			return errors.New("a string holds a lone UTF-16 surrogate")
+		}
+		pendingHigh = false
+	}
+	return nil
 }
 
 func parseValue(dec *json.Decoder, path string) (any, error) {

@@ -162,6 +162,13 @@ func Parse(b []byte) (*Bundle, error) {
 			}
 		}
 	}
+	if c := bundle.Consistency; c != nil {
+		for j, h := range c.Proof {
+			if len(h) != 32 {
+				return nil, fmt.Errorf("bundle: consistency.proof[%d] is %d bytes, not a SHA-256 hash", j, len(h))
+			}
+		}
+	}
 	return &bundle, nil
 }
 

@@ -203,10 +203,11 @@ func TestGenerateVectors(t *testing.T) {
 	const lab = "urn:custody:custodian:dev-custodian"
 	const judge = "urn:custody:court:dev-court"
 
-	if err := os.RemoveAll(vectorDir); err != nil {
-		t.Fatal(err)
-	}
+	// README.md stays; everything generated is made anew.
 	for _, d := range []string{"bundles", "files", "trust", "raw"} {
+		if err := os.RemoveAll(filepath.Join(vectorDir, d)); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.MkdirAll(filepath.Join(vectorDir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
