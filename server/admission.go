@@ -15,7 +15,8 @@ import (
 // asks: beyond it, calls are shed with UNAVAILABLE (retry with backoff,
 // or on another replica) instead of queueing without end, so the calls
 // admitted keep their latency and memory stays under a ceiling. Per-caller
-// quotas are Limits.
+// quotas are Limits, applied first: a stream over its identity's share
+// never takes one of the service's places.
 type Admission struct {
 	// MaxInFlight bounds unary calls in progress; MaxStreams bounds
 	// uploads and downloads in progress (each holds up to a few upload

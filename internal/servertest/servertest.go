@@ -49,8 +49,9 @@ type Options struct {
 	ReleaseTTL time.Duration
 	// RevokedFile is passed as --revoked.
 	RevokedFile string
-	// Limits override the per-identity limits.
-	Limits server.Limits
+	// Limits override the per-identity limits, Admission the service's.
+	Limits    server.Limits
+	Admission server.Admission
 	// RequireAuthority and SpecialReaders are passed on.
 	RequireAuthority bool
 	SpecialReaders   []identity.Role
@@ -78,6 +79,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		ReleaseTTL:         opts.ReleaseTTL,
 		RevokedFile:        opts.RevokedFile,
 		Limits:             opts.Limits,
+		Admission:          opts.Admission,
 		RequireAuthority:   opts.RequireAuthority,
 		SpecialReaders:     opts.SpecialReaders,
 		CatalogDSN:         opts.CatalogDSN,
