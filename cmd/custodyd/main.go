@@ -56,6 +56,8 @@ func main() {
 	fs.IntVar(&cfg.Admission.MaxStreams, "max-streams", server.DefaultMaxStreams, "uploads and downloads the service works on at once, all callers together (memory: about 50 MiB each with S3 storage)")
 	fs.DurationVar(&cfg.Admission.Wait, "admission-wait", server.DefaultAdmissionWait, "how long a call waits for room before it is shed with UNAVAILABLE")
 	fs.DurationVar(&cfg.Limits.StreamIdleTimeout, "stream-idle-timeout", server.DefaultStreamIdleTimeout, "close an upload or download on which nothing moved for this long (gRPC, and the raw REST upload and download bodies)")
+	fs.IntVar(&cfg.Admission.HealthWatches, "max-health-watches", server.DefaultHealthWatches, "grpc.health.v1 Watch streams (no certificate needed) open at once, all callers together; more get RESOURCE_EXHAUSTED")
+	fs.IntVar(&cfg.Admission.HealthWatchesPerPeer, "max-health-watches-per-peer", server.DefaultHealthWatchesPerPeer, "grpc.health.v1 Watch streams open at once from one IP address")
 	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "how long an unfinished resumable upload is kept before its bytes are removed")
 	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked client certificates: a file of hex serial numbers (one per line) or a CRL; re-read when it changes, no restart needed")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 0, "re-hash every stored item this often and report mismatches in /metrics and the log (0: off)")
