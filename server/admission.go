@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -15,7 +18,8 @@ import (
 // asks: beyond it, calls are shed with UNAVAILABLE (retry with backoff,
 // or on another replica) instead of queueing without end, so the calls
 // admitted keep their latency and memory stays under a ceiling. Per-caller
-// quotas are Limits.
+// quotas are Limits, applied first: a stream over its identity's share
+// never takes one of the service's places.
 type Admission struct {
 	// MaxInFlight bounds unary calls in progress; MaxStreams bounds
 	// uploads and downloads in progress (each holds up to a few upload
@@ -24,6 +28,12 @@ type Admission struct {
 	MaxStreams  int
 	// Wait is how long a call may wait for room before it is shed.
 	Wait time.Duration
+	// HealthWatches bounds the grpc.health.v1 Watch streams open at once
+	// (they need no certificate and may last until the stream idle
+	// timeout), HealthWatchesPerPeer those from one IP address; more are
+	// refused with RESOURCE_EXHAUSTED.
+	HealthWatches        int
+	HealthWatchesPerPeer int
 }
 
 // Default admission.
@@ -31,6 +41,9 @@ const (
 	DefaultMaxInFlight   = 256
 	DefaultMaxStreams    = 16
 	DefaultAdmissionWait = 500 * time.Millisecond
+
+	DefaultHealthWatches        = 64
+	DefaultHealthWatchesPerPeer = 8
 )
 
 func (a Admission) withDefaults() Admission {
@@ -43,6 +56,12 @@ func (a Admission) withDefaults() Admission {
 	if a.Wait == 0 {
 		a.Wait = DefaultAdmissionWait
 	}
+	if a.HealthWatches == 0 {
+		a.HealthWatches = DefaultHealthWatches
+	}
+	if a.HealthWatchesPerPeer == 0 {
+		a.HealthWatchesPerPeer = DefaultHealthWatchesPerPeer
+	}
 	return a
 }
 
@@ -52,14 +71,19 @@ type admission struct {
 	streamSem chan struct{}
 	inFlight  *prometheus.GaugeVec
 	shed      *prometheus.CounterVec
+
+	watchMu     sync.Mutex
+	watches     int
+	watchesByIP map[string]int
 }
 
 func newAdmission(cfg Admission, reg prometheus.Registerer) *admission {
 	cfg = cfg.withDefaults()
 	a := &admission{
-		cfg:       cfg,
-		unarySem:  make(chan struct{}, cfg.MaxInFlight),
-		streamSem: make(chan struct{}, cfg.MaxStreams),
+		cfg:         cfg,
+		watchesByIP: map[string]int{},
+		unarySem:    make(chan struct{}, cfg.MaxInFlight),
+		streamSem:   make(chan struct{}, cfg.MaxStreams),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "custody_inflight_calls", Help: "Calls admitted and in progress, by kind (unary, stream).",
 		}, []string{"kind"}),
@@ -70,6 +94,9 @@ func newAdmission(cfg Admission, reg prometheus.Registerer) *admission {
 	reg.MustRegister(a.inFlight, a.shed)
 	return a
 }
+
+// healthWatch is the one public streaming method.
+const healthWatch = "/grpc.health.v1.Health/Watch"
 
 // exempt calls are never shed: probes must see an overloaded service as
 // alive.
@@ -110,6 +137,14 @@ func (a *admission) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 }
 
 func (a *admission) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if info.FullMethod == healthWatch {
+		release, err := a.acquireWatch(ss.Context())
+		if err != nil {
+			return err
+		}
+		defer release()
+		return handler(srv, ss)
+	}
 	if exempt(info.FullMethod) {
 		return handler(srv, ss)
 	}
@@ -119,4 +154,33 @@ func (a *admission) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	}
 	defer release()
 	return handler(srv, ss)
+}
+
+// acquireWatch takes a place for a health Watch stream, in all and for the
+// caller's IP address, or refuses it: anyone may open these, without a
+// certificate, and each holds goroutines until it ends.
+func (a *admission) acquireWatch(ctx context.Context) (func(), error) {
+	ip := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		ip = p.Addr.String()
+		if host, _, err := net.SplitHostPort(ip); err == nil {
+			ip = host
+		}
+	}
+	a.watchMu.Lock()
+	defer a.watchMu.Unlock()
+	if a.watches >= a.cfg.HealthWatches || a.watchesByIP[ip] >= a.cfg.HealthWatchesPerPeer {
+		a.shed.WithLabelValues("health_watch").Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "too many health watches (at most %d from one address, %d in all); use Check, or retry later", a.cfg.HealthWatchesPerPeer, a.cfg.HealthWatches)
+	}
+	a.watches++
+	a.watchesByIP[ip]++
+	return func() {
+		a.watchMu.Lock()
+		defer a.watchMu.Unlock()
+		a.watches--
+		if a.watchesByIP[ip]--; a.watchesByIP[ip] == 0 {
+			delete(a.watchesByIP, ip)
+		}
+	}, nil
 }

@@ -118,6 +118,7 @@ var httpToGRPCCode = map[int]int{
 	http.StatusUnauthorized:          16,
 	http.StatusForbidden:             7,
 	http.StatusNotFound:              5,
+	http.StatusRequestTimeout:        4,
 	http.StatusMethodNotAllowed:      12,
 	http.StatusConflict:              10,
 	http.StatusRequestEntityTooLarge: 8,

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -70,35 +72,174 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
+	// The body is read while a stuck read is watched: a caller that sends
+	// nothing for the idle timeout is cut off, and so is one still sending
+	// when the server has already answered (refused the upload, or ended
+	// it), so no handler waits on a silent caller.
+	stall := newStallWatch(s.limits.StreamIdleTimeout, http.NewResponseController(w).SetReadDeadline)
+	defer stall.close()
+	body := &watchedBody{r: r.Body, watch: stall}
+	type answer struct {
+		resp *custodyv1.UploadResponse
+		err  error
+	}
+	answered := make(chan answer, 1)
 	if err := stream.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Metadata{Metadata: md}}); err == nil {
+		go func() {
+			resp := new(custodyv1.UploadResponse)
+			err := stream.RecvMsg(resp)
+			stall.stop(errAnswered)
+			answered <- answer{resp, err}
+		}()
 		buf := make([]byte, chunkSize)
+	read:
 		for {
-			n, rerr := r.Body.Read(buf)
+			n, rerr := body.Read(buf)
 			if n > 0 {
 				if err := stream.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Chunk{Chunk: buf[:n]}}); err != nil {
-					break // the server ended the call; CloseAndRecv tells why
+					break // the server ended the call; its answer tells why
 				}
 			}
-			if errors.Is(rerr, io.EOF) {
-				break
-			}
-			if rerr != nil {
+			switch {
+			case errors.Is(rerr, io.EOF):
+				stream.CloseSend()
+				break read
+			case errors.Is(rerr, errAnswered):
+				break read
+			case errors.Is(rerr, errStalled):
+				cancel() // the server keeps nothing
+				writeError(w, http.StatusRequestTimeout, fmt.Sprintf("no byte of the body arrived for %v: the upload was closed and nothing from it was kept", s.limits.StreamIdleTimeout))
+				return
+			case rerr != nil:
 				// The caller went away or sent a broken body: cancel, so
 				// the server keeps nothing.
 				cancel()
 				return
 			}
 		}
+	} else {
+		resp, err := stream.CloseAndRecv()
+		answered <- answer{resp, err}
 	}
-	resp, err := stream.CloseAndRecv()
-	if err != nil {
-		writeStatus(w, err)
+	a := <-answered
+	if a.err != nil {
+		if status.Code(a.err) == codes.DeadlineExceeded {
+			// The server found the stream idle: the caller's body stalled.
+			writeError(w, http.StatusRequestTimeout, status.Convert(a.err).Message())
+			return
+		}
+		writeStatus(w, a.err)
 		return
 	}
-	b, _ := restJSON.Marshal(resp)
+	b, _ := restJSON.Marshal(a.resp)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	w.Write(b)
+}
+
+var (
+	errStalled  = errors.New("the transfer stalled")
+	errAnswered = errors.New("the server answered")
+)
+
+// stallWatch ends a body transfer when one Read or Write has been blocked
+// for the idle timeout, or on stop: it moves the connection's (HTTP/1.1)
+// or stream's (HTTP/2) deadline into the past, which makes the blocked
+// call fail. Deadlines are only touched while a call is blocked, so an
+// HTTP/1.1 connection that finished its body stays usable.
+type stallWatch struct {
+	mu       sync.Mutex
+	timeout  time.Duration
+	deadline func(time.Time) error
+	busy     bool
+	since    time.Time
+	reason   error
+	timer    *time.Timer
+}
+
+func newStallWatch(timeout time.Duration, deadline func(time.Time) error) *stallWatch {
+	w := &stallWatch{timeout: timeout, deadline: deadline}
+	w.mu.Lock()
+	w.timer = time.AfterFunc(timeout, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *stallWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reason != nil {
+		return
+	}
+	next := w.timeout
+	if w.busy {
+		if blocked := time.Since(w.since); blocked >= w.timeout {
+			w.endLocked(errStalled)
+			return
+		} else {
+			next = w.timeout - blocked
+		}
+	}
+	w.timer.Reset(next)
+}
+
+func (w *stallWatch) endLocked(reason error) {
+	w.reason = reason
+	if w.busy {
+		w.deadline(time.Unix(1, 0))
+	}
+}
+
+// begin marks a call blocked from now, or returns why the transfer ended.
+func (w *stallWatch) begin() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reason != nil {
+		return w.reason
+	}
+	w.busy, w.since = true, time.Now()
+	return nil
+}
+
+// end marks the call done and returns why the transfer was ended, if it
+// was (then the call's own error is only the deadline's).
+func (w *stallWatch) end() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.busy = false
+	return w.reason
+}
+
+// stop ends the transfer now, for reason.
+func (w *stallWatch) stop(reason error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reason == nil {
+		w.endLocked(reason)
+	}
+}
+
+func (w *stallWatch) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer.Stop()
+}
+
+// watchedBody reads a request body under a stallWatch.
+type watchedBody struct {
+	r     io.Reader
+	watch *stallWatch
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	if err := b.watch.begin(); err != nil {
+		return 0, err
+	}
+	n, err := b.r.Read(p)
+	if reason := b.watch.end(); reason != nil && err != nil && !errors.Is(err, io.EOF) {
+		err = reason
+	}
+	return n, err
 }
 
 // uploadMetadataFromQuery builds upload metadata from query parameters.
@@ -249,6 +390,10 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Disposition", `attachment; filename="`+ev.GetEvidenceId()+`"`)
 	w.WriteHeader(http.StatusOK)
+	// A caller that stops reading is cut off once one write has been
+	// blocked for the idle timeout.
+	stall := newStallWatch(s.limits.StreamIdleTimeout, http.NewResponseController(w).SetWriteDeadline)
+	defer stall.close()
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -260,7 +405,15 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 			s.log.WarnContext(r.Context(), "content download failed mid-stream", "evidence_id", ev.GetEvidenceId(), "err", err)
 			panic(http.ErrAbortHandler)
 		}
-		if _, err := w.Write(msg.GetChunk()); err != nil {
+		if err := stall.begin(); err != nil {
+			return
+		}
+		_, err = w.Write(msg.GetChunk())
+		if reason := stall.end(); reason != nil {
+			s.log.InfoContext(r.Context(), "content download closed: the caller stopped reading", "evidence_id", ev.GetEvidenceId(), "idle", s.limits.StreamIdleTimeout)
+			panic(http.ErrAbortHandler)
+		}
+		if err != nil {
 			return
 		}
 	}

@@ -80,6 +80,8 @@ type Server struct {
 	internal *internalListener
 	gateway  *grpc.ClientConn
 	metrics  *metrics
+	// limits are cfg.Limits with their defaults.
+	limits Limits
 }
 
 // New builds the servers and opens their listeners, so that GRPCAddr and
@@ -101,7 +103,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		verifier.WithRevocations(cfg.Revocations)
 	}
 	auth := &authenticator{verifier: verifier, log: s.log}
-	limits := newLimiter(cfg.Limits)
+	cfg.Admission = cfg.Admission.withDefaults()
+	s.limits = cfg.Limits.withDefaults(cfg.Admission.MaxStreams)
+	if s.limits.StreamsPerIdentity >= cfg.Admission.MaxStreams {
+		s.log.Warn("one identity may hold every stream the service admits: --max-streams-per-identity is not below --max-streams",
+			"max_streams_per_identity", s.limits.StreamsPerIdentity, "max_streams", cfg.Admission.MaxStreams)
+	}
+	limits := newLimiter(s.limits, cfg.Admission.Wait)
 	admit := newAdmission(cfg.Admission, s.metrics.registry)
 	var err error
 	tlsCfg := &tls.Config{
@@ -122,20 +130,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.ReadBufferSize(socketBuffer),
 		grpc.WriteBufferSize(socketBuffer),
 		grpc.MaxRecvMsgSize(maxMessage),
+		// A connection must finish its TLS handshake this soon.
+		grpc.ConnectionTimeout(handshakeTimeout),
+		// Per-identity limits come before admission, so a caller over
+		// its own share is refused without taking the service's room.
 		grpc.ChainUnaryInterceptor(
 			s.logUnary,
 			s.metrics.unary,
-			admit.unary,
 			auth.unary,
 			limits.unary,
+			admit.unary,
 			recoverUnary(s.log),
 		),
 		grpc.ChainStreamInterceptor(
 			s.logStream,
 			s.metrics.stream,
-			admit.stream,
 			auth.stream,
 			limits.stream,
+			admit.stream,
+			limits.idle,
 			recoverStream(s.log),
 		),
 	)
@@ -159,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.http = &http.Server{
 		Handler:           handler,
 		TLSConfig:         httpTLS,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -192,6 +205,10 @@ const (
 	// maxMessage bounds one message: upload chunks are 1 MiB by default.
 	maxMessage = 8 << 20
 )
+
+// handshakeTimeout bounds a TLS handshake and, over HTTPS, the request
+// headers.
+const handshakeTimeout = 10 * time.Second
 
 // GRPCAddr is the address the gRPC listener is bound to.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }

@@ -52,8 +52,9 @@ type Options struct {
 	MaxBundleEvents int
 	// RevokedFile is passed as --revoked.
 	RevokedFile string
-	// Limits override the per-identity limits.
-	Limits server.Limits
+	// Limits override the per-identity limits, Admission the service's.
+	Limits    server.Limits
+	Admission server.Admission
 	// RequireAuthority and SpecialReaders are passed on.
 	RequireAuthority bool
 	SpecialReaders   []identity.Role
@@ -82,6 +83,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		MaxBundleEvents:    opts.MaxBundleEvents,
 		RevokedFile:        opts.RevokedFile,
 		Limits:             opts.Limits,
+		Admission:          opts.Admission,
 		RequireAuthority:   opts.RequireAuthority,
 		SpecialReaders:     opts.SpecialReaders,
 		CatalogDSN:         opts.CatalogDSN,
