@@ -60,16 +60,19 @@ func TestBatchUploadSurvivesServerKill(t *testing.T) {
 	if b, err := second.CombinedOutput(); err != nil {
 		t.Fatalf("the rerun failed: %v\n%s", err, b)
 	}
-	var entries []struct {
-		File       string `json:"file"`
-		SHA256     string `json:"sha256"`
-		EvidenceID string `json:"evidence_id"`
-		Status     string `json:"status"`
+	var m struct {
+		Entries []struct {
+			File       string `json:"file"`
+			SHA256     string `json:"sha256"`
+			EvidenceID string `json:"evidence_id"`
+			Status     string `json:"status"`
+		} `json:"entries"`
 	}
 	b, _ := os.ReadFile(manifest)
-	if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 502 {
-		t.Fatalf("manifest: %d entries, %v", len(entries), err)
+	if err := json.Unmarshal(b, &m); err != nil || len(m.Entries) != 502 {
+		t.Fatalf("manifest: %d entries, %v", len(m.Entries), err)
 	}
+	entries := m.Entries
 	court := dialRole(t, d2, "court")
 	list := map[string]string{}
 	token := ""
