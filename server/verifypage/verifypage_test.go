@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
-	"regexp"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,23 +22,129 @@ import (
 	"github.com/custody-dev/custody/server/verifypage"
 )
 
-// chromium finds Debian's chromium; .ci/run installs it.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH: apt-get install chromium (the CI script does)")
-	return ""
+// pageServer serves /verify (and nothing else) and records every request.
+type pageServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []string
 }
 
-// TestVerifyPageInChromium loads the verify page in headless Chromium with
-// a real bundle, the evidence file and the keys, and reads its verdict; then
-// a tampered bundle and a tampered file. The page may only fetch what it is
-// given, and must send nothing anywhere.
+func newPageServer(t *testing.T) *pageServer {
+	s := &pageServer{}
+	mux := http.NewServeMux()
+	mux.Handle("GET /verify", verifypage.Handler())
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests = append(s.requests, r.Method+" "+r.URL.Path)
+		s.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// otherRequests lists the requests other than for the page itself.
+func (s *pageServer) otherRequests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.requests {
+		if r != "GET /verify" && r != "GET /favicon.ico" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// uiInput is what a user gives the page.
+type uiInput struct {
+	bundle, file       string // paths on disk
+	logKey, receiptKey string // pasted text
+	checkpoint         string
+}
+
+// uiResult is what the page shows.
+type uiResult struct {
+	Outcome  string   `json:"outcome"`
+	Headline string   `json:"headline"`
+	Keys     string   `json:"keys"`
+	Facts    string   `json:"facts"`
+	FactsOn  bool     `json:"factsOn"`
+	Context  string   `json:"context"`
+	NotCheck []string `json:"notChecked"`
+	Checks   []string `json:"checks"`
+	Failed   []string `json:"failed"`
+}
+
+// verifyInUI loads the page afresh, fills it in as a user would (files
+// picked, keys pasted), presses Verify and reads what it shows.
+func verifyInUI(ctx context.Context, t *testing.T, tb *tab, pageURL string, in uiInput) uiResult {
+	t.Helper()
+	tb.navigate(ctx, pageURL)
+	if in.bundle != "" {
+		tb.setFiles(ctx, "bundle", in.bundle)
+	}
+	if in.file != "" {
+		tb.setFiles(ctx, "file", in.file)
+	}
+	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint} {
+		tb.mustEval(ctx, "document.getElementById("+jsString(id)+").value = "+jsString(v), nil)
+	}
+	tb.mustEval(ctx, `document.getElementById("go").click()`, nil)
+	var res uiResult
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tb.mustEval(ctx, `(() => {
+			const $ = (id) => document.getElementById(id);
+			const li = (id) => Array.from($(id).children, (e) => e.textContent);
+			return { outcome: $("verdict").dataset.outcome || "", headline: $("headline").textContent,
+				keys: $("keys").innerText, facts: $("facts").innerText, factsOn: !$("factsbox").hidden,
+				context: $("contextbox").hidden ? "" : $("context").innerText,
+				notChecked: $("notcheckedbox").hidden ? [] : li("notchecked"), checks: li("checks"),
+				failed: Array.from(document.querySelectorAll("#checks li.failed"), (e) => e.textContent) };
+		})()`, &res)
+		if res.Outcome != "" {
+			return res
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page shows no verdict; console: %v", tb.b.Logs())
+		}
+	}
+}
+
+func jsString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r < 0x20 || r == 0x2028 || r == 0x2029:
+			b.WriteString(`\u` + strings.ToUpper(hex.EncodeToString([]byte{byte(r >> 8), byte(r)})))
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestVerifyPageInChromium verifies a real bundle from a running service
+// through the page's user interface in headless Chromium: picked bundle
+// and evidence file, pasted keys. Then a tampered bundle, a tampered file,
+// no keys, and a link that tries to supply keys. The page may fetch
+// nothing and send nothing anywhere.
 func TestVerifyPageInChromium(t *testing.T) {
-	browser := chromium(t)
 	env := servertest.StartT(t)
 	ctx := t.Context()
 	collector := env.Client(t, identity.RoleCollector)
@@ -45,7 +152,7 @@ func TestVerifyPageInChromium(t *testing.T) {
 	court := env.Client(t, identity.RoleCourt)
 	file := bytes.Repeat([]byte("photo of the shelter "), 5000)
 	sum := sha256.Sum256(file)
-	up, err := collector.Upload(ctx, &custodyv1.UploadMetadata{CaseId: "case-page", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_PHOTO, Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(file))}, bytes.NewReader(file), nil)
+	up, err := collector.Upload(ctx, &custodyv1.UploadMetadata{CaseId: "case-page", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_PHOTO, Filename: "shelter.jpg", Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(file))}, bytes.NewReader(file), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,81 +171,177 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tamperedBundle := bytes.Replace(bundle, []byte(`to the lab`), []byte(`to the bin`), 1)
+	tampered := bytes.Replace(bundle, []byte(`to the lab`), []byte(`to the bin`), 1)
 	tamperedFile := bytes.Clone(file)
 	tamperedFile[7] ^= 1
-
-	var mu sync.Mutex
-	var methods []string
-	mux := http.NewServeMux()
-	mux.Handle("/verify", verifypage.Handler())
-	serve := func(path string, body []byte) {
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	paths := map[string]string{
+		"bundle": writeTemp(t, "bundle.json", bundle), "tampered": writeTemp(t, "tampered.json", tampered),
+		"file": writeTemp(t, "shelter.jpg", file), "tamperedFile": writeTemp(t, "shelter2.jpg", tamperedFile),
 	}
-	serve("/bundle.json", bundle)
-	serve("/tampered.json", tamperedBundle)
-	serve("/file.bin", file)
-	serve("/tampered.bin", tamperedFile)
-	serve("/receipt.pem", []byte(keys.GetReceiptPublicKeyPem()))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		methods = append(methods, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		mux.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	srv := newPageServer(t)
+	b := startBrowser(t)
+	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	pageURL := srv.URL + "/verify"
+	tb := b.open(cctx, pageURL, 1000, 800)
+	trusted := uiInput{logKey: keys.GetLogVerifierKey(), receiptKey: keys.GetReceiptPublicKeyPem()}
 
-	run := func(bundlePath, filePath string) (bool, string) {
-		q := url.Values{"bundle": {bundlePath}, "file": {filePath}, "logkey": {keys.GetLogVerifierKey()}, "receiptkey": {"/receipt.pem"}}
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-			"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000", "--dump-dom", srv.URL+"/verify?"+q.Encode())
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	in := trusted
+	in.bundle, in.file = paths["bundle"], paths["file"]
+	r := verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "verified_with_limits" || !strings.HasPrefix(r.Headline, "VERIFIED, WITH LIMITS: every check made passed, but 1 thing(s) could not be checked") || len(r.Failed) > 0 {
+		t.Fatalf("the untouched bundle: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
+	}
+	if len(r.NotCheck) != 1 || !strings.Contains(r.NotCheck[0], "not checked against the operator's CA") {
+		t.Errorf("not checked: %q, want only the CA", r.NotCheck)
+	}
+	for _, want := range []string{"case-page", "shelter.jpg", "photo", "105000 bytes", hex.EncodeToString(sum[:]), "urn:custody:collector:dev-collector", "checked against the ingest receipt"} {
+		if !r.FactsOn || !strings.Contains(r.Facts, want) {
+			t.Errorf("the checked facts do not show %q:\n%s", want, r.Facts)
 		}
-		dom := string(out)
-		m := regexp.MustCompile(`id="verdict"[^>]*data-ok="(true|false)"`).FindStringSubmatch(dom)
-		if m == nil {
-			m = regexp.MustCompile(`data-ok="(true|false)"[^>]*id="verdict"`).FindStringSubmatch(dom)
-		}
-		if m == nil {
-			t.Fatalf("the page shows no verdict:\n%s", dom)
-		}
-		return m[1] == "true", dom
+	}
+	if !strings.Contains(r.Context, "created_at") || !strings.Contains(r.Keys, "supplied by you") || strings.Contains(r.Keys, "NOT") {
+		t.Errorf("context %q, keys %q", r.Context, r.Keys)
+	}
+	if len(r.Checks) < 10 {
+		t.Errorf("only %d check lines: %v", len(r.Checks), r.Checks)
 	}
 
-	if ok, dom := run("/bundle.json", "/file.bin"); !ok {
-		t.Fatalf("the untouched bundle does not verify in the browser:\n%s", failedChecks(dom))
+	in.bundle = paths["tampered"]
+	r = verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "failed" || !strings.HasPrefix(r.Headline, "NOT VERIFIED: ") || !strings.Contains(strings.Join(r.Failed, "\n"), "the record was changed") || r.FactsOn {
+		t.Errorf("the tampered bundle: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
-	ok, dom := run("/tampered.json", "/file.bin")
-	if ok || !strings.Contains(dom, "the record was changed") {
-		t.Fatalf("the tampered bundle: ok=%v\n%s", ok, failedChecks(dom))
+
+	in.bundle, in.file = paths["bundle"], paths["tamperedFile"]
+	r = verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "failed" || len(r.Failed) != 1 || !strings.Contains(r.Failed[0], "the file hashes to") {
+		t.Errorf("the tampered file: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
-	ok, dom = run("/bundle.json", "/tampered.bin")
-	if ok || !strings.Contains(dom, "the file hashes to") {
-		t.Fatalf("the tampered file: ok=%v\n%s", ok, failedChecks(dom))
+
+	r = verifyInUI(cctx, t, tb, pageURL, uiInput{bundle: paths["bundle"], file: paths["file"]})
+	if r.Outcome != "untrusted_keys" || !strings.HasPrefix(r.Headline, "NOT VERIFIED: the checks pass only against keys the bundle carries itself") || len(r.Failed) > 0 {
+		t.Errorf("no keys given: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, m := range methods {
-		if !strings.HasPrefix(m, "GET ") {
-			t.Errorf("the page sent %s", m)
-		}
+	if strings.Count(r.Keys, "taken from the bundle itself: NOT an independent trust anchor") != 2 || !strings.Contains(r.Keys, keys.GetLogVerifierKey()) {
+		t.Errorf("the keys taken from the bundle are not shown as such:\n%s", r.Keys)
+	}
+
+	// A link cannot supply keys (or anything else): the page fetches
+	// nothing and verifies nothing by itself.
+	q := url.Values{"bundle": {"/bundle.json"}, "logkey": {keys.GetLogVerifierKey()}, "receiptkey": {"/receipt.pem"}}
+	tb.navigate(cctx, pageURL+"?"+q.Encode())
+	time.Sleep(300 * time.Millisecond)
+	var shown bool
+	tb.mustEval(cctx, `!document.getElementById("result").hidden || document.getElementById("logkey").value !== ""`, &shown)
+	if shown {
+		t.Error("the page took something from its link")
+	}
+	if other := srv.otherRequests(); len(other) > 0 {
+		t.Errorf("the page made requests: %v", other)
 	}
 }
 
-func failedChecks(dom string) string {
-	var lines []string
-	for _, m := range regexp.MustCompile(`<li class="failed"[^>]*>([^<]*)</li>`).FindAllStringSubmatch(dom, -1) {
-		lines = append(lines, m[1])
+// TestVerifyPageCSP checks the page is served without 'unsafe-inline':
+// its one script and one style are allowed by their SHA-256, which the
+// handler computes from the embedded page, and in Chromium the script runs
+// and the style applies under that policy, while an injected script does
+// not run.
+func TestVerifyPageCSP(t *testing.T) {
+	csp := verifypage.CSP()
+	page := verifypage.Page()
+	for _, tag := range []string{"script", "style"} {
+		i := bytes.Index(page, []byte("<"+tag+">")) + len(tag) + 2
+		j := bytes.Index(page, []byte("</"+tag+">"))
+		sum := sha256.Sum256(page[i:j])
+		if want := tag + "-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
 	}
-	if len(lines) == 0 {
-		return dom
+	for _, bad := range []string{"unsafe-inline", "unsafe-eval", "connect-src", "*"} {
+		if strings.Contains(csp, bad) {
+			t.Errorf("CSP %q holds %q", csp, bad)
+		}
 	}
-	return strings.Join(lines, "\n")
+	srv := newPageServer(t)
+	resp, err := http.Get(srv.URL + "/verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Content-Security-Policy"); got != csp {
+		t.Errorf("served CSP %q, want %q", got, csp)
+	}
+	b := startBrowser(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tb := b.open(ctx, srv.URL+"/verify", 1000, 800)
+	var state struct {
+		Ready, Verify, Injected, MaxWidth string
+	}
+	tb.mustEval(ctx, `(async () => {
+		const s = document.createElement("script");
+		s.textContent = "window.injected = 'ran'";
+		document.body.append(s);
+		await new Promise((r) => setTimeout(r, 100));
+		return { Ready: document.documentElement.dataset.ready || "", Verify: typeof window.custodyVerify,
+			Injected: String(window.injected), MaxWidth: getComputedStyle(document.body).maxWidth };
+	})()`, &state)
+	if state.Ready != "1" || state.Verify != "function" || state.MaxWidth != "960px" {
+		t.Errorf("under its CSP the page's script or style did not apply: %+v; console: %v", state, b.Logs())
+	}
+	if state.Injected != "undefined" {
+		t.Errorf("an injected inline script ran: %+v", state)
+	}
+}
+
+// TestVerifyPageScreenshots writes docs/screenshots/verify-*.png: the
+// page's verdict after verifying the single-photo conformance bundle with
+// its file and the trusted keys, and after verifying a copy whose metadata
+// was changed.
+// CUSTODY_UPDATE_SCREENSHOTS=1 go test ./server/verifypage -run TestVerifyPageScreenshots
+func TestVerifyPageScreenshots(t *testing.T) {
+	if os.Getenv("CUSTODY_UPDATE_SCREENSHOTS") == "" {
+		t.Skip("set CUSTODY_UPDATE_SCREENSHOTS=1 to rewrite docs/screenshots/verify-*.png")
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(filepath.Join(vectorDir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	bundle := read("bundles/single-photo.json")
+	tampered := bytes.Replace(bundle, []byte("north wall"), []byte("south wall"), 1)
+	if bytes.Equal(bundle, tampered) {
+		t.Fatal("nothing to tamper with")
+	}
+	evidence, err := filepath.Abs(filepath.Join(vectorDir, "files/single-photo.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := uiInput{file: evidence, logKey: strings.TrimSpace(string(read("trust/log-key.txt"))), receiptKey: string(read("trust/receipt-key.pem"))}
+	srv := newPageServer(t)
+	b := startBrowser(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	pageURL := srv.URL + "/verify"
+	tb := b.open(ctx, pageURL, 860, 700)
+	for name, want := range map[string]string{"verified": "verified_with_limits", "tampered": "failed"} {
+		in.bundle = writeTemp(t, "single-photo.json", bundle)
+		if name == "tampered" {
+			in.bundle = writeTemp(t, "single-photo.json", tampered)
+		}
+		if r := verifyInUI(ctx, t, tb, pageURL, in); r.Outcome != want {
+			t.Fatalf("%s: %s, want %s: %v", name, r.Outcome, want, r.Failed)
+		}
+		out := filepath.Join("..", "..", "docs", "screenshots", "verify-"+name+".png")
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, tb.screenshotOf(ctx, "result"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", out)
+	}
 }
