@@ -57,7 +57,7 @@ func main() {
 	fs.DurationVar(&cfg.Admission.Wait, "admission-wait", server.DefaultAdmissionWait, "how long a call waits for room before it is shed with UNAVAILABLE")
 	fs.DurationVar(&cfg.Limits.StreamIdleTimeout, "stream-idle-timeout", server.DefaultStreamIdleTimeout, "close an upload or download on which nothing moved for this long")
 	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "how long an unfinished resumable upload is kept before its bytes are removed")
-	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked client certificates: a file of hex serial numbers (one per line) or a CRL; re-read when it changes, no restart needed")
+	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked certificates: a file of hex serial numbers (one per line; any certificate in a client's chain, intermediate CAs included) or PEM/DER CRLs verified against their issuing CA; re-read when it changes, no restart needed; a file that does not verify is refused (the last good one stays)")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 0, "re-hash every stored item this often and report mismatches in /metrics and the log (0: off)")
 	fs.BoolVar(&cfg.EncryptAll, "encrypt-all", false, "encrypt every item at rest, not only special categories (biometric data is always encrypted)")
 	fs.StringVar(&cfg.ExtraRecipients, "age-recipients", "", "file of extra age recipients (one per line) that can also decrypt encrypted evidence, e.g. a prosecutor's")
