@@ -28,7 +28,8 @@ import (
 //	/healthz        liveness; /healthz?ready=1 readiness
 //	/metrics        Prometheus
 //
-// and a JSON 404 for anything else.
+// and a JSON 404 for anything else. browserGuard (browser.go) stands in
+// front of them all against cross-site request forgery.
 func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	gw, err := s.newGateway(ctx)
 	if err != nil {
@@ -49,7 +50,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
-	return s.accessLog(mux), nil
+	return s.accessLog(browserGuard(mux)), nil
 }
 
 // newGateway dials the gRPC server over the in-memory listener and returns
@@ -83,6 +84,9 @@ func (s *Server) newGateway(ctx context.Context) (http.Handler, error) {
 			md.Delete(requestIDKey) // the header matcher forwards it
 			return md
 		}),
+		// A form POST to a GET route would otherwise be served as that
+		// GET ("path length fallback").
+		runtime.WithDisablePathLengthFallback(),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
 				MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
@@ -120,6 +124,7 @@ var httpToGRPCCode = map[int]int{
 	http.StatusMethodNotAllowed:      12,
 	http.StatusConflict:              10,
 	http.StatusRequestEntityTooLarge: 8,
+	http.StatusUnsupportedMediaType:  3,
 	http.StatusTooManyRequests:       8,
 	http.StatusInternalServerError:   13,
 	http.StatusServiceUnavailable:    14,
