@@ -63,7 +63,7 @@ func main() {
 	fs.StringVar(&cfg.ExtraRecipients, "age-recipients", "", "file of extra age recipients (one per line) that can also decrypt encrypted evidence, e.g. a prosecutor's")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.BoolVar(&cfg.RequireAuthority, "require-authority", false, "every read of evidence content must cite an authority (type and identifier, e.g. a court order)")
+	fs.BoolVar(&cfg.RequireAuthority, "require-authority", false, "every read of evidence content must cite an authority (e.g. a court order) with type, identifier, issued_by, valid_from and valid_until, in force at the time of the read")
 	specialReaders := fs.String("special-category-readers", "court", "comma-separated roles that may read biometric and other special-category data, besides the item's current custodian")
 	fs.Parse(os.Args[1:])
 	if err := envflag.Apply(fs, "CUSTODY_"); err != nil {
