@@ -15,7 +15,8 @@ import (
 // cross-origin access (no CORS headers, preflights refused) and refuses:
 //
 //   - a request that changes state (any method but GET, HEAD and OPTIONS)
-//     or reads evidence content (which logs an access) when the browser
+//     or reads evidence content or a seizure record (which logs an access)
+//     when the browser
 //     says it comes from another site (Sec-Fetch-Site other than
 //     same-origin or none) or from another origin (an Origin header that is
 //     not https://<this host>, or "null"): 403;
@@ -40,7 +41,7 @@ func browserGuard(next http.Handler) http.Handler {
 			return
 		}
 		unsafe := r.Method != http.MethodGet && r.Method != http.MethodHead
-		if unsafe || isContentRoute(r.URL.Path) {
+		if unsafe || logsAccess(r.URL.Path) {
 			if err := sameOrigin(r); err != nil {
 				writeError(w, http.StatusForbidden, err.Error())
 				return
@@ -70,6 +71,12 @@ func isContentRoute(path string) bool {
 	}
 	id, ok := strings.CutSuffix(rest, "/content")
 	return ok && id != "" && !strings.Contains(id, "/")
+}
+
+// logsAccess reports whether a GET of path reads content and so logs an
+// access: evidence content and seizure records.
+func logsAccess(path string) bool {
+	return isContentRoute(path) || strings.HasPrefix(path, "/v1/seizure-records/")
 }
 
 // sameOrigin refuses a request a browser marks as coming from elsewhere.

@@ -103,6 +103,7 @@ func TestCrossSiteRequestForgery(t *testing.T) {
 		// <img src=…/content?purpose=…> would log an access in the court's
 		// name.
 		{"content read from another site", court, browserRequest{"GET", "/v1/evidence/" + id + "/content?purpose=forged", "", "", crossSite}, 403, "cross-site"},
+		{"seizure record read from another site", court, browserRequest{"GET", "/v1/seizure-records/" + id + "?purpose=forged", "", "", crossSite}, 403, "cross-site"},
 		{"content read, foreign Origin", court, browserRequest{"GET", "/v1/evidence/" + id + "/content?purpose=forged", "", "", foreignOrigin}, 403, "Origin"},
 	}
 	before := events()
