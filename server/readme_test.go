@@ -15,41 +15,48 @@ import (
 )
 
 // readmeCurl returns the logical lines (continuations joined, comments
-// dropped) of README.md's code block that follows "With curl".
+// dropped) of README.md's code blocks from "With curl" to the next section.
 func readmeCurl(t *testing.T) []string {
 	t.Helper()
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(data), "With curl")
+	_, section, ok := strings.Cut(string(data), "With curl")
 	if !ok {
 		t.Fatal(`README.md has no "With curl" section`)
 	}
-	_, block, ok := strings.Cut(after, "```sh\n")
-	if !ok {
-		t.Fatal("no ```sh block after \"With curl\"")
-	}
-	block, _, _ = strings.Cut(block, "```")
+	section, _, _ = strings.Cut(section, "\n## ")
 	var out []string
-	var cur string
-	for line := range strings.SplitSeq(block, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") && cur == "" {
-			continue
+	for {
+		var block string
+		if _, section, ok = strings.Cut(section, "```sh\n"); !ok {
+			break
 		}
-		if l, cont := strings.CutSuffix(line, "\\"); cont {
-			cur += l
-			continue
+		block, section, _ = strings.Cut(section, "```")
+		var cur string
+		for line := range strings.SplitSeq(block, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "#") && cur == "" {
+				continue
+			}
+			if l, cont := strings.CutSuffix(line, "\\"); cont {
+				cur += l
+				continue
+			}
+			if cur += line; strings.TrimSpace(cur) != "" {
+				out = append(out, cur)
+			}
+			cur = ""
 		}
-		if cur += line; strings.TrimSpace(cur) != "" {
-			out = append(out, cur)
-		}
-		cur = ""
+	}
+	if len(out) == 0 {
+		t.Fatal("no ```sh block after \"With curl\"")
 	}
 	return out
 }
 
-// TestREADMECurlExamples runs README.md's curl examples, as written but for
+// TestREADMECurlExamples runs README.md's curl examples (gateway, raw
+// routes, /metrics as the admin), as written but for
 // the credentials folder, the address and the evidence id, against a
 // running server, each with --fail-with-body so an HTTP error fails.
 func TestREADMECurlExamples(t *testing.T) {
@@ -105,8 +112,11 @@ func TestREADMECurlExamples(t *testing.T) {
 		if strings.Contains(line, "/v1/whoami") && !strings.Contains(string(out), "urn:custody:court:dev-court") {
 			t.Fatalf("whoami answered %s", out)
 		}
+		if strings.Contains(line, "/metrics") && !strings.Contains(string(out), "# HELP custody_") {
+			t.Fatalf("/metrics answered %.300s", out)
+		}
 	}
-	if ran < 8 || evidenceID == "" {
+	if ran < 9 || evidenceID == "" {
 		t.Fatalf("ran %d curl examples (upload id %q); the README block changed shape", ran, evidenceID)
 	}
 	copied, err := os.ReadFile(filepath.Join(dir, "copy.jpg"))

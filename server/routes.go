@@ -1,10 +1,14 @@
 package server
 
 import (
+	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -136,7 +140,7 @@ func allowedMethods(path string) []string {
 	switch {
 	case path == "/v1/evidence:upload":
 		methods = []string{http.MethodPost}
-	case strings.HasPrefix(path, "/v1/evidence/") && strings.HasSuffix(path, "/content") && strings.Count(path, "/") == 4:
+	case isContentRoute(path):
 		methods = []string{http.MethodGet, http.MethodHead}
 	case strings.HasPrefix(path, "/v1/"):
 		for _, r := range gatewayRoutes {
@@ -153,6 +157,71 @@ func allowedMethods(path string) []string {
 	methods = append(methods, http.MethodOptions)
 	slices.Sort(methods)
 	return methods
+}
+
+// routesByPattern finds a gateway route by method and the pattern the
+// gateway matched (runtime.HTTPPattern).
+var routesByPattern = func() map[string]*gatewayRoute {
+	m := map[string]*gatewayRoute{}
+	for i := range gatewayRoutes {
+		r := &gatewayRoutes[i]
+		m[r.method+" "+r.patternString()] = r
+	}
+	return m
+}()
+
+// checkQuery refuses query parameters the gateway would ignore: any on a
+// route whose request is the body, and on others any that is not a field
+// of the request message or that is bound from the path. The gateway
+// itself ignores unknown parameters, which would let a misspelled filter
+// or option pass silently.
+func checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+		if r.URL.RawQuery == "" {
+			next(w, r, pathParams)
+			return
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the query string cannot be parsed: %v", err))
+			return
+		}
+		var route *gatewayRoute
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			route = routesByPattern[r.Method+" "+p.String()]
+		}
+		for _, key := range slices.Sorted(maps.Keys(q)) {
+			field, _, _ := strings.Cut(key, ".")
+			switch {
+			case route == nil || route.body == "*":
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: %s %s takes no query parameters", key, r.Method, r.URL.Path))
+			case route.pathVars[field] || (route.input.Fields().ByJSONName(field) != nil && route.pathVars[string(route.input.Fields().ByJSONName(field).Name())]):
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is part of the path of %s, not a query parameter", key, route.template))
+			case !queryFieldKnown(route.input, key):
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q for %s %s (it takes %s)", key, r.Method, route.template, strings.Join(route.queryFields(), ", ")))
+			default:
+				continue
+			}
+			return
+		}
+		next(w, r, pathParams)
+	}
+}
+
+// queryFields lists the top-level fields a GET route takes as query
+// parameters.
+func (r *gatewayRoute) queryFields() []string {
+	var out []string
+	fields := r.input.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if name := string(fields.Get(i).Name()); !r.pathVars[name] {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	return out
 }
 
 // queryFieldKnown reports whether a query parameter names a field of msg

@@ -56,6 +56,9 @@ type Config struct {
 	// CheckpointInterval is how often the log publishes; readiness allows
 	// ten of them before calling the log stale.
 	CheckpointInterval time.Duration
+	// PublicMetrics serves /metrics to anyone; otherwise it needs an
+	// admin client certificate.
+	PublicMetrics bool
 	// Collectors are more metrics to serve at /metrics.
 	Collectors []prometheus.Collector
 }
@@ -80,6 +83,7 @@ type Server struct {
 	internal *internalListener
 	gateway  *grpc.ClientConn
 	metrics  *metrics
+	verifier *identity.Verifier
 }
 
 // New builds the servers and opens their listeners, so that GRPCAddr and
@@ -100,6 +104,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Revocations != nil {
 		verifier.WithRevocations(cfg.Revocations)
 	}
+	s.verifier = verifier
 	auth := &authenticator{verifier: verifier, log: s.log}
 	limits := newLimiter(cfg.Limits)
 	admit := newAdmission(cfg.Admission, s.metrics.registry)

@@ -31,6 +31,7 @@ func main() {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./custody-data", "folder for the embedded defaults: blobs/, log/, catalog.db, keys/, certs/")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8443", "gRPC listen address (TLS 1.3, client certificate required)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTPS listen address: REST gateway, /log/ tiles, /verify, /healthz, /metrics, /openapi.json")
+	fs.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics to anyone; by default it needs an admin client certificate")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint (host:port); unset means local disk under --data-dir")
 	fs.StringVar(&cfg.S3Bucket, "s3-bucket", "", "S3 bucket for evidence objects")
 	fs.DurationVar(&cfg.S3Timeout, "s3-timeout", s3.DefaultIdleTimeout, "fail a connection to S3 on which no byte moved for this long (a stalled link); the call gets UNAVAILABLE")

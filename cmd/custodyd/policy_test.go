@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,5 +71,29 @@ func TestRequireAuthorityCLI(t *testing.T) {
 	hist := runOK(t, cli("auditor", "history", id))
 	if strings.Count(hist, "access") != 1 {
 		t.Fatalf("want one access in the history:\n%s", hist)
+	}
+}
+
+// TestPublicMetricsFlag: /metrics needs an admin client certificate unless
+// custodyd runs with --public-metrics (or CUSTODY_PUBLIC_METRICS=true).
+func TestPublicMetricsFlag(t *testing.T) {
+	anon := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	status := func(d *binaries.Daemon) int {
+		resp, err := anon.Get("https://" + d.HTTPAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	d := binaries.StartCustodyd(t, t.TempDir())
+	if got := status(d); got != http.StatusUnauthorized {
+		t.Fatalf("default: anonymous /metrics = %d, want 401", got)
+	}
+	if m := scrape(t, d); !strings.Contains(m, "# HELP custody_") {
+		t.Fatalf("default: the admin's scrape lacks custody metrics:\n%.300s", m)
+	}
+	if got := status(binaries.StartCustodyd(t, t.TempDir(), "--public-metrics")); got != http.StatusOK {
+		t.Fatalf("--public-metrics: anonymous /metrics = %d, want 200", got)
 	}
 }

@@ -74,6 +74,9 @@ type Config struct {
 	// the current custodian; RequireAuthority makes content reads cite one.
 	SpecialReaders   []identity.Role
 	RequireAuthority bool
+	// PublicMetrics serves /metrics to anyone; without it, only to
+	// callers with an admin client certificate.
+	PublicMetrics bool
 	// UploadTTL is how long an unfinished resumable upload is kept.
 	UploadTTL time.Duration
 	// CatalogDSN, if set, is a PostgreSQL URL for a catalog shared by
@@ -316,6 +319,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	d.Server, err = server.New(ctx, server.Config{
 		Revocations:        revocations,
 		CheckpointInterval: cfg.CheckpointInterval,
+		PublicMetrics:      cfg.PublicMetrics,
 		Limits:             cfg.Limits,
 		Admission:          cfg.Admission,
 		GRPCAddr:           cfg.GRPCAddr,

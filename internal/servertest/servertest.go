@@ -61,6 +61,8 @@ type Options struct {
 	// development CA, as an operator's --client-ca bundle would be; the
 	// development server certificate is still used.
 	ExtraClientCAs []*x509.Certificate
+	// PublicMetrics is passed as --public-metrics.
+	PublicMetrics bool
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -86,6 +88,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		RequireAuthority:   opts.RequireAuthority,
 		SpecialReaders:     opts.SpecialReaders,
 		CatalogDSN:         opts.CatalogDSN,
+		PublicMetrics:      opts.PublicMetrics,
 	}
 	if len(opts.ExtraClientCAs) > 0 {
 		pki, err := certs.EnsureDevPKI(filepath.Join(dir, "certs"))
