@@ -191,11 +191,10 @@ func checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
 			route = routesByPattern[r.Method+" "+p.String()]
 		}
 		for _, key := range slices.Sorted(maps.Keys(q)) {
-			field, _, _ := strings.Cut(key, ".")
 			switch {
 			case route == nil || route.body == "*":
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: %s %s takes no query parameters", key, r.Method, r.URL.Path))
-			case route.pathVars[field] || (route.input.Fields().ByJSONName(field) != nil && route.pathVars[string(route.input.Fields().ByJSONName(field).Name())]):
+			case route.inPath(key):
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is part of the path of %s, not a query parameter", key, route.template))
 			case !queryFieldKnown(route.input, key):
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q for %s %s (it takes %s)", key, r.Method, route.template, strings.Join(route.queryFields(), ", ")))
@@ -206,6 +205,18 @@ func checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		next(w, r, pathParams)
 	}
+}
+
+// inPath reports whether a query parameter names (in either spelling) a
+// field bound from the path, or one inside it.
+func (r *gatewayRoute) inPath(key string) bool {
+	first, _, _ := strings.Cut(key, ".")
+	fields := r.input.Fields()
+	fd := fields.ByTextName(first)
+	if fd == nil {
+		fd = fields.ByJSONName(first)
+	}
+	return fd != nil && r.pathVars[string(fd.Name())]
 }
 
 // queryFields lists the top-level fields a GET route takes as query
