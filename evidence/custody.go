@@ -3,11 +3,11 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"errors"
-	"maps"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
