@@ -100,7 +100,9 @@ func (a *Authority) IssueServer(hosts []string, validity time.Duration) (Issued,
 }
 
 // IssueClient issues a client certificate carrying id as its identity URI
-// SAN, valid from notBefore to notAfter.
+// SAN, valid from notBefore to notAfter: an end-entity certificate
+// (basicConstraints CA:FALSE) for digitalSignature and clientAuth only,
+// as identity.Verifier requires.
 func (a *Authority) IssueClient(id identity.Identity, notBefore, notAfter time.Time) (Issued, error) {
 	uri, err := url.Parse(id.String())
 	if err != nil {
@@ -114,6 +116,9 @@ func (a *Authority) IssueClient(id identity.Identity, notBefore, notAfter time.T
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		URIs:         []*url.URL{uri},
+		// Present and false: a client certificate can never sign others.
+		BasicConstraintsValid: true,
+		IsCA:                  false,
 	}
 	return a.issue(tmpl)
 }

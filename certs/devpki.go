@@ -66,7 +66,7 @@ func EnsureDevPKI(dir string) (DevPKI, error) {
 	}
 	for _, r := range identity.Roles {
 		dir := p.RoleDir(r)
-		if fresh(filepath.Join(dir, "cert.pem")) {
+		if fresh(filepath.Join(dir, "cert.pem")) && endEntity(filepath.Join(dir, "cert.pem")) {
 			continue
 		}
 		now := time.Now()
@@ -112,6 +112,14 @@ func (p DevPKI) ensureCA() (*Authority, error) {
 func fresh(path string) bool {
 	c, err := ReadCertificate(path)
 	return err == nil && time.Until(c.NotAfter) > renewBefore
+}
+
+// endEntity reports whether the client certificate at path states
+// basicConstraints CA:FALSE; those issued before the verifier required it
+// do not, and are replaced.
+func endEntity(path string) bool {
+	c, err := ReadCertificate(path)
+	return err == nil && c.BasicConstraintsValid && !c.IsCA
 }
 
 // WriteCredential writes a credential folder as `custody --creds` reads it:

@@ -2,10 +2,18 @@ package certs_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/identity"
@@ -89,5 +97,50 @@ func TestReadPrivateKeyRefusesOpenPermissions(t *testing.T) {
 		if _, err := certs.ReadPrivateKey(key); !errors.Is(err, certs.ErrKeyPermissions) {
 			t.Errorf("mode %04o: err = %v, want ErrKeyPermissions", mode, err)
 		}
+	}
+}
+
+// TestDevPKIRenewsOldClientCertificates: a client credential issued before
+// client certificates had to state basicConstraints CA:FALSE is replaced on
+// the next start, so existing development setups keep working.
+func TestDevPKIRenewsOldClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := certs.EnsureDevPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.Authority()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What IssueClient made before: no basicConstraints extension.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	uri, _ := url.Parse("urn:custody:court:dev-court")
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "dev-court"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs: []*url.URL{uri},
+	}, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(pki.RoleDir(identity.RoleCourt), "cert.pem")
+	if err := os.WriteFile(old, certs.EncodeCertificate(der), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certs.EnsureDevPKI(dir); err != nil {
+		t.Fatal(err)
+	}
+	c, err := certs.ReadCertificate(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.BasicConstraintsValid || c.IsCA || c.SerialNumber.Cmp(big.NewInt(42)) == 0 {
+		t.Fatalf("the old court certificate was kept: serial %s, basicConstraints %v", c.SerialNumber.Text(16), c.BasicConstraintsValid)
+	}
+	roots, _ := certs.ReadCertPool(pki.CAFile())
+	if id, err := identity.NewVerifier(roots).Verify([]*x509.Certificate{c}); err != nil || id.Role != identity.RoleCourt {
+		t.Fatalf("renewed court certificate: %+v, %v", id, err)
 	}
 }

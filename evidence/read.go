@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -40,15 +41,21 @@ func (a *Authority) canonical() canonicaljson.Object {
 	return obj
 }
 
+// validate checks a cited authority wherever one is given: type and
+// identifier present and not blank, issued_by not blank when given, and
+// valid_until not before valid_from.
 func (a *Authority) validate() error {
 	if a == nil {
 		return nil
 	}
 	if a.Type == "" || a.Identifier == "" {
-		return fmt.Errorf("%w: an authority needs a type and an identifier", ErrInvalid)
+		return fmt.Errorf("%w: an authority needs a type and an identifier (authority.type, authority.identifier)", ErrInvalid)
 	}
-	for name, v := range map[string]string{"authority.type": a.Type, "authority.identifier": a.Identifier, "authority.issued_by": a.IssuedBy} {
-		if err := checkText(name, v, maxShortText); err != nil {
+	for _, f := range []struct{ name, v string }{{"authority.type", a.Type}, {"authority.identifier", a.Identifier}, {"authority.issued_by", a.IssuedBy}} {
+		if f.v != "" && strings.TrimSpace(f.v) == "" {
+			return fmt.Errorf("%w: %s is blank", ErrInvalid, f.name)
+		}
+		if err := checkText(f.name, f.v, maxShortText); err != nil {
 			return err
 		}
 	}
@@ -59,6 +66,35 @@ func (a *Authority) validate() error {
 			}
 		}
 	}
+	if !a.ValidFrom.IsZero() && !a.ValidUntil.IsZero() && a.ValidUntil.Before(a.ValidFrom) {
+		return fmt.Errorf("%w: authority.valid_until (%s) is before its valid_from (%s)", ErrInvalid, events.FormatTime(a.ValidUntil), events.FormatTime(a.ValidFrom))
+	}
+	return nil
+}
+
+// validateAccess checks an authority cited for a content read at time at:
+// as validate, and in force at that time. complete (--require-authority)
+// requires every field.
+func (a *Authority) validateAccess(at time.Time, complete bool) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	if complete {
+		for _, f := range []struct {
+			name    string
+			missing bool
+		}{{"authority.issued_by", a.IssuedBy == ""}, {"authority.valid_from", a.ValidFrom.IsZero()}, {"authority.valid_until", a.ValidUntil.IsZero()}} {
+			if f.missing {
+				return fmt.Errorf("%w: this service requires a complete authority for every read of evidence content: %s is missing (give type, identifier, issued_by, valid_from and valid_until)", ErrInvalid, f.name)
+			}
+		}
+	}
+	if !a.ValidFrom.IsZero() && at.Before(a.ValidFrom) {
+		return fmt.Errorf("%w: the authority %s is not valid before %s (this read is at %s)", ErrInvalid, a.Identifier, events.FormatTime(a.ValidFrom), events.FormatTime(at))
+	}
+	if !a.ValidUntil.IsZero() && at.After(a.ValidUntil) {
+		return fmt.Errorf("%w: the authority %s expired at %s (this read is at %s)", ErrInvalid, a.Identifier, events.FormatTime(a.ValidUntil), events.FormatTime(at))
+	}
 	return nil
 }
 
@@ -68,17 +104,22 @@ type Access struct {
 	Authority *Authority
 }
 
-func (a Access) validate(requireAuthority bool) error {
+// validate checks an access at time at; requireAuthority is the operator's
+// --require-authority.
+func (a Access) validate(at time.Time, requireAuthority bool) error {
 	if a.Purpose == "" {
 		return fmt.Errorf("%w: a purpose is required to read evidence content", ErrInvalid)
 	}
 	if requireAuthority && a.Authority == nil {
-		return fmt.Errorf("%w: this service requires an authority (e.g. a court order: type and identifier) for every read of evidence content", ErrInvalid)
+		return fmt.Errorf("%w: this service requires an authority for every read of evidence content (type, identifier, issued_by, valid_from and valid_until, e.g. a court order)", ErrInvalid)
 	}
 	if err := checkText("purpose", a.Purpose, maxDescription); err != nil {
 		return err
 	}
-	return a.Authority.validate()
+	if a.Authority == nil {
+		return nil
+	}
+	return a.Authority.validateAccess(at, requireAuthority)
 }
 
 // mayReadSpecial says whether who may read special-category data of item:
@@ -182,7 +223,7 @@ func (s *Service) List(ctx context.Context, who identity.Identity, caseID, pageT
 // disagrees with its logged ingest is refused (ErrCatalogDisagrees). The
 // access is logged before any byte is read.
 func (s *Service) Open(ctx context.Context, who identity.Identity, id string, access Access) (Item, Event, io.ReadCloser, error) {
-	if err := access.validate(s.cfg.RequireAuthority); err != nil {
+	if err := access.validate(s.now(), s.cfg.RequireAuthority); err != nil {
 		return Item{}, Event{}, nil, err
 	}
 	ev, err := s.loadItem(ctx, id)

@@ -7,7 +7,8 @@
 //	urn:custody:<role>:<name>
 //
 // where role is one of collector, custodian, court, auditor, admin and name
-// is 1-128 characters of [A-Za-z0-9._@-]. The whole URI is the stable
+// is 1-128 characters of [A-Za-z0-9._@-], compared exactly (the scheme and
+// namespace in lower case, as written here). The whole URI is the stable
 // identity that custody events record; see certs/README.md for how an
 // operator's own CA issues such certificates.
 package identity
@@ -15,6 +16,7 @@ package identity
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"strings"
@@ -102,11 +104,22 @@ func checkName(name string) error {
 }
 
 // FromCertificate reads the identity URI SAN of a certificate. Exactly one
-// urn:custody: URI must be present.
+// URI that looks like a custody identity may be present, and it must be
+// spelled exactly urn:custody:<role>:<name>, in lower case as documented.
+//
+// The URIs are read from the certificate's own bytes: crypto/x509 parses
+// them with net/url, which lower-cases the scheme, so that "URN:custody:…"
+// and "urn:custody:…" would look alike in cert.URIs.
 func FromCertificate(cert *x509.Certificate) (Identity, error) {
+	uris, err := rawURIs(cert)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: the client certificate's subject alternative names cannot be read: %v", ErrUnauthenticated, err)
+	}
 	var found []string
-	for _, u := range cert.URIs {
-		if s := u.String(); strings.HasPrefix(s, uriPrefix) {
+	for _, s := range uris {
+		// Any spelling of the scheme and namespace counts, so that a
+		// near-miss is refused by name rather than silently ignored.
+		if len(s) >= len(uriPrefix) && strings.EqualFold(s[:len(uriPrefix)], uriPrefix) {
 			found = append(found, s)
 		}
 	}
@@ -123,6 +136,53 @@ func FromCertificate(cert *x509.Certificate) (Identity, error) {
 	}
 	id.Certificate = cert
 	return id, nil
+}
+
+// HasIdentityURI reports whether cert carries a URI that, in any letter
+// case, starts like a custody identity.
+func HasIdentityURI(cert *x509.Certificate) bool {
+	uris, err := rawURIs(cert)
+	if err != nil {
+		return true // unreadable: assume the worst
+	}
+	for _, s := range uris {
+		if len(s) >= len(uriPrefix) && strings.EqualFold(s[:len(uriPrefix)], uriPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// rawURIs returns the uniformResourceIdentifier entries of cert's subject
+// alternative name extension exactly as encoded.
+func rawURIs(cert *x509.Certificate) ([]string, error) {
+	var out []string
+	for _, ext := range cert.Extensions {
+		if !ext.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		var seq asn1.RawValue
+		rest, err := asn1.Unmarshal(ext.Value, &seq)
+		if err != nil {
+			return nil, err
+		}
+		if len(rest) != 0 || !seq.IsCompound || seq.Tag != asn1.TagSequence || seq.Class != asn1.ClassUniversal {
+			return nil, errors.New("malformed subjectAltName")
+		}
+		names := seq.Bytes
+		for len(names) > 0 {
+			var v asn1.RawValue
+			if names, err = asn1.Unmarshal(names, &v); err != nil {
+				return nil, err
+			}
+			if v.Class == asn1.ClassContextSpecific && v.Tag == 6 { // uniformResourceIdentifier [6] IA5String
+				out = append(out, string(v.Bytes))
+			}
+		}
+	}
+	return out, nil
 }
 
 // ErrUnauthenticated is wrapped by every error that means "we do not know

@@ -1,9 +1,13 @@
 package identity_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
-	"net/url"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +29,9 @@ func TestParse(t *testing.T) {
 		{uri: "urn:custody:court:a b", wantErr: "allowed are"},
 		{uri: "urn:custody:court", wantErr: "not of the form"},
 		{uri: "spiffe://x/court/a", wantErr: "does not start with"},
+		{uri: "URN:custody:court:x", wantErr: "does not start with"},
+		{uri: "urn:CUSTODY:court:x", wantErr: "does not start with"},
+		{uri: "urn:custody:Court:x", wantErr: "unknown role"},
 		{uri: "urn:custody:court:" + strings.Repeat("a", 129), wantErr: "1 to 128"},
 	}
 	for _, tc := range tests {
@@ -75,8 +82,24 @@ func TestVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noURI := mustIssue(ca, court, now.Add(-time.Minute), now.Add(time.Hour))
-	noURI.URIs = []*url.URL{} // as if the SAN were missing; FromCertificate reads URIs only
+	// The same profile with no URI SAN at all.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "judge-1"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true, DNSNames: []string{"judge-1.example"},
+	}, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noURI, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name    string

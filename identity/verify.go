@@ -4,19 +4,24 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
 // Verifier turns a presented certificate chain into an Identity. It checks
 // the chain against the client CA pool at the current time, for client
-// authentication, and reads the identity URI of the leaf.
+// authentication, checks the profile of every certificate in it (the leaf
+// is an end-entity client certificate, every intermediate a CA allowed to
+// sign certificates), checks revocation of every certificate in it, and
+// reads the identity URI of the leaf.
 type Verifier struct {
 	roots   *x509.CertPool
 	now     func() time.Time
 	revoked *Revocations
 }
 
-// WithRevocations makes the verifier refuse certificates on the list.
+// WithRevocations makes the verifier refuse chains holding a certificate
+// on the list.
 func (v *Verifier) WithRevocations(r *Revocations) *Verifier {
 	v.revoked = r
 	return v
@@ -30,6 +35,16 @@ func NewVerifier(roots *x509.CertPool) *Verifier {
 // Verify checks chain (leaf first, then any intermediates) and returns the
 // leaf's identity. Every error wraps ErrUnauthenticated and says plainly
 // what was wrong, in words fit to show the caller.
+//
+// The leaf must verify to a client CA with the clientAuth extended key
+// usage (x509 also accepts a certificate with no EKU or with
+// anyExtendedKeyUsage; Verify does not), carry basicConstraints CA:FALSE,
+// and, if it has a key usage extension, digitalSignature. Every
+// intermediate must be a CA (x509 checks) with a key usage extension that
+// includes keyCertSign, and must not itself carry a custody identity URI: a
+// client certificate misissued as a CA cannot mint identities. When x509
+// finds several chains, the first that passes every check, revocation
+// included, is used; if none does, the first one's failure is reported.
 func (v *Verifier) Verify(chain []*x509.Certificate) (Identity, error) {
 	if len(chain) == 0 {
 		return Identity{}, fmt.Errorf("%w: no client certificate; this API requires mutual TLS with a certificate issued by the service's client CA", ErrUnauthenticated)
@@ -48,7 +63,7 @@ func (v *Verifier) Verify(chain []*x509.Certificate) (Identity, error) {
 	for _, c := range chain[1:] {
 		intermediates.AddCert(c)
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{
+	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         v.roots,
 		Intermediates: intermediates,
 		CurrentTime:   now,
@@ -66,8 +81,62 @@ func (v *Verifier) Verify(chain []*x509.Certificate) (Identity, error) {
 			return Identity{}, fmt.Errorf("%w: the client certificate does not verify: %v", ErrUnauthenticated, err)
 		}
 	}
-	if v.revoked != nil && v.revoked.Revoked(leaf) {
-		return Identity{}, fmt.Errorf("%w: the client certificate (serial %s) has been revoked", ErrUnauthenticated, leaf.SerialNumber.Text(16))
+	if err := checkLeaf(leaf); err != nil {
+		return Identity{}, err
 	}
-	return FromCertificate(leaf)
+	id, err := FromCertificate(leaf)
+	if err != nil {
+		return Identity{}, err
+	}
+	var first error
+	for _, c := range chains {
+		err := v.checkChain(c)
+		if err == nil {
+			return id, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return Identity{}, first
+}
+
+// checkLeaf checks the end-entity profile of a client certificate.
+func checkLeaf(leaf *x509.Certificate) error {
+	switch {
+	case !leaf.BasicConstraintsValid:
+		return fmt.Errorf("%w: the client certificate has no basicConstraints extension; a client certificate must state CA:FALSE", ErrUnauthenticated)
+	case leaf.IsCA:
+		return fmt.Errorf("%w: the client certificate is a CA certificate (basicConstraints CA:TRUE); a client certificate must be CA:FALSE", ErrUnauthenticated)
+	case !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return fmt.Errorf("%w: the client certificate is not valid for client authentication: its extended key usage must list clientAuth", ErrUnauthenticated)
+	case leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return fmt.Errorf("%w: the client certificate's key usage lacks digitalSignature, which TLS client authentication needs", ErrUnauthenticated)
+	}
+	return nil
+}
+
+// checkChain checks the intermediates of a verified chain and the
+// revocation of every certificate in it.
+func (v *Verifier) checkChain(chain []*x509.Certificate) error {
+	for _, c := range chain[1 : len(chain)-1] {
+		if c.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return fmt.Errorf("%w: the issuing CA %q may not issue client certificates: its key usage must include keyCertSign", ErrUnauthenticated, c.Subject.String())
+		}
+		if HasIdentityURI(c) {
+			return fmt.Errorf("%w: the issuing CA %q may not issue client certificates: it carries a custody identity, so it is a client certificate misissued as a CA", ErrUnauthenticated, c.Subject.String())
+		}
+	}
+	if v.revoked == nil {
+		return nil
+	}
+	i, revoked := v.revoked.Check(chain)
+	switch {
+	case !revoked:
+		return nil
+	case i == 0:
+		return fmt.Errorf("%w: the client certificate (serial %s) has been revoked", ErrUnauthenticated, chain[0].SerialNumber.Text(16))
+	default:
+		return fmt.Errorf("%w: the client certificate's issuing CA %q (serial %s) has been revoked", ErrUnauthenticated, chain[i].Subject.String(), chain[i].SerialNumber.Text(16))
+	}
 }

@@ -147,6 +147,7 @@ func TestRESTRawRoutesAuthorization(t *testing.T) {
 		t.Run(who, func(t *testing.T) {
 			body := []byte(fmt.Sprintf("from %s", who))
 			req, _ := http.NewRequestWithContext(t.Context(), "POST", env.URL("/v1/evidence:upload?case_id=case-authz&kind=other&sha256="+sha(body)), bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/octet-stream")
 			resp, err := hc.Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -44,7 +44,7 @@ func editCatalog(t *testing.T, dataDir, q string, args ...any) {
 // metric reads one sample from the service's /metrics (0 if absent).
 func metric(t *testing.T, env *servertest.Env, sample string) float64 {
 	t.Helper()
-	_, body := get(t, env.HTTPClient(t), env.URL("/metrics"))
+	_, body := get(t, env.HTTPClient(t, env.Creds(t, identity.RoleAdmin).Certificate), env.URL("/metrics"))
 	for line := range strings.SplitSeq(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)

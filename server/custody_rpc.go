@@ -9,8 +9,10 @@ import (
 	"google.golang.org/grpc/status"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/events"
@@ -161,10 +163,26 @@ func eventToProto(rec events.Record, row catalog.Event) *custodyv1.CustodyEvent 
 		version, _ := i["version"].(string)
 		out.Instrument = &custodyv1.Instrument{Name: name, Version: version}
 	}
+	if a, ok := d["authority"].(map[string]any); ok {
+		out.Authority = authorityFromDetails(a)
+	}
 	if o := str("outcome"); o != "" {
 		out.Outcome = custodyv1.Outcome(custodyv1.Outcome_value["OUTCOME_"+strings.ToUpper(o)])
 	}
 	return out
+}
+
+// authorityFromDetails renders the authority a record cites.
+func authorityFromDetails(a map[string]any) *custodyv1.Authority {
+	str := func(k string) string { v, _ := a[k].(string); return v }
+	ts := func(k string) *timestamppb.Timestamp {
+		t, err := time.Parse(time.RFC3339Nano, str(k))
+		if err != nil {
+			return nil
+		}
+		return timestamppb.New(t)
+	}
+	return &custodyv1.Authority{Type: str("type"), Identifier: str("identifier"), IssuedBy: str("issued_by"), ValidFrom: ts("valid_from"), ValidUntil: ts("valid_until")}
 }
 
 func firstNonEmpty(s ...string) string {

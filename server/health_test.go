@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/servertest"
 )
 
@@ -35,7 +36,8 @@ func TestReadiness(t *testing.T) {
 	if code, _ := get(t, hc, s.env.URL("/healthz")); code != 200 {
 		t.Fatalf("liveness %d while storage is down", code)
 	}
-	if _, body := get(t, hc, s.env.URL("/metrics")); !strings.Contains(string(body), `custody_dependency_up{dependency="storage"} 0`) {
+	admin := s.env.HTTPClient(t, s.env.Creds(t, identity.RoleAdmin).Certificate)
+	if _, body := get(t, admin, s.env.URL("/metrics")); !strings.Contains(string(body), `custody_dependency_up{dependency="storage"} 0`) {
 		t.Fatalf("metrics do not show storage down:\n%s", body)
 	}
 	s.minio.Restart(t)

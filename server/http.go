@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/custody-dev/custody/identity"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/server/verifypage"
 )
@@ -26,9 +28,10 @@ import (
 //	/v1/...         the REST gateway, which calls the gRPC server
 //	/openapi.json   the gateway's OpenAPI document
 //	/healthz        liveness; /healthz?ready=1 readiness
-//	/metrics        Prometheus
+//	/metrics        Prometheus (admins only, unless Config.PublicMetrics)
 //
-// and a JSON 404 for anything else.
+// and a JSON 404 for anything else. browserGuard (browser.go) stands in
+// front of them all against cross-site request forgery.
 func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	gw, err := s.newGateway(ctx)
 	if err != nil {
@@ -46,11 +49,39 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	mux.Handle("/log/", logHandler(s.cfg.Log))
 	mux.Handle("GET /verify", verifypage.Handler())
 	mux.HandleFunc("GET /healthz", s.handleHealth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.metricsAccess(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
-	return s.accessLog(mux), nil
+	return s.accessLog(browserGuard(mux)), nil
+}
+
+// metricsAccess serves /metrics to anyone with Config.PublicMetrics, and
+// otherwise only to a caller whose client certificate verifies as an admin
+// (revocation included): the per-method counts say who uses the service
+// how much.
+func (s *Server) metricsAccess(next http.Handler) http.Handler {
+	if s.cfg.PublicMetrics {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var chain []*x509.Certificate
+		if r.TLS != nil {
+			chain = r.TLS.PeerCertificates
+		}
+		id, err := s.verifier.Verify(chain)
+		if err != nil {
+			s.log.WarnContext(r.Context(), "authentication refused", "method", "GET /metrics", "err", err, "remote", r.RemoteAddr)
+			writeError(w, http.StatusUnauthorized, err.Error()+"; /metrics needs an admin client certificate unless custodyd runs with --public-metrics")
+			return
+		}
+		if id.Role != identity.RoleAdmin {
+			s.log.WarnContext(r.Context(), "permission denied", "method", "GET /metrics", "identity", id.String())
+			writeError(w, http.StatusForbidden, fmt.Sprintf("permission denied: /metrics is for the admin role, not %s (or run custodyd with --public-metrics)", id.Role))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // newGateway dials the gRPC server over the in-memory listener and returns
@@ -84,6 +115,10 @@ func (s *Server) newGateway(ctx context.Context) (http.Handler, error) {
 			md.Delete(requestIDKey) // the header matcher forwards it
 			return md
 		}),
+		// A form POST to a GET route would otherwise be served as that
+		// GET ("path length fallback").
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithMiddlewares(checkQuery),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
 				MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
@@ -122,6 +157,7 @@ var httpToGRPCCode = map[int]int{
 	http.StatusMethodNotAllowed:      12,
 	http.StatusConflict:              10,
 	http.StatusRequestEntityTooLarge: 8,
+	http.StatusUnsupportedMediaType:  3,
 	http.StatusTooManyRequests:       8,
 	http.StatusInternalServerError:   13,
 	http.StatusServiceUnavailable:    14,

@@ -115,6 +115,8 @@ func TestReadPolicies(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, "requires an authority")
 		_, err = court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "review",
 			Authority: &custodyv1.Authority{Type: "court-order", Identifier: "ICC-01/22-123"}}, &buf)
+		wantCode(t, err, codes.InvalidArgument, "authority.issued_by is missing")
+		_, err = court.Download(t.Context(), &custodyv1.DownloadRequest{EvidenceId: id, Purpose: "review", Authority: validAuthority()}, &buf)
 		if err != nil || !bytes.Equal(buf.Bytes(), data) {
 			t.Fatalf("download with an authority: %v", err)
 		}

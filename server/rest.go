@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,6 +324,12 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 // consistency_from_size.
 func (s *Server) handleBundleStream(w http.ResponseWriter, r *http.Request) {
 	req := &custodyv1.StreamBundleRequest{EvidenceId: r.PathValue("id")}
+	for k, v := range r.URL.Query() {
+		if k != "consistency_from_size" || len(v) > 1 {
+			writeStatus(w, status.Errorf(codes.InvalidArgument, "unknown or repeated query parameter %q (this route takes consistency_from_size)", k))
+			return
+		}
+	}
 	if v := r.URL.Query().Get("consistency_from_size"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -360,13 +368,56 @@ func (s *Server) handleBundleStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// downloadRequestFromQuery builds a download request from the content
+// route's query parameters; any other parameter, or one given twice, is
+// refused.
+func downloadRequestFromQuery(id string, q map[string][]string) (*custodyv1.DownloadRequest, error) {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		v := q[k]
+		switch k {
+		case "purpose", "authority_type", "authority_id", "authority_issued_by", "authority_valid_from", "authority_valid_until":
+		default:
+			return nil, fmt.Errorf("unknown query parameter %q (this route takes purpose, authority_type, authority_id, authority_issued_by, authority_valid_from, authority_valid_until)", k)
+		}
+		if len(v) > 1 {
+			return nil, fmt.Errorf("query parameter %s is given %d times", k, len(v))
+		}
+	}
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	req := &custodyv1.DownloadRequest{EvidenceId: id, Purpose: get("purpose")}
+	a := &custodyv1.Authority{Type: get("authority_type"), Identifier: get("authority_id"), IssuedBy: get("authority_issued_by")}
+	for _, f := range []struct {
+		name string
+		to   **timestamppb.Timestamp
+	}{{"authority_valid_from", &a.ValidFrom}, {"authority_valid_until", &a.ValidUntil}} {
+		if v := get(f.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q is not an RFC 3339 time", f.name, v)
+			}
+			*f.to = timestamppb.New(t)
+		}
+	}
+	if a.Type != "" || a.Identifier != "" || a.IssuedBy != "" || a.ValidFrom != nil || a.ValidUntil != nil {
+		req.Authority = a
+	}
+	return req, nil
+}
+
 // handleContent serves GET /v1/evidence/{id}/content?purpose= with the
-// exact stored bytes. Optional: authority_type, authority_id.
+// exact stored bytes. Optional: the authority cited for the read,
+// authority_type, authority_id, authority_issued_by, authority_valid_from
+// and authority_valid_until (RFC 3339).
 func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	req := &custodyv1.DownloadRequest{EvidenceId: r.PathValue("id"), Purpose: q.Get("purpose")}
-	if t, id := q.Get("authority_type"), q.Get("authority_id"); t != "" || id != "" {
-		req.Authority = &custodyv1.Authority{Type: t, Identifier: id}
+	req, err := downloadRequestFromQuery(r.PathValue("id"), r.URL.Query())
+	if err != nil {
+		badRequest(w, "%v", err)
+		return
 	}
 	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), forwardedMetadata(r)))
 	defer cancel()

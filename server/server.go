@@ -56,6 +56,9 @@ type Config struct {
 	// CheckpointInterval is how often the log publishes; readiness allows
 	// ten of them before calling the log stale.
 	CheckpointInterval time.Duration
+	// PublicMetrics serves /metrics to anyone; otherwise it needs an
+	// admin client certificate.
+	PublicMetrics bool
 	// Collectors are more metrics to serve at /metrics.
 	Collectors []prometheus.Collector
 }
@@ -82,6 +85,7 @@ type Server struct {
 	metrics  *metrics
 	// limits are cfg.Limits with their defaults.
 	limits Limits
+	verifier *identity.Verifier
 }
 
 // New builds the servers and opens their listeners, so that GRPCAddr and
@@ -102,6 +106,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Revocations != nil {
 		verifier.WithRevocations(cfg.Revocations)
 	}
+	s.verifier = verifier
 	auth := &authenticator{verifier: verifier, log: s.log}
 	cfg.Admission = cfg.Admission.withDefaults()
 	s.limits = cfg.Limits.withDefaults(cfg.Admission.MaxStreams)

@@ -207,6 +207,7 @@ func TestHTTPSRoutes(t *testing.T) {
 	anon := env.HTTPClient(t)
 	court := env.HTTPClient(t, env.Creds(t, identity.RoleCourt).Certificate)
 	collector := env.HTTPClient(t, env.Creds(t, identity.RoleCollector).Certificate)
+	admin := env.HTTPClient(t, env.Creds(t, identity.RoleAdmin).Certificate)
 	// One authenticated call so the metrics have something to count.
 	if code, body := get(t, court, env.URL("/v1/whoami")); code != 200 {
 		t.Fatalf("whoami: %d %s", code, body)
@@ -221,7 +222,8 @@ func TestHTTPSRoutes(t *testing.T) {
 		{"/openapi.json", anon, 200, `"/v1/evidence/{evidence_id}/bundle"`},
 		{"/v1/keys", anon, 200, `"log_verifier_key":"custody.test/log+`},
 		{"/v1/keys", anon, 200, `"receipt_public_key_pem":"-----BEGIN PUBLIC KEY-----`},
-		{"/metrics", anon, 200, `custody_grpc_handled_total{code="OK",method="/custody.v1.IdentityService/WhoAmI"}`},
+		{"/metrics", anon, 401, `admin client certificate`},
+		{"/metrics", admin, 200, `custody_grpc_handled_total{code="OK",method="/custody.v1.IdentityService/WhoAmI"}`},
 		{"/no/such/route", anon, 404, `"code":5`},
 		{"/v1/no/such/route", court, 404, `"code":5`},
 		{"/v1/evidence/abc", court, 400, `not of the form ev-`},

@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody-dev/custody/client"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -107,12 +108,29 @@ func runDownload(ctx context.Context, g globals, args []string) error {
 	purpose := fs.String("purpose", "", "why you read the content; logged (required)")
 	authType := fs.String("authority-type", "", "the authority for the access, e.g. court-order")
 	authID := fs.String("authority-id", "", "the authority's reference")
+	authBy := fs.String("authority-issued-by", "", "who issued the authority")
+	authFrom := fs.String("authority-valid-from", "", "when the authority took effect (RFC 3339)")
+	authUntil := fs.String("authority-valid-until", "", "when the authority ends (RFC 3339)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || *out == "" || *purpose == "" {
-		return usagef("usage: custody download ID --out FILE --purpose TEXT")
+		return usagef("usage: custody download ID --out FILE --purpose TEXT [--authority-type T --authority-id ID --authority-issued-by WHO --authority-valid-from TIME --authority-valid-until TIME]")
+	}
+	authority := &custodyv1.Authority{Type: *authType, Identifier: *authID, IssuedBy: *authBy}
+	for _, f := range []struct {
+		flag, v string
+		to      **timestamppb.Timestamp
+	}{{"--authority-valid-from", *authFrom, &authority.ValidFrom}, {"--authority-valid-until", *authUntil, &authority.ValidUntil}} {
+		if f.v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, f.v)
+		if err != nil {
+			return usagef("%s %q is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)", f.flag, f.v)
+		}
+		*f.to = timestamppb.New(t)
 	}
 	c, err := dial(ctx, g)
 	if err != nil {
@@ -120,8 +138,8 @@ func runDownload(ctx context.Context, g globals, args []string) error {
 	}
 	defer c.Close()
 	req := &custodyv1.DownloadRequest{EvidenceId: pos[0], Purpose: *purpose}
-	if *authType != "" || *authID != "" {
-		req.Authority = &custodyv1.Authority{Type: *authType, Identifier: *authID}
+	if *authType != "" || *authID != "" || *authBy != "" || authority.ValidFrom != nil || authority.ValidUntil != nil {
+		req.Authority = authority
 	}
 	ev, err := c.DownloadFile(ctx, req, *out)
 	if err != nil {

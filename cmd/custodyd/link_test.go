@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -179,10 +180,16 @@ func TestSlowLossyStorageLink(t *testing.T) {
 	t.Logf("%d acknowledged uploads read back byte-exact after the link healed; log audit %d entries", len(acked), audit.Entries)
 }
 
-// scrape returns custodyd's /metrics.
+// scrape returns custodyd's /metrics, as the admin (without
+// --public-metrics it needs an admin client certificate).
 func scrape(t *testing.T, d *binaries.Daemon) string {
 	t.Helper()
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	creds := d.CredsDir("admin")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(creds, "cert.pem"), filepath.Join(creds, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
 	resp, err := hc.Get("https://" + d.HTTPAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

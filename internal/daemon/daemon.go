@@ -77,6 +77,9 @@ type Config struct {
 	// the current custodian; RequireAuthority makes content reads cite one.
 	SpecialReaders   []identity.Role
 	RequireAuthority bool
+	// PublicMetrics serves /metrics to anyone; without it, only to
+	// callers with an admin client certificate.
+	PublicMetrics bool
 	// UploadTTL is how long an unfinished resumable upload is kept.
 	UploadTTL time.Duration
 	// CatalogDSN, if set, is a PostgreSQL URL for a catalog shared by
@@ -214,7 +217,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	}
 	// Tessera logs through klog; send it to our structured log.
 	klog.SetSlogLogger(log.With("component", "tessera"))
-	cert, clientCAs, err := loadTLS(cfg, log)
+	cert, clientCAs, clientCACerts, err := loadTLS(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -312,13 +315,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
 	var revocations *identity.Revocations
 	if cfg.RevokedFile != "" {
-		if revocations, err = identity.NewRevocations(cfg.RevokedFile); err != nil {
+		if revocations, err = identity.NewRevocations(cfg.RevokedFile, clientCACerts, log); err != nil {
 			return nil, fmt.Errorf("--revoked: %w", err)
 		}
 	}
 	d.Server, err = server.New(ctx, server.Config{
 		Revocations:        revocations,
 		CheckpointInterval: cfg.CheckpointInterval,
+		PublicMetrics:      cfg.PublicMetrics,
 		Limits:             cfg.Limits,
 		Admission:          cfg.Admission,
 		GRPCAddr:           cfg.GRPCAddr,
@@ -373,33 +377,38 @@ func readRecipients(path string) ([]age.Recipient, error) {
 	return rs, nil
 }
 
-// loadTLS returns the server certificate and client CA pool: the operator's
-// when --tls-cert, --tls-key and --client-ca are given, else the local
-// development PKI under <data-dir>/certs, created on first start.
-func loadTLS(cfg Config, log *slog.Logger) (tls.Certificate, *x509.CertPool, error) {
+// loadTLS returns the server certificate and client CA pool (and the
+// certificates in it): the operator's when --tls-cert, --tls-key and
+// --client-ca are given, else the local development PKI under
+// <data-dir>/certs, created on first start.
+func loadTLS(cfg Config, log *slog.Logger) (tls.Certificate, *x509.CertPool, []*x509.Certificate, error) {
 	certFile, keyFile, caFile := cfg.TLSCert, cfg.TLSKey, cfg.ClientCA
 	switch {
 	case certFile == "" && keyFile == "" && caFile == "":
 		pki, err := certs.EnsureDevPKI(filepath.Join(cfg.DataDir, "certs"))
 		if err != nil {
-			return tls.Certificate{}, nil, fmt.Errorf("local CA: %w", err)
+			return tls.Certificate{}, nil, nil, fmt.Errorf("local CA: %w", err)
 		}
 		certFile, keyFile, caFile = pki.ServerCertFile(), pki.ServerKeyFile(), pki.CAFile()
 		log.Info("using the local development CA; client credentials per role are in "+pki.Dir,
 			"ca", caFile)
 	case certFile == "" || keyFile == "" || caFile == "":
-		return tls.Certificate{}, nil, errors.New("--tls-cert, --tls-key and --client-ca go together: give all three or none")
+		return tls.Certificate{}, nil, nil, errors.New("--tls-cert, --tls-key and --client-ca go together: give all three or none")
 	}
 	if err := certs.CheckKeyFile(keyFile); err != nil {
-		return tls.Certificate{}, nil, err
+		return tls.Certificate{}, nil, nil, err
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("server certificate: %w", err)
+		return tls.Certificate{}, nil, nil, fmt.Errorf("server certificate: %w", err)
 	}
-	pool, err := certs.ReadCertPool(caFile)
+	cas, err := certs.ReadCertificates(caFile)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("--client-ca: %w", err)
+		return tls.Certificate{}, nil, nil, fmt.Errorf("--client-ca: %w", err)
 	}
-	return cert, pool, nil
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	return cert, pool, cas, nil
 }

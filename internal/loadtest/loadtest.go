@@ -218,6 +218,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		sum := sha256.Sum256(data)
 		url := fmt.Sprintf("%s/v1/evidence:upload?case_id=load&kind=document&sha256=%s&filename=load-%d.bin", base, hex.EncodeToString(sum[:]), n)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := uploads.Do(req)
 		if err != nil {
 			return "", "Transport", err.Error()

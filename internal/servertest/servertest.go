@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -60,6 +61,12 @@ type Options struct {
 	SpecialReaders   []identity.Role
 	// CatalogDSN puts the catalog in PostgreSQL.
 	CatalogDSN string
+	// ExtraClientCAs are trusted for client certificates besides the
+	// development CA, as an operator's --client-ca bundle would be; the
+	// development server certificate is still used.
+	ExtraClientCAs []*x509.Certificate
+	// PublicMetrics is passed as --public-metrics.
+	PublicMetrics bool
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -87,6 +94,25 @@ func Start(dir string, opts Options) (*Env, error) {
 		RequireAuthority:   opts.RequireAuthority,
 		SpecialReaders:     opts.SpecialReaders,
 		CatalogDSN:         opts.CatalogDSN,
+		PublicMetrics:      opts.PublicMetrics,
+	}
+	if len(opts.ExtraClientCAs) > 0 {
+		pki, err := certs.EnsureDevPKI(filepath.Join(dir, "certs"))
+		if err != nil {
+			return nil, err
+		}
+		bundle, err := os.ReadFile(pki.CAFile())
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range opts.ExtraClientCAs {
+			bundle = append(bundle, certs.EncodeCertificate(c.Raw)...)
+		}
+		cfg.ClientCA = filepath.Join(dir, "client-ca.pem")
+		if err := os.WriteFile(cfg.ClientCA, bundle, 0o644); err != nil {
+			return nil, err
+		}
+		cfg.TLSCert, cfg.TLSKey = pki.ServerCertFile(), pki.ServerKeyFile()
 	}
 	if s := opts.S3; s != nil {
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
