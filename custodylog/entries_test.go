@@ -48,6 +48,9 @@ func TestEntries(t *testing.T) {
 	if err != nil || size != n {
 		t.Fatalf("Settled = %d, %v", size, err)
 	}
+	if backlog, err := l.Backlog(t.Context()); err != nil || backlog != 0 {
+		t.Fatalf("Backlog once settled = %d, %v; want 0", backlog, err)
+	}
 	indexes := []uint64{0, 1, 255, 256, 300, 511, 512, 599}
 	got, err := l.Entries(t.Context(), indexes, size)
 	if err != nil {

@@ -181,6 +181,23 @@ func (l *Log) Settled(ctx context.Context) (uint64, error) {
 	}
 }
 
+// Backlog is how many entries are sequenced (their appends acknowledged)
+// but not yet integrated into the tree.
+func (l *Log) Backlog(ctx context.Context) (uint64, error) {
+	next, err := l.reader.NextIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	integrated, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if next < integrated {
+		return 0, fmt.Errorf("the log reads %d entries integrated but only %d sequenced", integrated, next)
+	}
+	return next - integrated, nil
+}
+
 // Reader gives the raw tile, entry bundle and checkpoint reads.
 func (l *Log) Reader() tessera.LogReader { return l.reader }
 
