@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/custodylog/awslog"
 	"github.com/custody-dev/custody/internal/binaries"
 	"github.com/custody-dev/custody/internal/clustertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -106,10 +107,13 @@ func rawSharedRate(b *testing.B, c *clustertest.Cluster) float64 {
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
 	name := fmt.Sprintf("raw%d", time.Now().UnixNano())
+	backend, err := awslog.New(ctx, awslog.Config{S3Endpoint: c.MinIO.Endpoint, Insecure: true, AccessKey: c.MinIO.AccessKey, SecretKey: c.MinIO.SecretKey,
+		Bucket: name, MySQLDSN: c.MariaDB.NewDatabase(b, name)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	l, err := custodylog.Open(ctx, custodylog.Config{
-		Shared: &custodylog.Shared{S3Endpoint: c.MinIO.Endpoint, Insecure: true, AccessKey: c.MinIO.AccessKey, SecretKey: c.MinIO.SecretKey,
-			Bucket: name, MySQLDSN: c.MariaDB.NewDatabase(b, name)},
-		Signer: signer, Verifier: verifier, CheckpointInterval: time.Second,
+		Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: time.Second,
 	})
 	if err != nil {
 		b.Fatal(err)

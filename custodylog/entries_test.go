@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/custodylog/posixlog"
 )
 
 // TestEntries reads runs of entries across bundle boundaries, and a
@@ -24,7 +25,11 @@ func TestEntries(t *testing.T) {
 	}
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
-	l, err := custodylog.Open(t.Context(), custodylog.Config{Dir: filepath.Join(t.TempDir(), "log"), Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
+	backend, err := posixlog.New(t.Context(), filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := custodylog.Open(t.Context(), custodylog.Config{Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +47,9 @@ func TestEntries(t *testing.T) {
 	size, err := l.Settled(t.Context())
 	if err != nil || size != n {
 		t.Fatalf("Settled = %d, %v", size, err)
+	}
+	if backlog, err := l.Backlog(t.Context()); err != nil || backlog != 0 {
+		t.Fatalf("Backlog once settled = %d, %v; want 0", backlog, err)
 	}
 	indexes := []uint64{0, 1, 255, 256, 300, 511, 512, 599}
 	got, err := l.Entries(t.Context(), indexes, size)

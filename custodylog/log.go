@@ -3,6 +3,12 @@
 // signed as C2SP signed notes. It appends opaque entries and reads back
 // checkpoints, tiles, entries and proofs; what an entry means belongs to
 // package events.
+//
+// The log does not choose where it is kept: it runs on a Backend, a
+// Tessera driver with what the log needs besides, built by a driver
+// package — posixlog (files on local disk, one appending process) or
+// awslog (S3 tiles and MySQL sequencing, shared by replicas) — so that
+// neither this package nor its readers depend on the engines' clients.
 package custodylog
 
 import (
@@ -10,12 +16,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -25,28 +28,39 @@ const MaxEntrySize = tessera.DefaultEntrySizeLimit
 // ErrEntryTooLarge is returned for an entry over MaxEntrySize.
 var ErrEntryTooLarge = errors.New("log entry too large")
 
+// Backend is the storage a log runs on, as a driver package builds it.
+type Backend struct {
+	// Driver is the Tessera storage driver (posix.New, aws.New, …).
+	Driver tessera.Driver
+	// CheckpointTime tells when the checkpoint was last written
+	// (republished unchanged or not): readiness and metrics take the
+	// checkpoint's age from it.
+	CheckpointTime func(context.Context) (time.Time, error)
+	// WrapReader, if set, wraps the reader Tessera returns for the
+	// driver, so that a missing resource is os.ErrNotExist whatever
+	// the engine calls it (partial-tile fallbacks and 404s need it).
+	WrapReader func(tessera.LogReader) tessera.LogReader
+}
+
 // Config configures a log.
 type Config struct {
-	// Dir is the POSIX log folder (<data-dir>/log), used unless Shared is
-	// set.
-	Dir string
-	// Shared, if set, puts the log on S3 and a MySQL-compatible database
-	// for several replicas (see Shared).
-	Shared *Shared
+	// Backend is the storage the log runs on (see packages posixlog and
+	// awslog).
+	Backend Backend
 	// Signer signs checkpoints; its name is the log's origin. Verifier
 	// checks them.
 	Signer   note.Signer
 	Verifier note.Verifier
 	// CheckpointInterval is how often a new checkpoint is published
-	// (at least 100ms).
+	// (at least 100ms; the backend may require more).
 	CheckpointInterval time.Duration
 	// BatchMaxAge bounds how long an entry waits to be sequenced with
 	// others (default 10ms).
 	BatchMaxAge time.Duration
 }
 
-// Log is an open custody log. Only one process may append to a POSIX log
-// folder; any number may append to a Shared log.
+// Log is an open custody log. How many processes may append to the same
+// log is the backend's to say.
 type Log struct {
 	appender *tessera.Appender
 	shutdown func(context.Context) error
@@ -58,9 +72,10 @@ type Log struct {
 	checkpointTime func(context.Context) (time.Time, error)
 }
 
-// Open opens (creating if needed) the log in cfg.Dir. The log's background
-// work (integration, checkpoint publishing) runs until Close, whatever
-// happens to ctx: Close must be able to publish a final checkpoint.
+// Open opens (creating if needed) the log on cfg.Backend. The log's
+// background work (integration, checkpoint publishing) runs until Close,
+// whatever happens to ctx: Close must be able to publish a final
+// checkpoint.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l, err := open(ctx, cfg)
@@ -73,26 +88,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 }
 
 func open(ctx context.Context, cfg Config) (*Log, error) {
-	var driver tessera.Driver
-	var checkpointTime func(context.Context) (time.Time, error)
-	var err error
-	if cfg.Shared != nil {
-		if cfg.CheckpointInterval < time.Second {
-			return nil, fmt.Errorf("a shared log publishes checkpoints at most once a second: set --checkpoint-interval to 1s or more (it is %s)", cfg.CheckpointInterval)
-		}
-		driver, checkpointTime, err = sharedDriver(ctx, *cfg.Shared)
-	} else {
-		driver, err = posix.New(ctx, posix.Config{Path: cfg.Dir})
-		checkpointTime = func(context.Context) (time.Time, error) {
-			info, err := os.Stat(filepath.Join(cfg.Dir, "checkpoint"))
-			if err != nil {
-				return time.Time{}, err
-			}
-			return info.ModTime(), nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("log storage: %w", err)
+	b := cfg.Backend
+	if b.Driver == nil || b.CheckpointTime == nil {
+		return nil, errors.New("log storage: the backend has no driver or no checkpoint time")
 	}
 	if cfg.BatchMaxAge == 0 {
 		cfg.BatchMaxAge = 10 * time.Millisecond
@@ -105,14 +103,14 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 		WithCheckpointRepublishInterval(max(5*cfg.CheckpointInterval, time.Second)).
 		WithBatching(1024, cfg.BatchMaxAge).
 		WithPushback(64 << 10)
-	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, b.Driver, opts)
 	if err != nil {
 		return nil, fmt.Errorf("log appender: %w", err)
 	}
-	if cfg.Shared != nil {
-		reader = notExistReader{reader}
+	if b.WrapReader != nil {
+		reader = b.WrapReader(reader)
 	}
-	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: checkpointTime}, nil
+	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime}, nil
 }
 
 // Origin is the log's origin line.
@@ -181,6 +179,23 @@ func (l *Log) Settled(ctx context.Context) (uint64, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Backlog is how many entries are sequenced (their appends acknowledged)
+// but not yet integrated into the tree.
+func (l *Log) Backlog(ctx context.Context) (uint64, error) {
+	next, err := l.reader.NextIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	integrated, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if next < integrated {
+		return 0, fmt.Errorf("the log reads %d entries integrated but only %d sequenced", integrated, next)
+	}
+	return next - integrated, nil
 }
 
 // Reader gives the raw tile, entry bundle and checkpoint reads.

@@ -22,6 +22,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
@@ -104,7 +105,11 @@ func newTestServiceIn(t *testing.T, dir string) (*Service, *flakyCatalog, *flaky
 	skey, vkey, _ := note.GenerateKey(rand.Reader, "custody.test/resolve")
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
-	l, err := custodylog.Open(t.Context(), custodylog.Config{Dir: filepath.Join(dir, "log"), Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
+	backend, err := posixlog.New(t.Context(), filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := custodylog.Open(t.Context(), custodylog.Config{Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/logaudit"
 )
@@ -31,7 +32,11 @@ func build(t *testing.T, items, n int, damage string) (string, note.Verifier, *l
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
 	dir := t.TempDir()
-	l, err := custodylog.Open(t.Context(), custodylog.Config{Dir: dir, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
+	backend, err := posixlog.New(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := custodylog.Open(t.Context(), custodylog.Config{Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

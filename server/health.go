@@ -76,10 +76,8 @@ func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, rd.CheckpointAge.Seconds())
 	}
 	if l := c.s.cfg.Log; l != nil {
-		if next, err := l.Reader().NextIndex(ctx); err == nil {
-			if integrated, err := l.Reader().IntegratedSize(ctx); err == nil && next >= integrated {
-				ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(next-integrated))
-			}
+		if backlog, err := l.Backlog(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(backlog))
 		}
 	}
 	for name, err := range map[string]error{"storage": rd.Storage, "catalog": rd.Catalog, "log": rd.Log} {

@@ -17,10 +17,32 @@ import (
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
+// Log is what the server reads of the custody log: checkpoints, entries
+// and proofs for the LogService, raw tlog-tiles resources for /log/, and
+// the integration backlog for /metrics (*custodylog.Log implements it; the
+// log's storage engine is none of the server's business).
+type Log interface {
+	// Origin is the log's origin line.
+	Origin() string
+	// Latest is the latest signed checkpoint, verified.
+	Latest(ctx context.Context) (custodylog.Published, error)
+	// Entry reads the entry at index from the tree of size treeSize.
+	Entry(ctx context.Context, index, treeSize uint64) ([]byte, error)
+	// InclusionProof and ConsistencyProof prove against a tree size; an
+	// index or size past it is custodylog.ErrBeyondTree.
+	InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error)
+	ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error)
+	// Resource reads a public resource by its tlog-tiles path; a missing
+	// one is os.ErrNotExist.
+	Resource(ctx context.Context, path string) ([]byte, error)
+	// Backlog is how many sequenced entries are not yet integrated.
+	Backlog(ctx context.Context) (uint64, error)
+}
+
 type logService struct {
 	custodyv1.UnimplementedLogServiceServer
 	keys PublicKeys
-	log  *custodylog.Log
+	log  Log
 }
 
 // latest is the current checkpoint, or UNAVAILABLE before the first one.
@@ -119,7 +141,7 @@ var logPath = regexp.MustCompile(`^(checkpoint|tile/(entries|[0-9]+)/(x[0-9]{3}/
 
 // logHandler serves the log's public resources read-only under /log/,
 // from whichever storage holds them (never .state or other files).
-func logHandler(l *custodylog.Log) http.Handler {
+func logHandler(l Log) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "the log is read-only")

@@ -24,7 +24,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -45,8 +44,8 @@ type Config struct {
 	Keys PublicKeys
 	// Evidence is the evidence domain service.
 	Evidence *evidence.Service
-	// Log is the custody log, served under /log/.
-	Log *custodylog.Log
+	// Log is the custody log, served by the LogService and under /log/.
+	Log Log
 	// Limits bound each identity's calls and streams; Admission bounds
 	// the whole service's.
 	Limits    Limits

@@ -25,6 +25,8 @@ import (
 	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/custodylog/awslog"
+	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
@@ -263,16 +265,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		d.closers = append(d.closers, file.Close)
 		cat, jnl = lite, file
 	}
-	logCfg := custodylog.Config{
-		Dir: filepath.Join(cfg.DataDir, "log"), Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.CheckpointInterval,
+	backend, err := logBackend(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.LogMySQL != "" {
-		logCfg.Shared = &custodylog.Shared{
-			S3Endpoint: cfg.S3Endpoint, Insecure: cfg.S3Insecure, Region: cfg.S3Region, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-			Bucket: cfg.LogBucket, MySQLDSN: cfg.LogMySQL, IdleTimeout: cfg.S3Timeout,
-		}
-	}
-	custodyLog, err := custodylog.Open(ctx, logCfg)
+	custodyLog, err := custodylog.Open(ctx, custodylog.Config{
+		Backend: backend, Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.CheckpointInterval,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -359,6 +358,29 @@ func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (storage.Sto
 			log.Warn("evidence storage is not answering yet; waiting", "endpoint", cfg.S3Endpoint, "err", err)
 		},
 	})
+}
+
+// logBackend builds the storage the custody log runs on: S3 tiles with
+// MySQL sequencing, shared by replicas, when --log-mysql is set, else the
+// POSIX log under the data dir.
+func logBackend(ctx context.Context, cfg Config) (custodylog.Backend, error) {
+	var backend custodylog.Backend
+	var err error
+	if cfg.LogMySQL != "" {
+		if cfg.CheckpointInterval < awslog.MinCheckpointInterval {
+			return backend, fmt.Errorf("a shared log publishes checkpoints at most once a second: set --checkpoint-interval to 1s or more (it is %s)", cfg.CheckpointInterval)
+		}
+		backend, err = awslog.New(ctx, awslog.Config{
+			S3Endpoint: cfg.S3Endpoint, Insecure: cfg.S3Insecure, Region: cfg.S3Region, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+			Bucket: cfg.LogBucket, MySQLDSN: cfg.LogMySQL, IdleTimeout: cfg.S3Timeout,
+		})
+	} else {
+		backend, err = posixlog.New(ctx, filepath.Join(cfg.DataDir, "log"))
+	}
+	if err != nil {
+		return backend, fmt.Errorf("log storage: %w", err)
+	}
+	return backend, nil
 }
 
 func readRecipients(path string) ([]age.Recipient, error) {

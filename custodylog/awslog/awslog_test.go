@@ -1,4 +1,4 @@
-package custodylog_test
+package awslog_test
 
 import (
 	"crypto/rand"
@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/custodylog/awslog"
 	"github.com/custody-dev/custody/internal/mariadbtest"
 	"github.com/custody-dev/custody/internal/miniotest"
 )
@@ -32,12 +33,15 @@ func TestSharedLogTwoAppenders(t *testing.T) {
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
 	open := func() *custodylog.Log {
+		backend, err := awslog.New(t.Context(), awslog.Config{
+			S3Endpoint: minio.Endpoint, Insecure: true, AccessKey: minio.AccessKey, SecretKey: minio.SecretKey,
+			Bucket: "custody-log", MySQLDSN: dsn,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		l, err := custodylog.Open(t.Context(), custodylog.Config{
-			Shared: &custodylog.Shared{
-				S3Endpoint: minio.Endpoint, Insecure: true, AccessKey: minio.AccessKey, SecretKey: minio.SecretKey,
-				Bucket: "custody-log", MySQLDSN: dsn,
-			},
-			Signer: signer, Verifier: verifier, CheckpointInterval: time.Second,
+			Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: time.Second,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,16 @@
-package custodylog
+// Package awslog keeps the custody log on engines several custodyd
+// replicas share, on Tessera's AWS driver: tiles, entry bundles and the
+// checkpoint in an S3 bucket (AWS, MinIO or another S3-compatible
+// server), sequencing in a MySQL-compatible database (MySQL, MariaDB).
+// Every replica appends; the database orders their entries, and whichever
+// replica holds the database's integration row builds the tree.
+//
+// It owns the S3 client (endpoint, credentials, idle-connection timeout),
+// creating the bucket, how the checkpoint's age is read (the object's
+// modification time), and reporting a missing object as os.ErrNotExist
+// as the POSIX driver does. It is the only part of the log that imports
+// the AWS SDK and the MySQL driver.
+package awslog
 
 import (
 	"cmp"
@@ -20,15 +32,16 @@ import (
 	"github.com/transparency-dev/tessera"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
 
+	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/internal/idleconn"
 )
 
-// Shared places the log on engines several custodyd replicas share:
-// Tessera's AWS driver, with tiles, entry bundles and the checkpoint in an
-// S3 bucket and sequencing in a MySQL-compatible database. Every replica
-// appends; the database orders their entries, and whichever replica holds
-// the database's integration row builds the tree.
-type Shared struct {
+// MinCheckpointInterval is the shortest checkpoint interval Tessera's
+// AWS driver accepts.
+const MinCheckpointInterval = time.Second
+
+// Config says where the shared log is.
+type Config struct {
 	// S3Endpoint is host:port of the S3 API; Insecure uses plain HTTP.
 	S3Endpoint string
 	Insecure   bool
@@ -46,9 +59,9 @@ type Shared struct {
 	IdleTimeout time.Duration
 }
 
-func (c Shared) region() string { return cmp.Or(c.Region, "us-east-1") }
+func (c Config) region() string { return cmp.Or(c.Region, "us-east-1") }
 
-func (c Shared) validate() error {
+func (c Config) validate() error {
 	switch {
 	case c.S3Endpoint == "":
 		return errors.New("a shared log needs an S3 endpoint (--s3-endpoint)")
@@ -61,7 +74,7 @@ func (c Shared) validate() error {
 	return nil
 }
 
-func (c Shared) s3Client() *s3.Client {
+func (c Config) s3Client() *s3.Client {
 	scheme := "https://"
 	if c.Insecure {
 		scheme = "http://"
@@ -82,15 +95,16 @@ func (c Shared) s3Client() *s3.Client {
 	})
 }
 
-// sharedDriver returns the AWS driver for cfg, creating the bucket if it is
-// missing, and a function telling when the checkpoint was last written.
-func sharedDriver(ctx context.Context, cfg Shared) (tessera.Driver, func(context.Context) (time.Time, error), error) {
+// New returns the backend for the shared log cfg describes, creating the
+// bucket if it is missing (Tessera creates its tables in the database when
+// the log is opened).
+func New(ctx context.Context, cfg Config) (custodylog.Backend, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, nil, err
+		return custodylog.Backend{}, err
 	}
 	client := cfg.s3Client()
 	if err := ensureBucket(ctx, client, cfg.Bucket); err != nil {
-		return nil, nil, err
+		return custodylog.Backend{}, err
 	}
 	driver, err := tesseraaws.New(ctx, tesseraaws.Config{
 		SDKConfig: &aws.Config{Region: cfg.region()},
@@ -103,7 +117,7 @@ func sharedDriver(ctx context.Context, cfg Shared) (tessera.Driver, func(context
 		MaxIdleConns: 8,
 	})
 	if err != nil {
-		return nil, nil, err
+		return custodylog.Backend{}, err
 	}
 	modTime := func(ctx context.Context) (time.Time, error) {
 		out, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String("checkpoint")})
@@ -112,7 +126,11 @@ func sharedDriver(ctx context.Context, cfg Shared) (tessera.Driver, func(context
 		}
 		return aws.ToTime(out.LastModified), nil
 	}
-	return driver, modTime, nil
+	return custodylog.Backend{
+		Driver:         driver,
+		CheckpointTime: modTime,
+		WrapReader:     func(r tessera.LogReader) tessera.LogReader { return notExistReader{r} },
+	}, nil
 }
 
 // ensureBucket creates bucket unless it exists (another replica may create

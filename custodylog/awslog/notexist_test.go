@@ -1,4 +1,4 @@
-package custodylog
+package awslog
 
 import (
 	"errors"
