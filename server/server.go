@@ -83,7 +83,7 @@ type Server struct {
 	gateway  *grpc.ClientConn
 	metrics  *metrics
 	// limits are cfg.Limits with their defaults.
-	limits Limits
+	limits   Limits
 	verifier *identity.Verifier
 }
 
