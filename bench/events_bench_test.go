@@ -35,7 +35,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // Tessera POSIX appends from 64 goroutines in the same run.
 func BenchmarkCustodyEvents(b *testing.B) {
 	d := binaries.StartCustodyd(b, b.TempDir(), "--checkpoint-interval", "200ms", "--log-level", "warn", "--rate-limit", "1e6", "--rate-burst", "1000000")
-	creds, err := client.LoadCredentials(d.CredsDir("custodian")) // records the events
+	creds, err := client.LoadCredentials(d.CredsDir("court")) // records the events (the court may annotate any item)
 	if err != nil {
 		b.Fatal(err)
 	}

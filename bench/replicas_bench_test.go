@@ -29,7 +29,7 @@ func eventRate(b *testing.B, daemons []*binaries.Daemon) (float64, time.Duration
 	ids := make([]string, eventClients)
 	for i := range clients {
 		d := daemons[i%len(daemons)]
-		creds, err := client.LoadCredentials(d.CredsDir("custodian"))
+		creds, err := client.LoadCredentials(d.CredsDir("court")) // the court may annotate any item
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -61,7 +61,7 @@ func BenchmarkSoak(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			run := loadtest.GhzRun{Tool: binaries.Tool(b, "ghz"), Dir: binaries.RepoRoot(b), Method: "custody.v1.CustodyService.RecordEvent", Role: "custodian",
+			run := loadtest.GhzRun{Tool: binaries.Tool(b, "ghz"), Dir: binaries.RepoRoot(b), Method: "custody.v1.CustodyService.RecordEvent", Role: "court",
 				Data:        fmt.Sprintf(`{"evidence_id":%q,"type":"EVENT_TYPE_ANNOTATION","note":"soak {{.RequestNumber}}"}`, resp.GetEvidence().GetEvidenceId()),
 				Concurrency: 3, Connections: 1, Duration: dur}
 			go func() {

@@ -82,7 +82,7 @@ func BenchmarkVerify1GiBFile(b *testing.B) {
 func BenchmarkVerify1000EventBundle(b *testing.B) {
 	env := servertest.StartT(b)
 	uploader := env.Client(b, identity.RoleCollector)
-	c := env.Client(b, identity.RoleCustodian)
+	c := env.Client(b, identity.RoleCourt) // the court may annotate any item
 	ctx := context.Background()
 	data := []byte("an item with a long history")
 	up, err := uploader.Upload(ctx, &custodyv1.UploadMetadata{CaseId: "bench", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_DOCUMENT, Sha256: sum(data), SizeBytes: int64(len(data))}, bytes.NewReader(data), nil)

@@ -109,7 +109,7 @@ func verifyChains(t *testing.T, c *client.Client, ids []string, acks []ack) map[
 func TestConcurrentAppends(t *testing.T) {
 	d := binaries.StartCustodyd(t, t.TempDir(), "--checkpoint-interval", "200ms")
 	collector := dialRole(t, d, "collector")
-	c := dialRole(t, d, "custodian") // annotates
+	c := dialRole(t, d, "court") // annotates (the court may annotate any item)
 	ctx := t.Context()
 	var ids []string
 	for i := range 8 {

@@ -52,7 +52,8 @@ func TestOverload(t *testing.T) {
 	tool := binaries.Tool(t, "ghz")
 	root := binaries.RepoRoot(t)
 	runs := map[string]loadtest.GhzRun{
-		"event": {Tool: tool, Dir: root, Method: "custody.v1.CustodyService.RecordEvent", Role: "custodian",
+		"event": {Tool: tool, Dir: root, Method: "custody.v1.CustodyService.RecordEvent", Role: "court", // the court may annotate any item
+
 			Data:        fmt.Sprintf(`{"evidence_id":%q,"type":"EVENT_TYPE_ANNOTATION","note":"ghz {{.RequestNumber}}"}`, hotID),
 			Concurrency: 60, Connections: 6, Duration: cfg.Duration},
 		"checkpoint": {Tool: tool, Dir: root, Method: "custody.v1.LogService.GetCheckpoint", Role: "auditor", Data: `{}`,

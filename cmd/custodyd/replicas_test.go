@@ -54,10 +54,10 @@ func httpsFetch(addr string) logaudit.Fetch {
 // consistent with the checkpoint seen before the kill.
 func TestReplicasKilledMidLoad(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Replicas: 3, Args: []string{"--repair-interval", "1s"}})
-	type roleClients struct{ collector, custodian *client.Client }
+	type roleClients struct{ collector, custodian, court *client.Client }
 	clients := make([]roleClients, len(c.Replicas))
 	for i, d := range c.Replicas {
-		clients[i] = roleClients{dialRole(t, d, "collector"), dialRole(t, d, "custodian")}
+		clients[i] = roleClients{dialRole(t, d, "collector"), dialRole(t, d, "custodian"), dialRole(t, d, "court")}
 	}
 	keys, err := clients[0].collector.PublicKeys(t.Context())
 	if err != nil {
@@ -163,7 +163,7 @@ func TestReplicasKilledMidLoad(t *testing.T) {
 					r = (r + 1) % 3
 					continue
 				}
-				resp, err := clients[r].custodian.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: hotID, Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: fmt.Sprintf("annotator %d note %d", w, n)})
+				resp, err := clients[r].court.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: hotID, Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: fmt.Sprintf("annotator %d note %d", w, n)})
 				if ctx.Err() != nil || failed(r, "annotation", err) {
 					continue
 				}
