@@ -125,6 +125,7 @@ func TestOneIdentityCannotHoldTheStreams(t *testing.T) {
 		go pw.Write([]byte("x"))
 		req, _ := http.NewRequestWithContext(ctx, "POST", env.URL("/v1/evidence:upload?"+query), pr)
 		req.ContentLength = 1 << 30
+		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := attackerHTTP.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -205,6 +206,7 @@ func TestOneIdentityCannotHoldTheStreams(t *testing.T) {
 		for time.Since(start) < attack {
 			data := randomBytes(64 << 10)
 			req, _ := http.NewRequestWithContext(t.Context(), "POST", env.URL("/v1/evidence:upload?case_id=case-fair&kind=document&filename=s.bin&sha256="+sha(data)), bytes.NewReader(data))
+			req.Header.Set("Content-Type", "application/octet-stream")
 			if resp, err := otherHTTP.Do(req); err != nil {
 				fail("REST upload", err)
 			} else {

@@ -64,7 +64,10 @@ func TestSlowLossyStorageLink(t *testing.T) {
 	t.Setenv("CUSTODY_S3_SECRET_KEY", minio.SecretKey)
 	const idle = 3 * time.Second
 	d := binaries.StartCustodyd(t, t.TempDir(), "--s3-endpoint", proxy.Addr, "--s3-bucket", "evidence", "--s3-insecure",
-		"--s3-timeout", idle.String(), "--log-level", "warn")
+		"--s3-timeout", idle.String(), "--log-level", "warn",
+		// Many uploads of one identity at once, on purpose: this test is
+		// about the link, not the per-identity share.
+		"--max-streams", "64", "--max-streams-per-identity", "64")
 	collector := dialRole(t, d, "collector")
 	court := dialRole(t, d, "court")
 
@@ -212,7 +215,8 @@ func TestShapedStorageLink(t *testing.T) {
 	minio := miniotest.StartWith(t, miniotest.Options{Netns: link.Netns, Host: link.NetnsAddr})
 	t.Setenv("CUSTODY_S3_ACCESS_KEY", minio.AccessKey)
 	t.Setenv("CUSTODY_S3_SECRET_KEY", minio.SecretKey)
-	d := binaries.StartCustodyd(t, t.TempDir(), "--s3-endpoint", minio.Endpoint, "--s3-bucket", "evidence", "--s3-insecure", "--log-level", "warn")
+	d := binaries.StartCustodyd(t, t.TempDir(), "--s3-endpoint", minio.Endpoint, "--s3-bucket", "evidence", "--s3-insecure", "--log-level", "warn",
+		"--max-streams", "64", "--max-streams-per-identity", "64") // the link, not the share, is under test
 	collector := dialRole(t, d, "collector")
 	court := dialRole(t, d, "court")
 	var mu sync.Mutex
