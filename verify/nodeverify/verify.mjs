@@ -500,6 +500,9 @@ const T = {
 };
 const TYPE_NAME = { str: 'a string', int: 'an integer', nonneg: 'a non-negative integer', bool: 'a boolean', obj: 'an object', metadata: 'an object', b64: 'a strict base64 string', b64arr: 'an array of strict base64 strings', objarr: 'an array of objects' };
 const SCHEMA = {
+  // The stream form's header line (BUNDLE.md "The stream form"): the
+  // document's keys with event_count in place of events.
+  streamHeader: { format: ['str', 1], created_at: ['str', 1], v: ['int', 1], evidence: ['obj', 1, 'evidence'], log: ['obj', 1, 'log'], keys: ['obj', 1, 'keys'], event_count: ['nonneg', 1], consistency: ['obj', 0, 'consistency'] },
   bundle: { format: ['str', 1], created_at: ['str', 1], v: ['int', 1], evidence: ['obj', 1, 'evidence'], log: ['obj', 1, 'log'], keys: ['obj', 1, 'keys'], events: ['objarr', 1, 'event'], consistency: ['obj', 0, 'consistency'] },
   evidence: { evidence_id: ['str', 1], sha256: ['str', 1], media_type: ['str', 1], kind: ['str', 1], case_id: ['str', 1], size: ['int', 1], metadata: ['metadata', 0], withheld: ['bool', 0] },
   log: { origin: ['str', 1], checkpoint: ['str', 1], tree_size: ['nonneg', 1] },
@@ -549,11 +552,40 @@ export function verifyBundle(bundleBytes, opts = {}) {
   let text;
   try { text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buf); } catch { fail('format', 'bundle is not UTF-8'); return result(); }
   let b;
-  try { b = parseJSON(text); } catch (e) { fail('format', `bundle is not strict JSON: ${e.message}`); return result(); }
-  if (!isObj(b)) { fail('format', 'bundle is not a JSON object'); return result(); }
   const ffail = (m) => fail('format', m);
-  checkSchema(b, 'bundle', 'bundle', ffail);
-  if (failures.length) return result();
+  // The stream form (VERIFY.md "The stream form"): its first line names
+  // custody-bundle-stream. Its lines are checked as step 1 says, then it is
+  // checked as the document it renders (this verifier holds it in memory).
+  const firstLine = text.slice(0, text.indexOf('\n') < 0 ? text.length : text.indexOf('\n'));
+  let head = null;
+  try { head = parseJSON(firstLine); } catch { head = null; }
+  if (isObj(head) && head.format === 'custody-bundle-stream') {
+    const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    if (lines.some((l) => utf8(l).length > 1 << 20)) { ffail('a line is over 1 MiB'); return result(); }
+    checkSchema(head, 'streamHeader', 'header', ffail);
+    if (failures.length) return result();
+    if (big(head.v) !== 1n) ffail('v is not 1');
+    if (big(head.event_count) === 0n) ffail('the header announces no events');
+    const events = [];
+    for (let i = 1; i < lines.length; i++) {
+      let e;
+      try { e = parseJSON(lines[i]); } catch (err) { ffail(`line ${i + 1}: not strict JSON: ${err.message}`); return result(); }
+      if (!isObj(e)) { ffail(`line ${i + 1}: not a JSON object`); return result(); }
+      checkSchema(e, 'event', `line ${i + 1}`, ffail);
+      if (failures.length) return result();
+      events.push(e);
+    }
+    if (BigInt(events.length) !== big(head.event_count)) ffail(`the stream holds ${events.length} events; its header announces ${head.event_count.raw}`);
+    if (failures.length) return result();
+    b = { format: 'custody-bundle', v: head.v, created_at: head.created_at, evidence: head.evidence, log: head.log, keys: head.keys, events };
+    if (has(head, 'consistency')) b.consistency = head.consistency;
+  } else {
+    try { b = parseJSON(text); } catch (e) { fail('format', `bundle is not strict JSON: ${e.message}`); return result(); }
+    if (!isObj(b)) { fail('format', 'bundle is not a JSON object'); return result(); }
+    checkSchema(b, 'bundle', 'bundle', ffail);
+    if (failures.length) return result();
+  }
   if (b.format !== 'custody-bundle') ffail('format is not "custody-bundle"');
   if (big(b.v) !== 1n) ffail('v is not 1');
   if (b.events.length === 0) ffail('events is empty');
@@ -671,7 +703,6 @@ export function verifyBundle(bundleBytes, opts = {}) {
         if (p.type !== 'event') f('receipt type is not "event"');
         if (x.entry && p.event_type !== x.entry.type) f('receipt event_type is not the entry\'s type');
         if (!eqI(p.seq, e.seq)) f('receipt seq is not the event\'s');
-        if (x.record && (!isStr(p.performer) || p.performer !== x.record.performer)) f('receipt performer is not the record\'s');
       }
     }
   });
@@ -736,7 +767,6 @@ export function verifyBundle(bundleBytes, opts = {}) {
         if (det.kind !== ev.kind) f("evidence.kind is not the record's details.kind");
         if (ingReceipt) {
           if (ingReceipt.special !== det.special) f("the ingest receipt's special is not the record's details.special");
-          if (!isStr(ingRecord.performer) || ingReceipt.collector !== ingRecord.performer) f("the ingest receipt's collector is not the record's performer");
           let same = false;
           try { same = isObj(ingReceipt.storage) && isObj(det.storage) && canon(ingReceipt.storage) === canon(det.storage); } catch { same = false; }
           if (!same) f("the ingest receipt's storage is not the record's details.storage");
