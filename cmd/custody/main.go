@@ -43,10 +43,12 @@ Commands:
   accept ID    take over an item released to you (signed with your key)
   event ID --type TYPE --note TEXT
                analysis, derivation, submission_to_court or annotation
-  bundle ID --out FILE [--checkpoint OLD]
-               the court bundle: one JSON file that verifies offline
+  bundle ID --out FILE [--checkpoint OLD] [--stream]
+               the court bundle: one JSON file that verifies offline (JSON lines,
+               the stream form, for histories longer than the server's document limit)
   verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM]
-               offline verification, no network; exit 0 verified, 1 a check failed, 2 unusable input
+               offline verification, no network; either bundle form; exit 0 verified
+               (with or without limits), 1 not verified, 2 not a well-formed bundle
 
 Global flags:
 `

@@ -286,7 +286,7 @@ func TestCLIEvidence(t *testing.T) {
 	// The example record lists the digest of a file holding "foo".
 	attachment := filepath.Join(dir, "batch-0001.eft")
 	os.WriteFile(attachment, []byte("foo"), 0o600)
-	// As CONTRACT.md spells it: the case comes from the record.
+	// As docs/CLI.md spells it: the case comes from the record.
 	out = runOK(t, cli("collector", "-o", "json", "seizure", "create", "--record", record, "--attach", attachment))
 	var seized struct {
 		EvidenceID            string   `json:"evidence_id"`

@@ -1,5 +1,5 @@
 // Package envflag lets every command-line flag also be set from the
-// environment, as CONTRACT.md promises: flag --data-dir of custodyd reads
+// environment, as docs/CLI.md states: flag --data-dir of custodyd reads
 // CUSTODY_DATA_DIR. A flag given on the command line wins over the
 // environment.
 package envflag
