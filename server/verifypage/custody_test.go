@@ -344,7 +344,7 @@ func TestVerifyPageCustodyRules(t *testing.T) {
 	page := runPage(t, files, cases)
 	rulesFailed := 0
 	for i, c := range cases {
-		g := verify.VerifyBytes(c.bundle, c.goOptions(t, nil))
+		g := goVerify(c.bundle, c.goOptions(t, nil))
 		if diffs := sameAsGo(g, page[i]); len(diffs) > 0 {
 			t.Errorf("%s: the page differs from the Go verifier:\n\t%s", c.Name, strings.Join(diffs, "\n\t"))
 		}

@@ -296,9 +296,9 @@ func TestVerifyPageVectors(t *testing.T) {
 	for i, v := range set.Vectors {
 		p, c := page[i], cases[i]
 		want := v.Expect.Outcome
-		withoutCA := verify.VerifyBytes(c.bundle, c.goOptions(t, nil))
+		withoutCA := goVerify(c.bundle, c.goOptions(t, nil))
 		if v.CA {
-			withCA := verify.VerifyBytes(c.bundle, c.goOptions(t, roots))
+			withCA := goVerify(c.bundle, c.goOptions(t, roots))
 			if diffs := caOnlyDifference(withCA, withoutCA); len(diffs) > 0 {
 				t.Errorf("%s: the CA changes more than the CA limit: %s", v.Name, strings.Join(diffs, "; "))
 			}
@@ -544,9 +544,17 @@ func TestVerifyPageMatchesGoOnEdgeCases(t *testing.T) {
 
 	page := runPage(t, files, cases)
 	for i, c := range cases {
-		g := verify.VerifyBytes(c.bundle, c.goOptions(t, nil))
+		g := goVerify(c.bundle, c.goOptions(t, nil))
 		if diffs := sameAsGo(g, page[i]); len(diffs) > 0 {
 			t.Errorf("%s: the page differs from the Go verifier:\n\t%s\n\tGo failures: %v", c.Name, strings.Join(diffs, "\n\t"), g.Failures())
 		}
 	}
+}
+
+// goVerify runs the Go verifier on either bundle form, as custody verify does.
+func goVerify(raw []byte, o verify.Options) *verify.Report {
+	if verify.IsStream(raw) {
+		return verify.VerifyStream(bytes.NewReader(raw), o)
+	}
+	return verify.VerifyBytes(raw, o)
 }
