@@ -219,9 +219,9 @@ func (f *forge) bundle(recs []events.Record) []byte {
 			for _, k := range []string{"size", "media_type", "case_id", "kind", "special", "storage"} {
 				fields[k] = l.rec.Details[k]
 			}
-			fields["sha256"], fields["collector"] = f.sha(), l.rec.Performer
+			fields["sha256"] = f.sha()
 		} else {
-			fields["type"], fields["event_type"], fields["seq"], fields["performer"] = "event", string(l.rec.Type), l.rec.Sequence, l.rec.Performer
+			fields["type"], fields["event_type"], fields["seq"] = "event", string(l.rec.Type), l.rec.Sequence
 		}
 		rc, err := f.receipts.Sign(fields)
 		if err != nil {

@@ -118,6 +118,16 @@ func (c pageCase) goOptions(t *testing.T, roots *x509.CertPool) verify.Options {
 	return o
 }
 
+// goVerify is the Go verifier on a bundle as custody verify runs it: the
+// stream form (found by its first line) with VerifyStream, a document with
+// VerifyBytes.
+func goVerify(bundle []byte, opts verify.Options) *verify.Report {
+	if verify.IsStream(bundle) {
+		return verify.VerifyStream(bytes.NewReader(bundle), opts)
+	}
+	return verify.VerifyBytes(bundle, opts)
+}
+
 // runPage verifies every case in the /verify page, served with its
 // production content security policy, in headless Chromium.
 func runPage(t *testing.T, files vectorFiles, cases []pageCase) []pageReport {
@@ -542,6 +552,40 @@ func TestVerifyPageMatchesGoOnEdgeCases(t *testing.T) {
 	add("single-photo, an earlier checkpoint but no proof", photo, func(c *pageCase) { c.EarlierCheckpoint = set.Trust.EarlierCheckpoint })
 	add("every-event, no earlier checkpoint, no keys", every, func(c *pageCase) { c.LogKey, c.ReceiptKey = "", "" })
 
+	// The stream form: how lines end and break, what a line may hold.
+	stream := files.need(t, "raw/handoff-stream-form.jsonl")
+	lines := bytes.SplitAfter(stream, []byte("\n"))
+	swapLine := func(i int, f func([]byte) []byte) []byte {
+		out := make([][]byte, len(lines))
+		copy(out, lines)
+		out[i] = f(bytes.Clone(lines[i]))
+		return bytes.Join(out, nil)
+	}
+	add("stream, untouched", stream, nil)
+	add("stream with CRLF line ends", bytes.ReplaceAll(stream, []byte("\n"), []byte("\r\n")), nil)
+	add("stream without its final newline", bytes.TrimSuffix(stream, []byte("\n")), nil)
+	add("stream with a blank line at the end", append(bytes.Clone(stream), '\n'), nil)
+	add("stream with a blank line inside", swapLine(2, func(l []byte) []byte { return append([]byte("\n"), l...) }), nil)
+	add("stream with a CR alone at the end", append(bytes.TrimSuffix(bytes.Clone(stream), []byte("\n")), '\r'), nil)
+	add("stream header only", lines[0], nil)
+	add("stream header without a newline", bytes.TrimSuffix(lines[0], []byte("\n")), nil)
+	add("stream header announcing no events", swapLine(0, func(l []byte) []byte {
+		return bytes.Replace(l, []byte(`"event_count":4`), []byte(`"event_count":0`), 1)
+	}), nil)
+	add("stream header with events", swapLine(0, func(l []byte) []byte {
+		return bytes.Replace(l, []byte(`"event_count":4`), []byte(`"event_count":4,"events":[]`), 1)
+	}), nil)
+	add("stream header version 2", swapLine(0, func(l []byte) []byte { return bytes.Replace(l, []byte(`"v":1`), []byte(`"v":2`), 1) }), nil)
+	add("stream event line with a lone surrogate", swapLine(3, func(l []byte) []byte { return bytes.Replace(l, []byte(`{"seq"`), []byte(`{"x\ud800":1,"seq"`), 1) }), nil)
+	add("stream event line invalid UTF-8", swapLine(3, func(l []byte) []byte { return bytes.Replace(l, []byte(`{"seq"`), []byte("{\"\xff\":1,\"seq\""), 1) }), nil)
+	add("stream event line with an unknown key", swapLine(2, func(l []byte) []byte { return bytes.Replace(l, []byte(`{"seq"`), []byte(`{"x":1,"seq"`), 1) }), nil)
+	add("stream event line with a short inclusion hash", swapLine(2, func(l []byte) []byte {
+		return regexp.MustCompile(`"inclusion_proof":\["[^"]*"`).ReplaceAll(l, []byte(`"inclusion_proof":["AAAA"`))
+	}), nil)
+	add("stream with an event line twice", swapLine(2, func(l []byte) []byte { return append(bytes.Clone(l), l...) }), nil)
+	add("stream, the format key in upper case", swapLine(0, func(l []byte) []byte { return bytes.Replace(l, []byte(`"format"`), []byte(`"FORMAT"`), 1) }), nil)
+	add("stream, no keys", stream, func(c *pageCase) { c.LogKey, c.ReceiptKey = "", "" })
+
 	page := runPage(t, files, cases)
 	for i, c := range cases {
 		g := goVerify(c.bundle, c.goOptions(t, nil))
@@ -549,12 +593,4 @@ func TestVerifyPageMatchesGoOnEdgeCases(t *testing.T) {
 			t.Errorf("%s: the page differs from the Go verifier:\n\t%s\n\tGo failures: %v", c.Name, strings.Join(diffs, "\n\t"), g.Failures())
 		}
 	}
-}
-
-// goVerify runs the Go verifier on either bundle form, as custody verify does.
-func goVerify(raw []byte, o verify.Options) *verify.Report {
-	if verify.IsStream(raw) {
-		return verify.VerifyStream(bytes.NewReader(raw), o)
-	}
-	return verify.VerifyBytes(raw, o)
 }

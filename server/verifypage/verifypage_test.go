@@ -207,6 +207,23 @@ func TestVerifyPageInChromium(t *testing.T) {
 		t.Errorf("only %d check lines: %v", len(r.Checks), r.Checks)
 	}
 
+	// The stream form, as the service serves it, picked as a .jsonl file.
+	var stream bytes.Buffer
+	if _, err := court.StreamBundle(ctx, id, 0, &stream); err != nil {
+		t.Fatal(err)
+	}
+	in.bundle = writeTemp(t, "bundle.jsonl", stream.Bytes())
+	r = verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "verified_with_limits" || len(r.Failed) > 0 || !strings.Contains(strings.Join(r.Checks, "\n"), "strict JSON lines") || !strings.Contains(r.Facts, "case-page") {
+		t.Errorf("the stream form: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
+	}
+	cutStream := stream.Bytes()[:bytes.LastIndexByte(stream.Bytes()[:stream.Len()-1], '\n')+1]
+	in.bundle = writeTemp(t, "cut.jsonl", cutStream)
+	r = verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "failed" || len(r.Failed) != 1 || !strings.Contains(r.Failed[0], "its header announces") {
+		t.Errorf("the stream cut short: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
+	}
+
 	in.bundle = paths["tampered"]
 	r = verifyInUI(cctx, t, tb, pageURL, in)
 	if r.Outcome != "failed" || !strings.HasPrefix(r.Headline, "NOT VERIFIED: ") || !strings.Contains(strings.Join(r.Failed, "\n"), "the record was changed") || r.FactsOn {

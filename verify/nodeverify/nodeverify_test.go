@@ -1,11 +1,11 @@
 // Package nodeverify_test runs the independent Node.js verifier
 // (verify/nodeverify/verify.mjs, written from docs/VERIFY.md alone) against
-// every published conformance vector in testdata/verify-vectors, and its
-// self-test of the custody rules, so CI proves the specification is enough to
-// write a second verifier that agrees with the Go one.
+// every published conformance vector in testdata/verify-vectors (the
+// document and the stream form), and its self-test of the custody rules, so
+// CI proves the specification is enough to write a second verifier that
+// agrees with the Go one.
 //
-// tools/ is its own module (tools/go.mod), outside the main module's ./...;
-// scripts/test runs this package with `go test ./verify/nodeverify/`.
+// It is part of the main module, so `go test ./...` (and scripts/test) runs it.
 package nodeverify_test
 
 import (
@@ -62,8 +62,9 @@ func TestConformanceVectors(t *testing.T) {
 }
 
 // TestCustodyRulesSelftest: step 7 (custody rules, signed statements), which
-// no published vector reaches, on synthetic bundles signed with the test's
-// own keys; the certificates are made with the openssl command.
+// no published vector reaches, and the stream form's framing, on synthetic
+// bundles signed with the test's own keys; the certificates are made with the
+// openssl command.
 func TestCustodyRulesSelftest(t *testing.T) {
 	node := nodePath(t)
 	if _, err := exec.LookPath("openssl"); err != nil {

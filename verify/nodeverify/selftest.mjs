@@ -1,23 +1,29 @@
 // Self-test for what no published conformance vector reaches: step 7 (the
-// custody state machine and the parties' signed statements). It builds
-// synthetic bundles with its own log key, receipt key and client CA (made with
-// the openssl command), so a history the custody rules forbid can be signed
-// by every service key, and checks verify.mjs's outcome and step for each.
+// custody state machine and the parties' signed statements), keys and limits
+// of step 1, and the stream form's framing. It builds synthetic bundles with
+// its own log key, receipt key and client CA (made with the openssl command),
+// so a history the custody rules forbid can be signed by every service key,
+// and checks verify.mjs's outcome and step for each (and, for format
+// failures, the CLI's exit code 2).
 //
-//   node selftest.mjs [--write DIR]   (--write also saves each case's bundle and trust files)
+//   node selftest.mjs [--write DIR]   (--write also saves each case's bundle,
+//                                      and in case-NN.trust.json what to give
+//                                      a verifier for it and the result wanted)
 //
 // Exits 0 when every case gives the expected outcome. Expectations follow the
-// docs; a case marked `ref` is one where the reference `custody verify` was
-// run on the written bundle (--write) and reached another result, because the
-// docs are silent or ambiguous there (README: doc gaps).
+// docs; where they are silent, the case says so and follows the reference
+// `custody verify` run on the written bundles (README: doc gaps). A case
+// marked `ref` would be one where the reference reaches another result; at
+// present there is none.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { verifyBundle, canon, formatTime } from './verify.mjs';
+import { verifyBundle, verifyFile, verifyStream, canon, formatTime } from './verify.mjs';
 
+const here = path.dirname(new URL(import.meta.url).pathname);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nodeverify-selftest-'));
 const sha = (b) => crypto.createHash('sha256').update(b).digest();
 const hex = (b) => b.toString('hex');
@@ -26,18 +32,26 @@ const hex = (b) => b.toString('hex');
 function openssl(...args) { execFileSync('openssl', args, { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] }); }
 openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem',
   '-subj', '/O=Selftest/CN=Selftest CA', '-days', '30', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-function leaf(name, uri) {
+// an intermediate CA under the root, for a signer whose chain needs it
+openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'inter.key', '-out', 'inter.csr', '-subj', '/O=Selftest/CN=Selftest intermediate');
+fs.writeFileSync(path.join(tmp, 'inter.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+openssl('x509', '-req', '-in', 'inter.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'inter.pem', '-days', '30', '-extfile', 'inter.ext');
+function leaf(name, uri, issuer = 'ca', eku = 'extendedKeyUsage=clientAuth\n') {
   openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=Selftest/CN=${name}`);
-  fs.writeFileSync(path.join(tmp, `${name}.ext`), `subjectAltName=URI:${uri}\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '30', '-extfile', `${name}.ext`);
+  fs.writeFileSync(path.join(tmp, `${name}.ext`), `subjectAltName=URI:${uri}\n${eku}keyUsage=critical,digitalSignature\n`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '30', '-extfile', `${name}.ext`);
   const cert = new crypto.X509Certificate(fs.readFileSync(path.join(tmp, `${name}.pem`)));
   return { uri, key: crypto.createPrivateKey(fs.readFileSync(path.join(tmp, `${name}.key`))), certB64: cert.raw.toString('base64') };
 }
 const COLLECTOR = leaf('collector', 'urn:custody:collector:alice');
 const CUSTODIAN = leaf('custodian', 'urn:custody:custodian:lab');
 const COURT = leaf('court', 'urn:custody:court:icc');
+const NOEKU = leaf('noeku', 'urn:custody:custodian:no-eku', 'ca', ''); // no extended key usage at all
+const SERVERONLY = leaf('serveronly', 'urn:custody:custodian:server-only', 'ca', 'extendedKeyUsage=serverAuth\n');
 const STRANGER = leaf('stranger', 'urn:custody:custodian:mallory');
+const BRANCH = leaf('branch', 'urn:custody:custodian:branch-office', 'inter'); // issued by the intermediate
 const caPem = fs.readFileSync(path.join(tmp, 'ca.pem'), 'utf8');
+const caWithIntermediatePem = caPem + fs.readFileSync(path.join(tmp, 'inter.pem'), 'utf8');
 const SERVICE = 'urn:custody:service:custodyd';
 
 const logPriv = crypto.generateKeyPairSync('ed25519');
@@ -54,11 +68,22 @@ const rcptPem = rcpt.publicKey.export({ type: 'spki', format: 'pem' });
 const leafHash = (b) => sha(Buffer.concat([Buffer.from([0]), b]));
 const nodeHash = (l, r) => sha(Buffer.concat([Buffer.from([1]), l, r]));
 const split = (n) => { let k = 1; while (k * 2 < n) k *= 2; return k; };
-const mth = (L) => (L.length === 1 ? L[0] : nodeHash(mth(L.slice(0, split(L.length))), mth(L.slice(split(L.length)))));
-function inclusion(m, L) {
-  if (L.length <= 1) return [];
-  const k = split(L.length);
-  return m < k ? [...inclusion(m, L.slice(0, k)), mth(L.slice(k))] : [...inclusion(m - k, L.slice(k)), mth(L.slice(0, k))];
+// MTH(L[lo:hi]) and inclusion proofs, memoised (the long stream case has thousands of leaves)
+function tree(L) {
+  const memo = new Map();
+  const mth = (lo, hi) => {
+    if (hi - lo === 1) return L[lo];
+    const key = lo * 1e7 + hi;
+    let h = memo.get(key);
+    if (!h) { const k = lo + split(hi - lo); h = nodeHash(mth(lo, k), mth(k, hi)); memo.set(key, h); }
+    return h;
+  };
+  const inclusion = (m, lo = 0, hi = L.length) => {
+    if (hi - lo <= 1) return [];
+    const k = lo + split(hi - lo);
+    return m < k ? [...inclusion(m, lo, k), mth(k, hi)] : [...inclusion(m, k, hi), mth(lo, k)];
+  };
+  return { root: mth(0, L.length), inclusion };
 }
 function checkpoint(size, root) {
   const text = `${ORIGIN}\n${size}\n${root.toString('base64')}\n`;
@@ -83,8 +108,11 @@ function acceptStmt(from, to, releaseSeq, signedAt) {
   return canon({ evidence_id: EVID, from, release_seq: releaseSeq, sha256: SHA, signed_at: signedAt, to, type: 'custody.accept', v: 1 });
 }
 
-// events: [{type, performer, counterparty?, details?, t}] after the ingest (built here)
-function build({ events, metadata = { capture: { captured_at: '2024-05-01T10:00:00Z' }, filename: 'x.jpg' }, capture = {} }) {
+// metadata nested k levels below the value that holds it
+function nest(k) { let v = 'deepest'; for (let j = 0; j < k; j++) v = [v]; return v; }
+
+// events: [{type, performer, counterparty?, details?, extra?, t}] after the ingest (built here)
+function build({ events, receiptExtra = {}, metadata = { capture: { captured_at: '2024-05-01T10:00:00Z' }, filename: 'x.jpg' }, capture = {} }) {
   const md = JSON.parse(JSON.stringify(metadata));
   const capStmt = canon({ ...(capture.capturedAt === null ? {} : { captured_at: capture.capturedAt || '2024-05-01T10:00:00Z' }), case_id: 'CASE-1', collector: COLLECTOR.uri, sha256: SHA, signed_at: at(0), size: CONTENT.length, type: 'custody.capture', v: 1 });
   const ingestDetails = {
@@ -98,7 +126,7 @@ function build({ events, metadata = { capture: { captured_at: '2024-05-01T10:00:
   let prev = null;
   all.forEach((e, seq) => {
     const time = at(e.t);
-    const record = { details: e.details, evidence_id: EVID, performer: e.performer, recorded_at: time, salt: hex(crypto.randomBytes(32)), seq, type: e.type, v: 1 };
+    const record = { details: e.details, evidence_id: EVID, performer: e.performer, recorded_at: time, salt: hex(crypto.randomBytes(32)), seq, type: e.type, v: 1, ...(e.extra || {}) };
     if (e.counterparty) record.counterparty = e.counterparty;
     if (!e.details) delete record.details;
     if (seq === 0) record.sha256 = SHA;
@@ -116,15 +144,15 @@ function build({ events, metadata = { capture: { captured_at: '2024-05-01T10:00:
     prev = { index, leafHex: hex(lh) };
   });
   const size = leaves.length;
-  const root = mth(leaves);
+  const { root, inclusion } = tree(leaves);
   const events_ = out.map((o) => {
     const base = { evidence_id: EVID, leaf_hash: hex(o.lh), log_index: o.index, log_origin: ORIGIN, time: o.record.recorded_at, v: 1 };
     const payload = o.seq === 0
-      ? canon({ ...base, case_id: 'CASE-1', collector: COLLECTOR.uri, kind: 'photo', media_type: 'image/jpeg', sha256: SHA, size: CONTENT.length, special: false, storage: STORAGE, type: 'ingest' })
-      : canon({ ...base, event_type: o.record.type, performer: o.record.performer, seq: o.seq, type: 'event' });
+      ? canon({ ...base, case_id: 'CASE-1', kind: 'photo', media_type: 'image/jpeg', sha256: SHA, size: CONTENT.length, special: false, storage: STORAGE, type: 'ingest' })
+      : canon({ ...base, event_type: o.record.type, seq: o.seq, type: 'event', ...receiptExtra });
     return {
       seq: o.seq, log_index: o.index, entry: o.entryText, record: o.recordText,
-      inclusion_proof: inclusion(o.index, leaves).map((h) => h.toString('base64')),
+      inclusion_proof: inclusion(o.index).map((h) => h.toString('base64')),
       receipt: { payload, signature: crypto.sign('sha256', Buffer.from(payload), rcpt.privateKey).toString('base64'), key_id: hex(sha(rcptDer)) },
     };
   });
@@ -132,6 +160,7 @@ function build({ events, metadata = { capture: { captured_at: '2024-05-01T10:00:
     format: 'custody-bundle', v: 1, created_at: at(100),
     evidence: { evidence_id: EVID, sha256: SHA, size: CONTENT.length, media_type: 'image/jpeg', kind: 'photo', case_id: 'CASE-1', metadata: md },
     log: { origin: ORIGIN, checkpoint: checkpoint(size, root), tree_size: size },
+    earlier: { empty: checkpoint(0, sha(Buffer.alloc(0))), same: checkpoint(size, root) },
     events: events_,
     keys: { log_verifier_key: logKey, receipt_public_key_pem: rcptPem },
   };
@@ -178,15 +207,56 @@ const cases = [
   { name: 'release signed after the certificate expired (with CA)', events: [rel(1, { signedAt: at(60 * 86400) })], want: ['failed', 'custody'] },
   { name: 'release signed after the certificate expired (no CA)', events: [rel(1, { signedAt: at(60 * 86400) })], noCA: true, want: ['verified_with_limits'] },
   { name: 'capture statement with another capture time', events: [], capture: { capturedAt: '2024-05-01T10:00:01Z' }, want: ['failed', 'custody'] },
-  { name: 'capture time the same instant in another offset', events: [], capture: { capturedAt: '2024-05-01T12:00:00+02:00' }, want: ['verified'], ref: ['failed', 'custody'] },
+  { name: 'capture time the same instant in another offset', events: [], capture: { capturedAt: '2024-05-01T12:00:00+02:00' }, want: ['failed', 'custody'] },
   { name: 'metadata capture time the collector did not sign', events: [], capture: { capturedAt: null }, want: ['failed', 'custody'] },
   { name: 'capture statement signed by someone else', events: [], capture: { signer: STRANGER }, want: ['failed', 'custody'] },
-  { name: 'release signed_at written with an offset', events: [rel(1, { signedAt: atOffset(0.95) })], want: ['verified'], ref: ['failed', 'custody'] },
+  { name: 'release signed_at written with an offset', events: [rel(1, { signedAt: atOffset(0.95) })], want: ['failed', 'custody'] },
   { name: 'release expires_at written with an offset', events: [(() => { const r = rel(1, { ttl: 1 }); r.details.expires_at = atOffset(2); return r; })(), { type: 'release_expired', performer: SERVICE, counterparty: CUSTODIAN.uri, t: 3, details: { expired_at: at(2), release_seq: 1 } }], want: ['verified'] },
-  { name: 'capture statement captured_at with trailing zeros', events: [], capture: { capturedAt: '2024-05-01T10:00:00.000Z' }, want: ['verified'], ref: ['failed', 'custody'] },
+  { name: 'capture statement captured_at with trailing zeros', events: [], capture: { capturedAt: '2024-05-01T10:00:00.000Z' }, want: ['failed', 'custody'] },
   { name: 'no capture statement but a metadata capture time', events: [], capture: { none: true }, want: ['verified'] },
   { name: 'nothing to chain, no CA', events: [plain('access', COURT, 1)], capture: { none: true }, metadata: { filename: 'x.jpg' }, noCA: true, want: ['verified_with_limits'] },
   { name: 'no capture statement, no capture time', events: [], capture: { none: true }, metadata: { filename: 'x.jpg' }, want: ['verified'] },
+  // the spec's later clarifications
+  { name: 'release without a reason (statement reason "")', events: [(() => { const r = rel(1, { reason: '' }); delete r.details.reason; return r; })(), acc(2, 1)], want: ['verified'] },
+  { name: 'release_expired naming another counterparty (not checked)', events: [rel(1, { ttl: 1 }), { type: 'release_expired', performer: SERVICE, counterparty: COURT.uri, t: 3, details: { expired_at: at(2), release_seq: 1 } }], want: ['verified'] },
+  { name: 'record with a top-level key LOG_FORMAT.md does not list', events: [{ ...plain('access', COURT, 1), extra: { location: 'x' } }], want: ['failed', 'event'] },
+  { name: 'details with a key LOG_FORMAT.md does not list (committed like the rest)', events: [plain('access', COURT, 1, { note: 'n', reference: 'R-7' })], want: ['verified'] },
+  { name: 'signer under an intermediate, the CA file holding it', events: [rel(1, { to: BRANCH }), acc(2, 1, { by: BRANCH })], ca: caWithIntermediatePem, want: ['verified'] },
+  { name: 'signer under an intermediate the CA file lacks', events: [rel(1, { to: BRANCH }), acc(2, 1, { by: BRANCH })], want: ['failed', 'custody'] },
+  { name: "the bundle's own receipt key does not parse (no keys supplied)", events: [], noKeys: true, bundle: (b) => { b.keys.receipt_public_key_pem = '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n'; }, want: ['failed', 'event'] },
+  { name: "the bundle's own log key does not parse (no keys supplied)", events: [], noKeys: true, bundle: (b) => { b.keys.log_verifier_key = 'not a key'; }, want: ['failed', 'checkpoint'] },
+  { name: 'no keys supplied', events: [rel(1), acc(2, 1)], noKeys: true, want: ['untrusted_keys'] },
+  { name: 'metadata nested to 100 levels in all', events: [], metadata: { filename: 'x.jpg', deep: nest(97) }, capture: { none: true }, want: ['verified'] },
+  { name: 'metadata nested to 101 levels in all', events: [], metadata: { filename: 'x.jpg', deep: nest(98) }, capture: { none: true }, want: ['failed', 'format'], exit: 2 },
+  { name: 'metadata number 1e400', events: [], metadata: { filename: 'x.jpg', n: '@@1e400@@' }, capture: { none: true }, want: ['failed', 'format'], exit: 2 },
+  // the stream form
+  { name: 'stream form (in memory)', form: 'stream', events: [rel(1), acc(2, 1), plain('access', COURT, 3)], want: ['verified'] },
+  { name: 'stream form (a file, a line at a time)', form: 'file', events: [rel(1), acc(2, 1), plain('access', COURT, 3)], want: ['verified'] },
+  { name: 'stream form, a history the custody rules forbid', form: 'file', events: [rel(1), acc(2, 1, { by: COURT })], want: ['failed', 'custody'] },
+  { name: 'stream form, last line without its \\n (VERIFY.md: lines are separated by \\n)', form: 'stream', events: [rel(1)], bytes: (t) => t.replace(/\n$/, ''), want: ['verified'] },
+  { name: 'stream form, last line cut short', form: 'stream', events: [rel(1)], bytes: (t) => t.slice(0, -10), want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, an empty line after the last event', form: 'stream', events: [rel(1)], bytes: (t) => t + '\n', want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, an event line with an unknown key', form: 'stream', events: [rel(1)], line: (l, i) => (i === 2 ? l.replace(/^\{/, '{"extra":1,') : l), want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, header with events in place of event_count', form: 'stream', events: [], line: (l, i) => (i === 0 ? l.replace(/"event_count":1/, '"events":[]') : l), want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, an event line over 1 MiB', form: 'file', events: [plain('annotation', COURT, 1, { note: 'x'.repeat(1024 * 1024) })], want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, an event line of 1 MiB less a little', form: 'file', events: [plain('annotation', COURT, 1, { note: 'x'.repeat(1024 * 1024 - 3000) })], want: ['verified'] },
+  { name: 'stream form, header line of a document (format "custody-bundle")', form: 'stream', events: [], line: (l, i) => (i === 0 ? l.replace('"custody-bundle-stream"', '"custody-bundle"') : l), want: ['failed', 'format'], exit: 2 },
+  // where the docs are silent or loose: each as the reference CLI decides (README: doc gaps)
+  { name: 'stream form, CRLF line ends', form: 'stream', events: [rel(1)], bytes: (t) => t.replace(/\n/g, '\r\n'), want: ['verified'] },
+  { name: 'stream form, an empty line between events', form: 'stream', events: [rel(1)], bytes: (t) => t.replace(/\n/, '\n\n'), want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, header line over 1 MiB', form: 'stream', events: [], capture: { none: true }, metadata: { filename: 'x'.repeat(1024 * 1024) }, want: ['failed', 'format'], exit: 2 },
+  { name: 'stream form, event_count 0 and no event line', form: 'stream', events: [], bytes: (t) => t.split('\n')[0].replace('"event_count":1', '"event_count":0') + '\n', want: ['failed', 'format'], exit: 2 },
+  { name: 'leaf without extended key usage', events: [rel(1, { to: NOEKU }), acc(2, 1, { by: NOEKU })], want: ['verified'] },
+  { name: 'leaf for server authentication only', events: [rel(1, { to: SERVERONLY }), acc(2, 1, { by: SERVERONLY })], want: ['failed', 'custody'] },
+  { name: 'event receipts still naming the performer', events: [rel(1), acc(2, 1)], receiptExtra: { performer: 'urn:custody:x:y' }, want: ['verified'] },
+  { name: 'earlier checkpoint of the empty tree, from_size 0', events: [], earlier: 'empty', want: ['verified'] },
+  { name: 'earlier checkpoint the same as the bundle, no consistency', events: [], earlier: 'same', want: ['verified'] },
+  { name: 'bundle receipt key with text around the PEM block (no keys)', events: [], noKeys: true, bundle: (b) => { b.keys.receipt_public_key_pem = 'the key:\n' + b.keys.receipt_public_key_pem + 'end\n'; }, want: ['untrusted_keys'] },
+  { name: 'bundle receipt key PEM in lines of 76 (no keys)', events: [], noKeys: true, bundle: (b) => { const d = b.keys.receipt_public_key_pem.split('\n').slice(1, -2).join(''); b.keys.receipt_public_key_pem = `-----BEGIN PUBLIC KEY-----\n${d.match(/.{1,76}/g).join('\n')}\n-----END PUBLIC KEY-----\n`; }, want: ['untrusted_keys'] },
+  { name: 'record purpose of the wrong type (an integer)', events: [{ ...plain('access', COURT, 1), extra: { purpose: 5 } }], want: ['failed', 'event'] },
+  { name: 'access record without a purpose (LOG_FORMAT.md: required for every access)', events: [plain('access', COURT, 1)], want: ['verified'] },
+  { name: 'access record with a purpose', events: [{ ...plain('access', COURT, 1), extra: { purpose: 'hearing' } }], want: ['verified'] },
+  { name: 'stream form, 3000 events read lazily', form: 'lazy', events: Array.from({ length: 3000 }, (_, k) => plain('access', COURT, 1 + k / 1000)), want: ['verified'] },
 ];
 
 const writeDir = process.argv[2] === '--write' ? process.argv[3] : null;
@@ -195,19 +265,67 @@ if (writeDir) {
   fs.writeFileSync(path.join(writeDir, 'log-key.txt'), logKey + '\n');
   fs.writeFileSync(path.join(writeDir, 'receipt-key.pem'), rcptPem);
   fs.writeFileSync(path.join(writeDir, 'ca.pem'), caPem);
+  fs.writeFileSync(path.join(writeDir, 'ca-with-intermediate.pem'), caWithIntermediatePem);
   fs.writeFileSync(path.join(writeDir, 'file.bin'), CONTENT);
 }
+// the stream form of a bundle: header line, then one line per event
+function streamLines(bundle) {
+  const { events, ...rest } = bundle;
+  return [JSON.stringify({ ...rest, format: 'custody-bundle-stream', event_count: events.length }), ...events.map((e) => JSON.stringify(e))];
+}
+
 let bad = 0;
 cases.forEach((c, i) => {
   const bundle = build(c);
-  const bytes = Buffer.from(JSON.stringify(bundle, null, 1));
-  if (writeDir) fs.writeFileSync(path.join(writeDir, `case-${String(i).padStart(2, '0')}.json`), bytes);
-  const r = verifyBundle(bytes, { logKey, receiptKeyPem: rcptPem, caPem: c.noCA ? undefined : caPem, file: CONTENT });
+  const earlier = bundle.earlier[c.earlier];
+  delete bundle.earlier;
+  if (c.earlier === 'empty') bundle.consistency = { from_size: 0, proof: [] };
+  if (c.bundle) c.bundle(bundle);
+  const opts = {
+    logKey: c.noKeys ? undefined : logKey,
+    receiptKeyPem: c.noKeys ? undefined : rcptPem,
+    caPem: c.noCA ? undefined : c.ca || caPem,
+    file: CONTENT,
+    earlierCheckpoint: earlier,
+  };
+  const file = path.join(tmp, `case-${String(i).padStart(2, '0')}.${c.form ? 'jsonl' : 'json'}`);
+  let text = null;
+  if (c.form === 'lazy') {
+    // each line is written only when the verifier asks for the next one
+    const { events, ...rest } = bundle;
+    const lazy = function* () {
+      yield { line: Buffer.from(JSON.stringify({ ...rest, format: 'custody-bundle-stream', event_count: events.length })), terminated: true };
+      for (const e of events) yield { line: Buffer.from(JSON.stringify(e)), terminated: true };
+    };
+    var r = verifyStream(lazy(), opts);
+  } else {
+    text = c.form ? streamLines(bundle).map(c.line || ((l) => l)).join('\n') + '\n' : JSON.stringify(bundle, null, 1);
+    text = text.replace(/"@@(.*?)@@"/g, '$1');
+    if (c.bytes) text = c.bytes(text);
+    fs.writeFileSync(file, text);
+    r = c.form === 'file' ? verifyFile(file, opts) : verifyBundle(Buffer.from(text), opts);
+  }
+  if (writeDir && text !== null) {
+    fs.writeFileSync(path.join(writeDir, path.basename(file)), text);
+    // what to give a verifier for this case, and what this one reached
+    if (earlier) fs.writeFileSync(path.join(writeDir, path.basename(file).replace(/\.jsonl?$/, '.earlier.txt')), earlier);
+    const trust = { earlier: !!earlier, keys: !c.noKeys, ca: c.noCA ? null : c.ca ? 'ca-with-intermediate.pem' : 'ca.pem', want: c.want, exit: c.exit };
+    fs.writeFileSync(path.join(writeDir, path.basename(file).replace(/\.jsonl?$/, '.trust.json')), JSON.stringify(trust));
+  }
   const got = [r.outcome, ...(r.step ? [r.step] : [])];
-  const ok = JSON.stringify(got) === JSON.stringify(c.want);
+  let ok = JSON.stringify(got) === JSON.stringify(c.want);
+  let exitNote = '';
+  if (ok && c.exit !== undefined) {
+    // the CLI's exit code on the same input
+    let code = 0;
+    const args = [path.join(here, 'verify.mjs'), '--bundle', file, '--log-key', logKey, '--json'];
+    try { execFileSync(process.execPath, args, { stdio: 'ignore' }); } catch (e) { code = e.status; }
+    if (code !== c.exit) { ok = false; exitNote = ` (CLI exit ${code}, want ${c.exit})`; }
+  }
   if (!ok) bad++;
   const note = c.ref ? ` [the reference CLI gives ${c.ref.join(' ')}: see README, doc gaps]` : '';
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${String(i).padStart(2, '0')} ${c.name}: ${got.join(' ')}${ok ? '' : ` (want ${c.want.join(' ')})`}${r.failures.length ? ` — ${r.failures[0].message}` : ''}${note}`);
+  const msg = r.failures.length ? ` — ${r.failures[0].message.slice(0, 160)}` : '';
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${String(i).padStart(2, '0')} ${c.name}: ${got.join(' ')}${ok ? '' : ` (want ${c.want.join(' ')})`}${exitNote}${msg}${note}`);
 });
 fs.rmSync(tmp, { recursive: true, force: true });
 console.log(`${cases.length - bad}/${cases.length} self-test cases as expected`);
