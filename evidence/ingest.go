@@ -18,6 +18,7 @@ import (
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/media"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 )
@@ -120,14 +121,15 @@ func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMet
 	if err := md.Capture.validate("capture"); err != nil {
 		return preparedIngest{}, err
 	}
-	p := preparedIngest{mediaType: sniffMediaType(head)}
+	p := preparedIngest{mediaType: media.SniffType(head)}
+	var found *media.Capture
 	switch {
 	case meta.Kind == KindPhoto || isImage(p.mediaType):
-		md.Embedded = readEXIF(head)
+		found = media.ReadEXIF(head)
 	case meta.Kind == KindVideo || meta.Kind == KindAudio || strings.HasPrefix(p.mediaType, "video/") || strings.HasPrefix(p.mediaType, "audio/"):
-		md.Embedded = readMP4(head)
+		found = media.ReadMP4(head)
 	}
-	md.Embedded = md.Embedded.sanitized()
+	md.Embedded = embedded(found).sanitized()
 	var err error
 	if p.mdJSON, err = canonicalMetadata(md); err != nil {
 		return preparedIngest{}, fmt.Errorf("%w: the metadata cannot be encoded: %v", ErrInvalid, err)
