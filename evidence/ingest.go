@@ -139,7 +139,7 @@ func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMet
 	}
 	p.stored = p.mdJSON
 	if meta.Special {
-		if p.stored, err = s.seal(p.mdJSON); err != nil {
+		if p.stored, err = s.encryptMetadata(p.mdJSON); err != nil {
 			return preparedIngest{}, err
 		}
 	}
@@ -406,8 +406,9 @@ func ingestReceipt(ev catalog.Evidence, index uint64, leaf [32]byte, origin stri
 	}
 }
 
-// seal encrypts small data to the service's age recipients.
-func (s *Service) seal(plain []byte) ([]byte, error) {
+// encryptMetadata encrypts an item's metadata (small: its canonical JSON)
+// to the service's age recipients, for the catalog.
+func (s *Service) encryptMetadata(plain []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	recipients := append([]age.Recipient{s.identity.Recipient()}, s.cfg.ExtraRecipients...)
 	w, err := age.Encrypt(&buf, recipients...)
@@ -423,9 +424,9 @@ func (s *Service) seal(plain []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// open decrypts data sealed with seal.
-func (s *Service) open(sealed []byte) ([]byte, error) {
-	r, err := age.Decrypt(bytes.NewReader(sealed), s.identity)
+// decryptMetadata decrypts metadata encrypted by encryptMetadata.
+func (s *Service) decryptMetadata(encrypted []byte) ([]byte, error) {
+	r, err := age.Decrypt(bytes.NewReader(encrypted), s.identity)
 	if err != nil {
 		return nil, err
 	}
