@@ -310,7 +310,7 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		}
 		return item, rcpt, nil
 	}
-	s.settle(ctx, key)
+	s.resolveCataloged(ctx, key)
 	return item, rcpt, nil
 }
 
