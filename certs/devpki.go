@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/internal/atomicfile"
 )
 
 // DevPKI is the local PKI custodyd creates under <data-dir>/certs when the
@@ -101,10 +102,10 @@ func (p DevPKI) ensureCA() (*Authority, error) {
 	if err := os.MkdirAll(filepath.Dir(p.CAFile()), 0o700); err != nil {
 		return nil, err
 	}
-	if err := WriteFileAtomic(p.caKeyFile(), keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(p.caKeyFile(), keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	return ca, WriteFileAtomic(p.CAFile(), ca.CertPEM(), 0o644)
+	return ca, atomicfile.Write(p.CAFile(), ca.CertPEM(), 0o644)
 }
 
 // fresh reports whether the certificate at path exists and stays valid for
@@ -128,40 +129,14 @@ func WriteCredential(dir string, caPEM []byte, issued Issued) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, "key.pem"), issued.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "key.pem"), issued.KeyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, "cert.pem"), issued.CertPEM, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "cert.pem"), issued.CertPEM, 0o644); err != nil {
 		return err
 	}
 	if caPEM != nil {
-		return WriteFileAtomic(filepath.Join(dir, "ca.pem"), caPEM, 0o644)
+		return atomicfile.Write(filepath.Join(dir, "ca.pem"), caPEM, 0o644)
 	}
 	return nil
-}
-
-// WriteFileAtomic writes data to a temporary file in path's folder with the
-// given mode, syncs it and renames it into place.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -23,8 +23,8 @@ func sha256Hex(b []byte) string {
 
 // appendRecord journals a record (with the new item's row, for an ingest),
 // then writes its entry to the log, and returns where it landed, the
-// record's canonical bytes and its journal key. The caller settles the key
-// once the catalog holds the event.
+// record's canonical bytes and its journal key. The caller resolves the key
+// (resolveCataloged) once the catalog holds the event.
 func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *catalog.Evidence) (custodylog.Appended, []byte, string, error) {
 	if err := rec.Validate(); err != nil {
 		return custodylog.Appended{}, nil, "", err
@@ -156,7 +156,7 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, at ti
 		}
 		return Event{}, item, err
 	}
-	s.settle(ctx, key)
+	s.resolveCataloged(ctx, key)
 	item.LastSeq, item.LastLogIndex, item.LastLeafHash = rec.Sequence, appended.Index, appended.LeafHash
 	item.Custodian, item.Pending = state.Custodian, state.Pending
 	return Event{Event: e, Receipt: rcpt, Record: rec}, item, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/media"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 )
@@ -120,14 +121,15 @@ func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMet
 	if err := md.Capture.validate("capture"); err != nil {
 		return preparedIngest{}, err
 	}
-	p := preparedIngest{mediaType: sniffMediaType(head)}
+	p := preparedIngest{mediaType: media.SniffType(head)}
+	var found *media.Capture
 	switch {
 	case meta.Kind == KindPhoto || isImage(p.mediaType):
-		md.Embedded = readEXIF(head)
+		found = media.ReadEXIF(head)
 	case meta.Kind == KindVideo || meta.Kind == KindAudio || strings.HasPrefix(p.mediaType, "video/") || strings.HasPrefix(p.mediaType, "audio/"):
-		md.Embedded = readMP4(head)
+		found = media.ReadMP4(head)
 	}
-	md.Embedded = md.Embedded.sanitized()
+	md.Embedded = embedded(found).sanitized()
 	var err error
 	if p.mdJSON, err = canonicalMetadata(md); err != nil {
 		return preparedIngest{}, fmt.Errorf("%w: the metadata cannot be encoded: %v", ErrInvalid, err)
@@ -137,7 +139,7 @@ func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMet
 	}
 	p.stored = p.mdJSON
 	if meta.Special {
-		if p.stored, err = s.seal(p.mdJSON); err != nil {
+		if p.stored, err = s.encryptMetadata(p.mdJSON); err != nil {
 			return preparedIngest{}, err
 		}
 	}
@@ -308,7 +310,7 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 		}
 		return item, rcpt, nil
 	}
-	s.settle(ctx, key)
+	s.resolveCataloged(ctx, key)
 	return item, rcpt, nil
 }
 
@@ -404,8 +406,9 @@ func ingestReceipt(ev catalog.Evidence, index uint64, leaf [32]byte, origin stri
 	}
 }
 
-// seal encrypts small data to the service's age recipients.
-func (s *Service) seal(plain []byte) ([]byte, error) {
+// encryptMetadata encrypts an item's metadata (small: its canonical JSON)
+// to the service's age recipients, for the catalog.
+func (s *Service) encryptMetadata(plain []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	recipients := append([]age.Recipient{s.identity.Recipient()}, s.cfg.ExtraRecipients...)
 	w, err := age.Encrypt(&buf, recipients...)
@@ -421,9 +424,9 @@ func (s *Service) seal(plain []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// open decrypts data sealed with seal.
-func (s *Service) open(sealed []byte) ([]byte, error) {
-	r, err := age.Decrypt(bytes.NewReader(sealed), s.identity)
+// decryptMetadata decrypts metadata encrypted by encryptMetadata.
+func (s *Service) decryptMetadata(encrypted []byte) ([]byte, error) {
+	r, err := age.Decrypt(bytes.NewReader(encrypted), s.identity)
 	if err != nil {
 		return nil, err
 	}

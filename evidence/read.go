@@ -161,7 +161,7 @@ func (s *Service) decode(ev catalog.Evidence, readSpecial bool) (Item, error) {
 			return item, nil
 		}
 		var err error
-		if raw, err = s.open(raw); err != nil {
+		if raw, err = s.decryptMetadata(raw); err != nil {
 			return Item{}, fmt.Errorf("decrypting metadata of %s: %w", ev.ID, err)
 		}
 	}

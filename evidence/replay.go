@@ -36,11 +36,12 @@ func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRe
 	return nil
 }
 
-// settle tells the journal a record's event is cataloged. A failure only
-// costs a later log scan (resolve), so it is logged, not returned.
-func (s *Service) settle(ctx context.Context, key string) {
-	if err := s.journal.Settle(ctx, key, true); err != nil {
-		s.logger.WarnContext(ctx, "settling a journal record", "err", err)
+// resolveCataloged tells the journal a record's event is cataloged. A
+// failure only costs a later log scan (resolve), so it is logged, not
+// returned.
+func (s *Service) resolveCataloged(ctx context.Context, key string) {
+	if err := s.journal.Resolve(ctx, key, true); err != nil {
+		s.logger.WarnContext(ctx, "resolving a journal record", "err", err)
 	}
 }
 
@@ -93,7 +94,7 @@ func (s *Service) Replay(ctx context.Context) (int, error) {
 	return n, s.catalog.SetLogApplied(ctx, size)
 }
 
-// resolve settles item's unresolved journal records (see journal.Store)
+// resolve decides the outcome of item's unresolved journal records (see journal.Store)
 // before a new event links to the item's latest one: a record that reached
 // the log is cataloged now, so the chain continues after it; one that never
 // did is dropped. The caller holds the item's lock.
@@ -122,11 +123,11 @@ func (s *Service) resolve(ctx context.Context, item catalog.Evidence) (catalog.E
 		return item, err
 	}
 	for _, r := range recs {
-		if err := s.journal.Settle(ctx, r.Key, r.Seq <= item.LastSeq); err != nil {
+		if err := s.journal.Resolve(ctx, r.Key, r.Seq <= item.LastSeq); err != nil {
 			return item, err
 		}
 	}
-	s.logger.WarnContext(ctx, "settled unresolved journal records before appending", "evidence_id", item.ID,
+	s.logger.WarnContext(ctx, "resolved the item's unresolved journal records before appending", "evidence_id", item.ID,
 		"records", len(recs), "cataloged_from_log", n)
 	return item, nil
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/internal/atomicfile"
 )
 
 // UploadSessions keeps the state of resumable upload sessions (who owns
@@ -63,7 +63,7 @@ func (d DirSessions) Save(_ context.Context, id string, state []byte, expiresAt 
 	if err != nil {
 		return err
 	}
-	return certs.WriteFileAtomic(d.path(id), b, 0o600)
+	return atomicfile.Write(d.path(id), b, 0o600)
 }
 
 // Delete implements UploadSessions.

@@ -29,29 +29,29 @@ type Store interface {
 	// record are absent from the map.
 	Get(ctx context.Context, keys []string) (map[string][]byte, error)
 	// Unresolved returns the event records of evidenceID with a sequence
-	// above afterSeq that have not been settled: records journaled before
+	// above afterSeq that have not been resolved: records journaled before
 	// a log append whose outcome no catalog write recorded (the writer
 	// died, or its catalog write failed). Sequence 0 (ingest) records are
 	// never returned: there is no chain to fork.
 	Unresolved(ctx context.Context, evidenceID string, afterSeq uint64) ([]Record, error)
-	// Settle says the outcome of the record under key is known: logged
-	// (and cataloged), or judged never logged. A record settled as never
+	// Resolve says the outcome of the record under key is known: logged
+	// (and cataloged), or judged never logged. A record resolved as never
 	// logged is no longer unresolved, but stays readable by Get (its
 	// writer may have been cut off rather than dead). A store may keep
-	// reporting a record settled as logged until the item's chain passes
+	// reporting a record resolved as logged until the item's chain passes
 	// its sequence (callers ask with the item's latest sequence).
-	Settle(ctx context.Context, key string, logged bool) error
+	Resolve(ctx context.Context, key string, logged bool) error
 }
 
 // File is the Store of a single process: records in a Journal file, the
-// unresolved ones also tracked in memory (after a restart, replay settles
+// unresolved ones also tracked in memory (after a restart, replay resolves
 // everything the log holds before the service takes requests).
 type File struct {
 	j *Journal
 
 	mu      sync.Mutex
-	pending map[string][]Record // evidence id -> unsettled event records
-	byKey   map[string]string   // key -> evidence id, for Settle
+	pending map[string][]Record // evidence id -> unresolved event records
+	byKey   map[string]string   // key -> evidence id, for Resolve
 }
 
 var _ Store = (*File)(nil)
@@ -118,9 +118,9 @@ func (f *File) Unresolved(_ context.Context, evidenceID string, afterSeq uint64)
 	return out, nil
 }
 
-// Settle implements Store: the record leaves the in-memory set (the file
+// Resolve implements Store: the record leaves the in-memory set (the file
 // keeps it; a record the log never refers to is never used).
-func (f *File) Settle(_ context.Context, key string, _ bool) error {
+func (f *File) Resolve(_ context.Context, key string, _ bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id, ok := f.byKey[key]

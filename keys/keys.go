@@ -34,6 +34,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/internal/atomicfile"
 	"github.com/custody-dev/custody/receipt"
 )
 
@@ -119,7 +120,7 @@ func loadReceiptKey(ctx context.Context, cfg Config) (signature.SignerVerifier, 
 			if err != nil {
 				return nil, err
 			}
-			if err := certs.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 				return nil, err
 			}
 		}
@@ -141,7 +142,7 @@ func (s *Set) loadLogKey(path, origin string) error {
 		if err != nil {
 			return err
 		}
-		if err := certs.WriteFileAtomic(path, []byte(skey+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(path, []byte(skey+"\n"), 0o600); err != nil {
 			return err
 		}
 		data = []byte(skey)
@@ -194,7 +195,7 @@ func (s *Set) loadAgeIdentity(path string) error {
 		}
 		content := "# Custody service age identity: decrypts special-category evidence.\n# public key: " +
 			id.Recipient().String() + "\n" + id.String() + "\n"
-		if err := certs.WriteFileAtomic(path, []byte(content), 0o600); err != nil {
+		if err := atomicfile.Write(path, []byte(content), 0o600); err != nil {
 			return err
 		}
 		data = []byte(content)

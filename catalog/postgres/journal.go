@@ -71,12 +71,12 @@ func (j *Journal) Unresolved(ctx context.Context, evidenceID string, afterSeq ui
 	return out, rows.Err()
 }
 
-// Settle implements journal.Store. A logged record needs nothing: it stops
+// Resolve implements journal.Store. A logged record needs nothing: it stops
 // being unresolved once the item's chain passes its sequence. One judged
 // never logged is marked abandoned, not deleted: its writer may have been
 // cut off rather than dead, and if its entry does reach the log after all,
 // replay needs the record to name what happened.
-func (j *Journal) Settle(ctx context.Context, key string, logged bool) error {
+func (j *Journal) Resolve(ctx context.Context, key string, logged bool) error {
 	if logged {
 		return nil
 	}

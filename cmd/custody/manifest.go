@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/internal/atomicfile"
 )
 
 // manifestFormat names the manifest layout: an object whose entries are
@@ -194,5 +194,5 @@ func (m *manifest) save() error {
 			return err
 		}
 	}
-	return certs.WriteFileAtomic(m.path, append(b, '\n'), 0o644)
+	return atomicfile.Write(m.path, append(b, '\n'), 0o644)
 }

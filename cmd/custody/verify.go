@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/internal/atomicfile"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -51,7 +52,7 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	b, err := c.Bundle(ctx, id, from)
 	switch {
 	case err == nil && !*stream:
-		if err := certs.WriteFileAtomic(*out, b, 0o644); err != nil {
+		if err := atomicfile.Write(*out, b, 0o644); err != nil {
 			return err
 		}
 		size = len(b)

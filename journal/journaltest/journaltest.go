@@ -79,24 +79,24 @@ func testUnresolved(t *testing.T, s journal.Store) {
 	if got := keys(1); got != "[a2]" {
 		t.Fatalf("Unresolved(ev-a, 1) = %s, want [a2]", got)
 	}
-	// A record that never reached the log is settled as such and is gone.
-	if err := s.Settle(ctx, "a2", false); err != nil {
+	// A record that never reached the log is resolved as such and is gone.
+	if err := s.Resolve(ctx, "a2", false); err != nil {
 		t.Fatal(err)
 	}
 	if got := keys(1); got != "[]" {
-		t.Fatalf("after settling a2: Unresolved(ev-a, 1) = %s, want []", got)
+		t.Fatalf("after resolving a2: Unresolved(ev-a, 1) = %s, want []", got)
 	}
-	if err := s.Settle(ctx, "a1", true); err != nil {
+	if err := s.Resolve(ctx, "a1", true); err != nil {
 		t.Fatal(err)
 	}
 	if got := keys(1); got != "[]" {
-		t.Fatalf("after settling a1: %s", got)
+		t.Fatalf("after resolving a1: %s", got)
 	}
 	if rs, _ := s.Unresolved(ctx, "ev-b", 0); len(rs) != 1 {
 		t.Fatalf("ev-b has %d unresolved records, want 1", len(rs))
 	}
-	// Settled records stay readable for replay, logged or not.
+	// Resolved records stay readable for replay, logged or not.
 	if got, _ := s.Get(ctx, []string{"a1", "a2"}); string(got["a1"]) != "a1" || string(got["a2"]) != "a2" {
-		t.Fatalf("settled records are no longer readable: %q", got)
+		t.Fatalf("resolved records are no longer readable: %q", got)
 	}
 }

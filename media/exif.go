@@ -1,4 +1,4 @@
-package evidence
+package media
 
 import (
 	"bytes"
@@ -147,24 +147,6 @@ func (t tiff) str(ifd map[uint16]entry, tag uint16) string {
 	return cleanText(strings.TrimRight(string(e.value), "\x00"))
 }
 
-// cleanText makes a string read from an item's bytes safe to keep, return
-// and log: valid UTF-8 (invalid bytes become U+FFFD), control characters
-// replaced by U+FFFD, outer spaces trimmed, at most maxShortText bytes.
-func cleanText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f && r <= 0x9f {
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > maxShortText {
-		s = strings.ToValidUTF8(s[:maxShortText], "")
-	}
-	return s
-}
-
 func (t tiff) offset(ifd map[uint16]entry, tag uint16) (uint32, bool) {
 	e, ok := ifd[tag]
 	if !ok || e.typ != 4 || e.count != 1 {
@@ -191,9 +173,11 @@ func (t tiff) rationals(ifd map[uint16]entry, tag uint16) ([]float64, bool) {
 	return out, true
 }
 
-// readEXIF extracts capture time, GPS position and camera from a photo's
-// first bytes, or returns nil when there is nothing usable.
-func readEXIF(head []byte) *Capture {
+// ReadEXIF reads capture time, camera and GPS position from the EXIF block
+// of a photo's head: a JPEG's APP1 segment, a TIFF, or an "Exif\0\0" block
+// in the head of another format (HEIF and others embed it so). It returns
+// nil when there is nothing usable.
+func ReadEXIF(head []byte) *Capture {
 	t, ok := findTIFF(head)
 	if !ok {
 		return nil
@@ -214,7 +198,7 @@ func readEXIF(head []byte) *Capture {
 		if at, err := time.Parse("2006:01:02 15:04:05", s); err == nil {
 			// EXIF has no zone; read as UTC, as stated in docs. An unset
 			// clock (0000:00:00) or one from before 1970 is no capture time.
-			out.CapturedAt = plausibleEmbedded(at)
+			out.CapturedAt = plausible(at)
 			break
 		}
 	}
@@ -225,7 +209,7 @@ func readEXIF(head []byte) *Capture {
 	lat, okLat := t.coordinate(gpsIFD, tagGPSLatitude, tagGPSLatitudeRef, "N", "S", 90)
 	lon, okLon := t.coordinate(gpsIFD, tagGPSLongitude, tagGPSLongitudeRef, "E", "W", 180)
 	if okLat && okLon {
-		p := &GeoPoint{Latitude: lat, Longitude: lon}
+		p := &Position{Latitude: lat, Longitude: lon}
 		if alt, ok := t.rationals(gpsIFD, tagGPSAltitude); ok && len(alt) == 1 {
 			a := alt[0]
 			if ref, ok := gpsIFD[tagGPSAltitudeRef]; ok && ref.typ == 1 && len(ref.value) == 1 && ref.value[0] == 1 {
@@ -235,9 +219,9 @@ func readEXIF(head []byte) *Capture {
 				p.AltitudeM = &a
 			}
 		}
-		out.Location = &Location{Point: p}
+		out.Position = p
 	}
-	if out.CapturedAt.IsZero() && out.Device == nil && out.Location == nil {
+	if out.CapturedAt.IsZero() && out.Device == nil && out.Position == nil {
 		return nil
 	}
 	return out
