@@ -13,7 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
 )
 
 // BenchmarkUploadFolder uploads a folder of 2,000 photos of 3 MiB with the

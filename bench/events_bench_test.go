@@ -14,7 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/client"
-	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

@@ -18,8 +18,8 @@ import (
 
 	"github.com/custody-dev/custody/bench"
 	"github.com/custody-dev/custody/client"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/storage/s3"
 )

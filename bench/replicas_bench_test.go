@@ -13,8 +13,8 @@ import (
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/custodylog/awslog"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/clustertest"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/clustertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/custody-dev/custody/bench"
 	"github.com/custody-dev/custody/client"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/loadtest"
-	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/loadtest"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
 )
 
 // BenchmarkSoak runs custodyd (MinIO storage, default admission limits)

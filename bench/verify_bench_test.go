@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/verify"
 )

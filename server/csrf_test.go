@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 )
 
 // browserRequest is a request as a browser would send it, with the court's

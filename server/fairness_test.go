@@ -18,7 +18,7 @@ import (
 
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/server"
 )

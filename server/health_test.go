@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 )
 
 // TestReadiness: /healthz?ready=1 says ready while storage, catalog and

@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

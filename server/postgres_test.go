@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/pgtest"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/pgtest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/verify"
 )

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 )
 
 // readmeCurl returns the logical lines (continuations joined, comments

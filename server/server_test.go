@@ -20,7 +20,7 @@ import (
 
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/identity"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/custody-dev/custody/catalog/postgres"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/evidence/sessionstest"
-	"github.com/custody-dev/custody/internal/pgtest"
+	"github.com/custody-dev/custody/internal/testenv/pgtest"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/journal/journaltest"
 )

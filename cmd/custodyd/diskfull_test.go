@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/freeport"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

@@ -17,10 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody-dev/custody/bench"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/faultproxy"
-	"github.com/custody-dev/custody/internal/miniotest"
-	"github.com/custody-dev/custody/internal/netshape"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/faultproxy"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/netshape"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/certs"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/freeport"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // TestFreshStart runs the real binaries as the README tells a newcomer to:

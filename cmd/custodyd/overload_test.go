@@ -13,9 +13,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/bench"
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/loadtest"
-	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/loadtest"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
 	"github.com/custody-dev/custody/logaudit"
 )
 

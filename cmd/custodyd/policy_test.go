@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
 )
 
 // TestRequireAuthorityCLI: custodyd --require-authority refuses a CLI

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody-dev/custody/client"
-	"github.com/custody-dev/custody/internal/clustertest"
+	"github.com/custody-dev/custody/internal/testenv/clustertest"
 	"github.com/custody-dev/custody/logaudit"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/client"
-	"github.com/custody-dev/custody/internal/binaries"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 

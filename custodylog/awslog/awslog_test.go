@@ -14,8 +14,8 @@ import (
 
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/custodylog/awslog"
-	"github.com/custody-dev/custody/internal/mariadbtest"
-	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/mariadbtest"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
 )
 
 // TestSharedLogTwoAppenders opens the shared log (Tessera's AWS driver on a

@@ -11,7 +11,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/custody-dev/custody/internal/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
 	"github.com/custody-dev/custody/storage"
 	"github.com/custody-dev/custody/storage/s3"
 	"github.com/custody-dev/custody/storage/storagetest"

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/custody-dev/custody/internal/binaries"
-	"github.com/custody-dev/custody/internal/mariadbtest"
-	"github.com/custody-dev/custody/internal/miniotest"
-	"github.com/custody-dev/custody/internal/pgtest"
+	"github.com/custody-dev/custody/internal/testenv/binaries"
+	"github.com/custody-dev/custody/internal/testenv/mariadbtest"
+	"github.com/custody-dev/custody/internal/testenv/miniotest"
+	"github.com/custody-dev/custody/internal/testenv/pgtest"
 )
 
 // Cluster is a running deployment.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custody-dev/custody/internal/freeport"
-	"github.com/custody-dev/custody/internal/servertest"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
+	"github.com/custody-dev/custody/internal/testenv/servertest"
 )
 
 // Daemon is a custodyd child process.

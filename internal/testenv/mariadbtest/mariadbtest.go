@@ -17,7 +17,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/custody-dev/custody/internal/freeport"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // Server is a running MariaDB.

@@ -18,7 +18,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/custody-dev/custody/internal/freeport"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // binDir finds the PostgreSQL server binaries.

@@ -21,7 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/custody-dev/custody/internal/freeport"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // Version is the pinned MinIO server release (a Go pseudo-version).
