@@ -51,7 +51,7 @@ func RepoRoot(t testing.TB) string {
 	if !ok {
 		t.Fatal("cannot locate the source tree")
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 // Tool returns the command line that runs a tool pinned in tools/go.mod,
