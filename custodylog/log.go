@@ -20,6 +20,8 @@ import (
 
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/witness"
 )
 
 // MaxEntrySize is the largest entry the log takes (C2SP tlog-tiles).
@@ -57,6 +59,15 @@ type Config struct {
 	// BatchMaxAge bounds how long an entry waits to be sequenced with
 	// others (default 10ms).
 	BatchMaxAge time.Duration
+	// Witnesses, if set, are asked to cosign each new checkpoint (C2SP
+	// tlog-witness) before it is published; the cosignatures become extra
+	// signature lines of the published checkpoint. A witness that is down
+	// or slower than WitnessTimeout (default the checkpoint interval,
+	// at least a second) does not stop publication: the checkpoint goes
+	// out with the cosignatures that came, and the next one catches the
+	// witness up.
+	Witnesses      *witness.Policy
+	WitnessTimeout time.Duration
 }
 
 // Log is an open custody log. How many processes may append to the same
@@ -70,6 +81,7 @@ type Log struct {
 	cancel   context.CancelFunc
 	// checkpointTime tells when the checkpoint was last written.
 	checkpointTime func(context.Context) (time.Time, error)
+	witnesses      *witnessLag // nil: no witnesses
 }
 
 // Open opens (creating if needed) the log on cfg.Backend. The log's
@@ -103,6 +115,19 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 		WithCheckpointRepublishInterval(max(5*cfg.CheckpointInterval, time.Second)).
 		WithBatching(1024, cfg.BatchMaxAge).
 		WithPushback(64 << 10)
+	var wl *witnessLag
+	if cfg.Witnesses != nil && !cfg.Witnesses.RequiresNone() {
+		group, err := tessera.NewWitnessGroupFromPolicy(cfg.Witnesses.Text())
+		if err != nil {
+			return nil, fmt.Errorf("witness policy: %w", err)
+		}
+		timeout := cfg.WitnessTimeout
+		if timeout == 0 {
+			timeout = max(cfg.CheckpointInterval, time.Second)
+		}
+		opts.WithWitnesses(group, &tessera.WitnessOptions{Timeout: timeout, FailOpen: true})
+		wl = &witnessLag{policy: cfg.Witnesses, last: map[string]uint64{}}
+	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, b.Driver, opts)
 	if err != nil {
 		return nil, fmt.Errorf("log appender: %w", err)
@@ -110,7 +135,7 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	if b.WrapReader != nil {
 		reader = b.WrapReader(reader)
 	}
-	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime}, nil
+	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime, witnesses: wl}, nil
 }
 
 // Origin is the log's origin line.

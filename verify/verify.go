@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -24,6 +25,7 @@ import (
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/receipt"
+	"github.com/custody-dev/custody/witness"
 )
 
 // Options are what the court brings: trusted keys, the evidence file, a
@@ -41,6 +43,9 @@ type Options struct {
 	// Roots are the operator's CA certificates, for capture and hand-off
 	// signers.
 	Roots *x509.CertPool
+	// Policy names the witnesses whose cosignatures on the checkpoint
+	// show it is the one everybody else sees (no split view).
+	Policy *witness.Policy
 }
 
 // Outcome is the verdict of a verification as a whole.
@@ -75,7 +80,7 @@ type Check struct {
 
 // steps maps check names (by prefix) to docs/VERIFY.md steps.
 var steps = []struct{ prefix, step string }{
-	{"bundle format", "format"}, {"key hints", "keys"}, {"checkpoint signature", "checkpoint"},
+	{"bundle format", "format"}, {"key hints", "keys"}, {"checkpoint signature", "checkpoint"}, {"checkpoint witnesses", "checkpoint"},
 	{"event #", "event"}, {"custody chain", "chain"}, {"item facts", "item"}, {"custody rules", "custody"},
 	{"evidence file", "file"}, {"consistency", "consistency"},
 }
@@ -205,6 +210,7 @@ type run struct {
 	custodyErrs  []error
 	custodyMore  int
 	custodyStuck bool // a record is missing: custody cannot be replayed
+	witnessed    witness.Result
 }
 
 func (v *run) chainErr(err error) {
@@ -258,8 +264,43 @@ func begin(b *Bundle, opts Options) *run {
 	if err == nil {
 		v.root = cp.root
 	}
+	v.witnesses([]byte(b.Log.Checkpoint))
 	v.receiptPub, v.receiptKeyID, v.receiptKeyErr = parsePublicKey(receiptKey)
 	return v
+}
+
+// witnesses checks the checkpoint's cosignatures against the court's
+// witness policy (docs/VERIFY.md step 3).
+func (v *run) witnesses(cp []byte) {
+	r, p := v.r, v.opts.Policy
+	switch {
+	case p == nil:
+		r.NotChecked = append(r.NotChecked, "split view: no witness policy was given, so nothing shows that the log showed this checkpoint to anyone else (give one with --policy)")
+		return
+	case p.RequiresNone():
+		r.NotChecked = append(r.NotChecked, "split view: the witness policy given requires no witness (quorum none)")
+		return
+	}
+	res := p.Check(cp)
+	var signed []string
+	for _, c := range res.Signed {
+		signed = append(signed, fmt.Sprintf("%s (at %s)", c.Witness, c.Time.Format(time.RFC3339)))
+	}
+	cosigned := "no witness of the policy"
+	if len(signed) > 0 {
+		cosigned = strings.Join(signed, ", ")
+	}
+	var err error
+	switch {
+	case len(res.Invalid) > 0:
+		err = fmt.Errorf("the cosignature of %s does not verify", strings.Join(res.Invalid, ", "))
+	case !res.Satisfied:
+		err = fmt.Errorf("the checkpoint lacks the witness quorum: the policy needs %s; cosigned by %s", res.Required, cosigned)
+	}
+	r.add("checkpoint witnesses", err, fmt.Sprintf("cosigned by %s; the policy needs %s", cosigned, res.Required))
+	if err == nil {
+		v.witnessed = res
+	}
 }
 
 // events checks the next events of the chain, in order.
@@ -342,7 +383,14 @@ func (v *run) finish() *Report {
 		r.Outcome = OutcomeVerified
 	}
 	if r.OK {
-		r.Facts = facts
+		r.Facts = append(r.Facts, facts...)
+		if len(v.witnessed.Signed) > 0 {
+			var names []string
+			for _, c := range v.witnessed.Signed {
+				names = append(names, c.Witness)
+			}
+			r.Facts = append(r.Facts, Fact{Name: "same log as the witnesses", Value: fmt.Sprintf("%d of %d: %s", len(names), len(opts.Policy.Witnesses), strings.Join(names, ", ")), BoundBy: "witness cosignatures on the checkpoint (your policy)"})
+		}
 	}
 	return r
 }

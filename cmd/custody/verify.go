@@ -17,6 +17,7 @@ import (
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/internal/atomicfile"
 	"github.com/custody-dev/custody/verify"
+	"github.com/custody-dev/custody/witness"
 )
 
 func runBundle(ctx context.Context, g globals, args []string) error {
@@ -123,12 +124,13 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	receiptKey := fs.String("receipt-key", "", "PEM file of the receipt public key (from the operator, out of band)")
 	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
 	caFile := fs.String("ca", "", "PEM file of the operator's CA, to check hand-off signers' certificates")
+	policyFile := fs.String("policy", "", "witness policy file (Sigsum format): the witnesses whose cosignatures show the checkpoint is the one everybody sees")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 || *bundleFile == "" {
-		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM]")
+		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE]")
 	}
 	bf, err := os.Open(*bundleFile)
 	if err != nil {
@@ -182,6 +184,15 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 		opts.Roots = x509.NewCertPool()
 		for _, c := range cs {
 			opts.Roots.AddCert(c)
+		}
+	}
+	if *policyFile != "" {
+		text, err := os.ReadFile(*policyFile)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if opts.Policy, err = witness.ParsePolicy(text); err != nil {
+			return usagef("%s: %v", *policyFile, err)
 		}
 	}
 	var report *verify.Report
