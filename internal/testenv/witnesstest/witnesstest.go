@@ -195,4 +195,3 @@ func (w *Witness) Logs() string {
 func (w *Witness) PolicyLine() string {
 	return fmt.Sprintf("witness %s %s %s", w.Name, w.VKey, w.URL)
 }
-
