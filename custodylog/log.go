@@ -42,6 +42,19 @@ type Backend struct {
 	// driver, so that a missing resource is os.ErrNotExist whatever
 	// the engine calls it (partial-tile fallbacks and 404s need it).
 	WrapReader func(tessera.LogReader) tessera.LogReader
+	// Annex keeps the log's own small files beside the driver's (the
+	// checkpoints' timestamps).
+	Annex Annex
+}
+
+// Annex is a small key-value file store beside the log. Names are
+// slash-separated paths of [a-z0-9.-] segments.
+type Annex interface {
+	// Read returns the named file, or an error wrapping os.ErrNotExist.
+	Read(ctx context.Context, name string) ([]byte, error)
+	// Write replaces the named file as a whole (readers see the old or
+	// the new content, never a mix).
+	Write(ctx context.Context, name string, data []byte) error
 }
 
 // Config configures a log.
@@ -68,6 +81,9 @@ type Config struct {
 	// witness up.
 	Witnesses      *witness.Policy
 	WitnessTimeout time.Duration
+	// Authorities, if set, timestamp each new checkpoint (RFC 3161), at
+	// most one request to each per checkpoint interval; see Timestamped.
+	Authorities []Authority
 }
 
 // Log is an open custody log. How many processes may append to the same
@@ -82,6 +98,7 @@ type Log struct {
 	// checkpointTime tells when the checkpoint was last written.
 	checkpointTime func(context.Context) (time.Time, error)
 	witnesses      *witnessLag // nil: no witnesses
+	stamper        *stamper    // nil: no timestamp authorities
 }
 
 // Open opens (creating if needed) the log on cfg.Backend. The log's
@@ -135,7 +152,15 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	if b.WrapReader != nil {
 		reader = b.WrapReader(reader)
 	}
-	return &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime, witnesses: wl}, nil
+	l := &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime, witnesses: wl}
+	if len(cfg.Authorities) > 0 {
+		if b.Annex == nil {
+			return nil, errors.New("log storage: the backend keeps no annex for timestamps")
+		}
+		l.stamper = newStamper(b.Annex, cfg.Authorities, l)
+		go l.stamper.run(ctx, max(cfg.CheckpointInterval, 100*time.Millisecond))
+	}
+	return l, nil
 }
 
 // Origin is the log's origin line.

@@ -64,6 +64,18 @@ type Log struct {
 	Origin     string `json:"origin"`
 	Checkpoint string `json:"checkpoint"` // the signed note, verbatim
 	TreeSize   uint64 `json:"tree_size"`
+	// Timestamps are RFC 3161 timestamps of the checkpoint's text, from
+	// the timestamp authorities the operator uses.
+	Timestamps []Timestamp `json:"timestamps,omitempty"`
+}
+
+// Timestamp is one authority's RFC 3161 timestamp of a checkpoint.
+type Timestamp struct {
+	// Authority is the operator's name for the authority (its URL):
+	// context only; the response's signer is what is checked.
+	Authority string `json:"authority"`
+	// Response is the DER TimeStampResp.
+	Response []byte `json:"response"`
 }
 
 // Event is one custody event with its proofs.
@@ -107,7 +119,8 @@ const MaxBundleSize = 256 << 20
 var schema = map[string][]string{
 	"":                 {"format", "v", "created_at", "evidence", "log", "events", "keys", "consistency"},
 	"evidence":         {"evidence_id", "sha256", "size", "media_type", "kind", "case_id", "metadata", "withheld"},
-	"log":              {"origin", "checkpoint", "tree_size"},
+	"log":              {"origin", "checkpoint", "tree_size", "timestamps"},
+	"log.timestamps[]": {"authority", "response"},
 	"events[]":         {"seq", "log_index", "entry", "record", "inclusion_proof", "receipt"},
 	"events[].receipt": {"payload", "signature", "key_id"},
 	"keys":             {"log_verifier_key", "receipt_public_key_pem"},
@@ -119,6 +132,7 @@ var required = map[string][]string{
 	"":                 {"format", "v", "created_at", "evidence", "log", "events", "keys"},
 	"evidence":         {"evidence_id", "sha256", "size", "media_type", "kind", "case_id"},
 	"log":              {"origin", "checkpoint", "tree_size"},
+	"log.timestamps[]": {"authority", "response"},
 	"events[]":         {"seq", "log_index", "entry", "inclusion_proof", "receipt"},
 	"events[].receipt": {"payload", "signature", "key_id"},
 	"keys":             {"log_verifier_key", "receipt_public_key_pem"},
@@ -233,4 +247,5 @@ var base64Paths = map[string]bool{
 	"events[].inclusion_proof[]": true,
 	"events[].receipt.signature": true,
 	"consistency.proof[]":        true,
+	"log.timestamps[].response":  true,
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/receipt"
+	"github.com/custody-dev/custody/tsa"
 	"github.com/custody-dev/custody/witness"
 )
 
@@ -46,6 +47,9 @@ type Options struct {
 	// Policy names the witnesses whose cosignatures on the checkpoint
 	// show it is the one everybody else sees (no split view).
 	Policy *witness.Policy
+	// TSAChains are the certificate chains of the timestamp authorities
+	// the court trusts (each: a root, and any intermediates).
+	TSAChains [][]*x509.Certificate
 }
 
 // Outcome is the verdict of a verification as a whole.
@@ -80,7 +84,7 @@ type Check struct {
 
 // steps maps check names (by prefix) to docs/VERIFY.md steps.
 var steps = []struct{ prefix, step string }{
-	{"bundle format", "format"}, {"key hints", "keys"}, {"checkpoint signature", "checkpoint"}, {"checkpoint witnesses", "checkpoint"},
+	{"bundle format", "format"}, {"key hints", "keys"}, {"checkpoint signature", "checkpoint"}, {"checkpoint witnesses", "checkpoint"}, {"checkpoint timestamp", "checkpoint"},
 	{"event #", "event"}, {"custody chain", "chain"}, {"item facts", "item"}, {"custody rules", "custody"},
 	{"evidence file", "file"}, {"consistency", "consistency"},
 }
@@ -211,6 +215,7 @@ type run struct {
 	custodyMore  int
 	custodyStuck bool // a record is missing: custody cannot be replayed
 	witnessed    witness.Result
+	stamped      *tsa.Stamp // the earliest verified timestamp
 }
 
 func (v *run) chainErr(err error) {
@@ -263,6 +268,7 @@ func begin(b *Bundle, opts Options) *run {
 	r.add("checkpoint signature", err, fmt.Sprintf("signed by %s; %d entries", b.Log.Origin, b.Log.TreeSize))
 	if err == nil {
 		v.root = cp.root
+		v.timestamps(cp.text)
 	}
 	v.witnesses([]byte(b.Log.Checkpoint))
 	v.receiptPub, v.receiptKeyID, v.receiptKeyErr = parsePublicKey(receiptKey)
@@ -300,6 +306,46 @@ func (v *run) witnesses(cp []byte) {
 	r.add("checkpoint witnesses", err, fmt.Sprintf("cosigned by %s; the policy needs %s", cosigned, res.Required))
 	if err == nil {
 		v.witnessed = res
+	}
+}
+
+// timestamps checks the checkpoint's RFC 3161 timestamps against the
+// authorities the court trusts (docs/VERIFY.md step 3).
+func (v *run) timestamps(text string) {
+	r, ts := v.r, v.b.Log.Timestamps
+	switch {
+	case len(v.opts.TSAChains) == 0 && len(ts) == 0:
+		r.NotChecked = append(r.NotChecked, "time: the bundle carries no timestamp and no authority was given, so every time in it is the operator's word")
+		return
+	case len(v.opts.TSAChains) == 0:
+		r.NotChecked = append(r.NotChecked, fmt.Sprintf("time: the bundle's %d timestamp(s) were not checked: no timestamp authority's chain was given (give it with --tsa-chain)", len(ts)))
+		return
+	case len(ts) == 0:
+		r.NotChecked = append(r.NotChecked, "time: the bundle carries no timestamp of its checkpoint, so every time in it is the operator's word")
+		return
+	}
+	var errs []error
+	var ok []string
+	for i, t := range ts {
+		var stamp tsa.Stamp
+		var err error
+		for _, chain := range v.opts.TSAChains {
+			if stamp, err = tsa.Verify(t.Response, []byte(text), chain); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("timestamp %d (%s) does not verify against any authority given: %w", i, t.Authority, err))
+			continue
+		}
+		ok = append(ok, fmt.Sprintf("%s by %s", stamp.Time.Format(time.RFC3339), stamp.Authority))
+		if v.stamped == nil || stamp.Time.Before(v.stamped.Time) {
+			v.stamped = &stamp
+		}
+	}
+	r.add("checkpoint timestamp", errors.Join(errs...), "the checkpoint existed no later than "+strings.Join(ok, "; "))
+	if len(errs) > 0 {
+		v.stamped = nil
 	}
 }
 
@@ -384,6 +430,9 @@ func (v *run) finish() *Report {
 	}
 	if r.OK {
 		r.Facts = append(r.Facts, facts...)
+		if v.stamped != nil {
+			r.Facts = append(r.Facts, Fact{Name: "existed no later than", Value: fmt.Sprintf("%s (%s)", v.stamped.Time.Format(time.RFC3339), v.stamped.Authority), BoundBy: "RFC 3161 timestamp of the checkpoint (your authority's chain)"})
+		}
 		if len(v.witnessed.Signed) > 0 {
 			var names []string
 			for _, c := range v.witnessed.Signed {
@@ -459,6 +508,7 @@ func leafHash(entry []byte) [32]byte {
 type checkpoint struct {
 	size uint64
 	root []byte
+	text string // the signed text, without signature lines
 }
 
 // openCheckpoint verifies a signed checkpoint note and parses its body
@@ -487,7 +537,7 @@ func openCheckpoint(raw []byte, verifierKey, origin string) (checkpoint, error) 
 	if err != nil || len(root) != 32 {
 		return checkpoint{}, errors.New("checkpoint root hash is not 32 bytes of base64")
 	}
-	return checkpoint{size: size, root: root}, nil
+	return checkpoint{size: size, root: root, text: n.Text}, nil
 }
 
 func checkRecord(ev Event, entry canonicaljson.Object, out **events.Record, withheld bool) error {

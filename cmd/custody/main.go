@@ -46,7 +46,7 @@ Commands:
   bundle ID --out FILE [--checkpoint OLD] [--stream]
                the court bundle: one JSON file that verifies offline (JSON lines,
                the stream form, for histories longer than the server's document limit)
-  verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE]
+  verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE] [--tsa-chain PEM]...
                offline verification, no network; either bundle form; exit 0 verified
                (with or without limits), 1 not verified, 2 not a well-formed bundle
 

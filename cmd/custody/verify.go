@@ -124,13 +124,15 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	receiptKey := fs.String("receipt-key", "", "PEM file of the receipt public key (from the operator, out of band)")
 	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
 	caFile := fs.String("ca", "", "PEM file of the operator's CA, to check hand-off signers' certificates")
+	var tsaChains multiFlag
+	fs.Var(&tsaChains, "tsa-chain", "PEM file of a timestamp authority's certificate chain (root and any intermediates) to check the checkpoint's RFC 3161 timestamps; repeatable")
 	policyFile := fs.String("policy", "", "witness policy file (Sigsum format): the witnesses whose cosignatures show the checkpoint is the one everybody sees")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 || *bundleFile == "" {
-		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE]")
+		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE] [--tsa-chain PEM]...")
 	}
 	bf, err := os.Open(*bundleFile)
 	if err != nil {
@@ -194,6 +196,13 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 		if opts.Policy, err = witness.ParsePolicy(text); err != nil {
 			return usagef("%s: %v", *policyFile, err)
 		}
+	}
+	for _, f := range tsaChains {
+		chain, err := certs.ReadCertificates(f)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		opts.TSAChains = append(opts.TSAChains, chain)
 	}
 	var report *verify.Report
 	if streamForm {

@@ -13,10 +13,12 @@
 package awslog
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -130,6 +132,7 @@ func New(ctx context.Context, cfg Config) (custodylog.Backend, error) {
 		Driver:         driver,
 		CheckpointTime: modTime,
 		WrapReader:     func(r tessera.LogReader) tessera.LogReader { return notExistReader{r} },
+		Annex:          annex{client: client, bucket: cfg.Bucket},
 	}, nil
 }
 
@@ -183,4 +186,25 @@ func (r notExistReader) ReadTile(ctx context.Context, level, index uint64, p uin
 func (r notExistReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
 	b, err := r.LogReader.ReadEntryBundle(ctx, index, p)
 	return b, notExist(err)
+}
+
+// annex keeps the log's own files as objects under custody/ in the log's
+// bucket.
+type annex struct {
+	client *s3.Client
+	bucket string
+}
+
+func (a annex) Read(ctx context.Context, name string) ([]byte, error) {
+	out, err := a.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(a.bucket), Key: aws.String("custody/" + name)})
+	if err != nil {
+		return nil, notExist(err)
+	}
+	defer out.Body.Close()
+	return io.ReadAll(io.LimitReader(out.Body, 16<<20))
+}
+
+func (a annex) Write(ctx context.Context, name string, data []byte) error {
+	_, err := a.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.bucket), Key: aws.String("custody/" + name), Body: bytes.NewReader(data)})
+	return err
 }
