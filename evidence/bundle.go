@@ -127,7 +127,7 @@ func (s *Service) bundleHeader(ctx context.Context, who identity.Identity, id st
 			EvidenceID: item.ID, SHA256: item.SHA256, Size: item.Size, MediaType: item.MediaType,
 			Kind: item.Kind, CaseID: item.CaseID, Withheld: !readable,
 		},
-		Log:        verify.Log{Origin: s.log.Origin(), Checkpoint: string(cp.Raw), TreeSize: cp.Size},
+		Log:        verify.Log{Origin: s.log.Origin(), Checkpoint: string(cp.Raw), TreeSize: cp.Size, Timestamps: bundleTimestamps(cp.Timestamps)},
 		Keys:       s.keys,
 		EventCount: item.LastSeq + 1,
 	}
@@ -198,19 +198,27 @@ func (s *Service) bundleEvents(ctx context.Context, item catalog.Evidence, reada
 }
 
 // checkpointCovering waits until a published checkpoint includes index.
-func (s *Service) checkpointCovering(ctx context.Context, index uint64) (custodylog.Published, error) {
-	deadline := time.Now().Add(checkpointWait)
+// It prefers the newest timestamped checkpoint that does: when none does
+// yet, it waits up to Config.StampWait for one before settling for the
+// latest checkpoint, which then carries no timestamp.
+func (s *Service) checkpointCovering(ctx context.Context, index uint64) (custodylog.Stamped, error) {
+	start := time.Now()
+	deadline := start.Add(max(checkpointWait, s.cfg.StampWait))
 	for {
+		st, ok, err := s.log.Timestamped(ctx, index)
+		if err == nil && ok {
+			return st, nil
+		}
 		cp, err := s.log.Latest(ctx)
-		if err == nil && cp.Size > index {
-			return cp, nil
+		if err == nil && cp.Size > index && time.Since(start) >= s.cfg.StampWait {
+			return custodylog.Stamped{Published: cp}, nil
 		}
 		if time.Now().After(deadline) {
-			return custodylog.Published{}, fmt.Errorf("%w: no checkpoint covers log entry %d yet; retry shortly", ErrUnavailable, index)
+			return custodylog.Stamped{}, fmt.Errorf("%w: no checkpoint covers log entry %d yet; retry shortly", ErrUnavailable, index)
 		}
 		select {
 		case <-ctx.Done():
-			return custodylog.Published{}, ctx.Err()
+			return custodylog.Stamped{}, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -266,4 +274,12 @@ func detail(err error, okText string) string {
 		return err.Error()
 	}
 	return okText
+}
+
+func bundleTimestamps(ts []custodylog.Timestamp) []verify.Timestamp {
+	var out []verify.Timestamp
+	for _, t := range ts {
+		out = append(out, verify.Timestamp{Authority: t.Authority, Response: t.Response})
+	}
+	return out
 }

@@ -71,6 +71,10 @@ type Log interface {
 	Origin() string
 	// Latest is the latest signed checkpoint, verified.
 	Latest(ctx context.Context) (custodylog.Published, error)
+	// Timestamped is the newest timestamped checkpoint, if it includes
+	// the entry at index (ok false if none does, or the log has no
+	// timestamp authorities).
+	Timestamped(ctx context.Context, index uint64) (s custodylog.Stamped, ok bool, err error)
 	// PublishedAt is when the latest checkpoint was written.
 	PublishedAt(ctx context.Context) (time.Time, error)
 	// InclusionProof and ConsistencyProof prove against a tree size.
@@ -80,6 +84,11 @@ type Log interface {
 
 // Config tunes the service.
 type Config struct {
+	// StampWait is how long a bundle waits for a timestamped checkpoint
+	// to cover the item's last event before it settles for one without a
+	// timestamp (0: it does not wait; set it when the log has timestamp
+	// authorities).
+	StampWait time.Duration
 	// MaxUploadBytes is the largest item accepted (default 64 GiB).
 	MaxUploadBytes int64
 	// MaxBundleEvents is the longest history served as one bundle
