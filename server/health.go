@@ -32,6 +32,23 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			problems["log"] = "the latest checkpoint is " + rd.CheckpointAge.Round(time.Second).String() + " old"
 		}
 	}
+	// Witnesses and timestamp authorities never stop custody events: their
+	// lag is a detail for operators, not a reason to be unready.
+	if l := s.cfg.Log; l != nil {
+		if ws, err := l.Witnesses(r.Context()); err == nil && ws != nil {
+			lag := map[string]uint64{}
+			for _, w := range ws {
+				lag[w.Name] = w.Lag
+			}
+			body["witness_lag_entries"] = lag
+		}
+		if ts, ok, err := l.Timestamping(r.Context()); err == nil && ok {
+			body["timestamp_gap_entries"] = ts.PublishedSize - min(ts.StampedSize, ts.PublishedSize)
+			if len(ts.Errors) > 0 {
+				body["timestamp_errors"] = ts.Errors
+			}
+		}
+	}
 	code := http.StatusOK
 	if len(problems) > 0 {
 		body["status"], body["problems"] = "not ready", problems
@@ -47,6 +64,9 @@ type readinessCollector struct {
 	age     *prometheus.Desc
 	ready   *prometheus.Desc
 	backlog *prometheus.Desc
+	witness *prometheus.Desc
+	stamp   *prometheus.Desc
+	tsaUp   *prometheus.Desc
 }
 
 func newReadinessCollector(s *Server) *readinessCollector {
@@ -56,6 +76,12 @@ func newReadinessCollector(s *Server) *readinessCollector {
 		ready: prometheus.NewDesc("custody_dependency_up", "Whether a dependency answers (1) or not (0).", []string{"dependency"}, nil),
 		backlog: prometheus.NewDesc("custody_log_backlog_entries",
 			"Log entries sequenced (their appends acknowledged) but not yet integrated into the tree; grows when integration falls behind.", nil, nil),
+		witness: prometheus.NewDesc("custody_witness_lag_entries",
+			"Entries the published checkpoint holds beyond the largest one this witness cosigned since the process started.", []string{"witness"}, nil),
+		stamp: prometheus.NewDesc("custody_timestamp_gap_entries",
+			"Entries the published checkpoint holds beyond the largest timestamped one.", nil, nil),
+		tsaUp: prometheus.NewDesc("custody_timestamp_authority_up",
+			"Whether a timestamp authority's last request succeeded (1) or not (0).", []string{"authority"}, nil),
 	}
 }
 
@@ -63,6 +89,9 @@ func (c *readinessCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.age
 	ch <- c.ready
 	ch <- c.backlog
+	ch <- c.witness
+	ch <- c.stamp
+	ch <- c.tsaUp
 }
 
 func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
@@ -78,6 +107,21 @@ func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
 	if l := c.s.cfg.Log; l != nil {
 		if backlog, err := l.Backlog(ctx); err == nil {
 			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(backlog))
+		}
+		if ws, err := l.Witnesses(ctx); err == nil {
+			for _, w := range ws {
+				ch <- prometheus.MustNewConstMetric(c.witness, prometheus.GaugeValue, float64(w.Lag), w.Name)
+			}
+		}
+		if ts, ok, err := l.Timestamping(ctx); err == nil && ok {
+			ch <- prometheus.MustNewConstMetric(c.stamp, prometheus.GaugeValue, float64(ts.PublishedSize-min(ts.StampedSize, ts.PublishedSize)))
+			for _, a := range c.s.cfg.TimestampAuthorities {
+				up := 1.0
+				if _, failed := ts.Errors[a]; failed {
+					up = 0
+				}
+				ch <- prometheus.MustNewConstMetric(c.tsaUp, prometheus.GaugeValue, up, a)
+			}
 		}
 	}
 	for name, err := range map[string]error{"storage": rd.Storage, "catalog": rd.Catalog, "log": rd.Log} {

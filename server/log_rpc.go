@@ -37,6 +37,13 @@ type Log interface {
 	Resource(ctx context.Context, path string) ([]byte, error)
 	// Backlog is how many sequenced entries are not yet integrated.
 	Backlog(ctx context.Context) (uint64, error)
+	// Witnesses is how far each witness of the policy lags (nil: none).
+	Witnesses(ctx context.Context) ([]custodylog.WitnessState, error)
+	// Timestamping is how far timestamping lags (ok false: no
+	// authorities); Timestamped the newest timestamped checkpoint
+	// including index.
+	Timestamping(ctx context.Context) (custodylog.TimestampState, bool, error)
+	Timestamped(ctx context.Context, index uint64) (custodylog.Stamped, bool, error)
 }
 
 type logService struct {
@@ -148,6 +155,10 @@ func logHandler(l Log) http.Handler {
 			return
 		}
 		rel := strings.TrimPrefix(r.URL.Path, "/log/")
+		if rel == "timestamp" {
+			serveTimestamp(w, r, l)
+			return
+		}
 		if !logPath.MatchString(rel) {
 			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
 			return
@@ -178,4 +189,35 @@ func logHandler(l Log) http.Handler {
 		h.Set("Access-Control-Allow-Origin", "*")
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 	})
+}
+
+// serveTimestamp serves the newest timestamped checkpoint with its RFC
+// 3161 timestamps (docs/LOG_FORMAT.md): the same checkpoint and tokens a
+// bundle made now would carry.
+func serveTimestamp(w http.ResponseWriter, r *http.Request, l Log) {
+	st, ok, err := l.Timestamped(r.Context(), 0)
+	switch {
+	case err != nil:
+		slog.ErrorContext(r.Context(), "reading the timestamped checkpoint", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the log cannot be read now; retry later")
+		return
+	case !ok:
+		writeError(w, http.StatusNotFound, "no timestamped checkpoint: the log has no timestamp authority, or none has answered yet")
+		return
+	}
+	type stamp struct {
+		Authority string `json:"authority"`
+		Response  []byte `json:"response"`
+	}
+	body := struct {
+		Checkpoint string  `json:"checkpoint"`
+		TreeSize   uint64  `json:"tree_size"`
+		Timestamps []stamp `json:"timestamps"`
+	}{Checkpoint: string(st.Raw), TreeSize: st.Size}
+	for _, t := range st.Timestamps {
+		body.Timestamps = append(body.Timestamps, stamp{t.Authority, t.Response})
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, body)
 }

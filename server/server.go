@@ -52,6 +52,9 @@ type Config struct {
 	Admission Admission
 	// Revocations, if set, refuses revoked client certificates.
 	Revocations *identity.Revocations
+	// TimestampAuthorities are the URLs of the log's RFC 3161
+	// authorities, for the metric of each one's state.
+	TimestampAuthorities []string
 	// CheckpointInterval is how often the log publishes; readiness allows
 	// ten of them before calling the log stale.
 	CheckpointInterval time.Duration
