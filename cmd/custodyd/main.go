@@ -63,6 +63,9 @@ func main() {
 	fs.IntVar(&cfg.Admission.HealthWatchesPerPeer, "max-health-watches-per-peer", server.DefaultHealthWatchesPerPeer, "grpc.health.v1 Watch streams open at once from one IP address")
 	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "how long an unfinished resumable upload is kept before its bytes are removed")
 	fs.StringVar(&cfg.RevokedFile, "revoked", "", "revoked certificates: a file of hex serial numbers (one per line; any certificate in a client's chain, intermediate CAs included) or PEM/DER CRLs verified against their issuing CA; re-read when it changes, no restart needed; a file that does not verify is refused (the last good one stays)")
+	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", "", "witness policy file (Sigsum format: witness NAME VKEY URL, group NAME K MEMBER..., quorum NAME): each new checkpoint is submitted to these witnesses (C2SP tlog-witness) and published with the cosignatures that come back; a witness that is down never stops custody events")
+	fs.Var((*listFlag)(&cfg.TSA), "tsa", "URL of an RFC 3161 timestamp authority that timestamps each new checkpoint (at most one request per checkpoint interval); repeatable, each followed by its --tsa-chain")
+	fs.Var((*listFlag)(&cfg.TSAChain), "tsa-chain", "PEM file of the certificate chain (root and any intermediates) of the --tsa before it; its tokens are checked against it before they are kept")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 0, "re-hash every stored item this often and report mismatches in /metrics and the log (0: off)")
 	fs.BoolVar(&cfg.EncryptAll, "encrypt-all", false, "encrypt every item at rest, not only special categories (biometric data is always encrypted)")
 	fs.StringVar(&cfg.ExtraRecipients, "age-recipients", "", "file of extra age recipients (one per line) that can also decrypt encrypted evidence, e.g. a prosecutor's")
@@ -120,3 +123,9 @@ func newLogger(format, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
 }
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }

@@ -67,6 +67,12 @@ type Config struct {
 	EncryptAll      bool
 	ExtraRecipients string
 	ReleaseTTL      time.Duration
+	// WitnessPolicy, if set, is a witness policy file (Sigsum format):
+	// the witnesses asked to cosign each checkpoint.
+	WitnessPolicy string
+	// TSA are RFC 3161 timestamp authorities' URLs, TSAChain the PEM
+	// files of their certificate chains, in the same order.
+	TSA, TSAChain []string
 	// ScrubInterval, if set, re-hashes every stored item that often.
 	ScrubInterval time.Duration
 	// RevokedFile is a deny list of serials or a CRL, re-read on change.
@@ -269,9 +275,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	custodyLog, err := custodylog.Open(ctx, custodylog.Config{
+	logCfg := custodylog.Config{
 		Backend: backend, Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.CheckpointInterval,
-	})
+	}
+	if logCfg.Witnesses, err = readWitnessPolicy(cfg.WitnessPolicy); err != nil {
+		return nil, err
+	}
+	if logCfg.Authorities, err = readAuthorities(cfg.TSA, cfg.TSAChain); err != nil {
+		return nil, err
+	}
+	custodyLog, err := custodylog.Open(ctx, logCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +307,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxBundleEvents: cfg.MaxBundleEvents, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
 		UploadDir: filepath.Join(cfg.DataDir, "upload-sessions"), UploadTTL: cfg.UploadTTL,
+		StampWait: stampWait(cfg),
 	})
 	replayed, err := d.Evidence.Replay(ctx)
 	if err != nil {
@@ -320,7 +334,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.Server, err = server.New(ctx, server.Config{
 		Revocations:        revocations,
-		CheckpointInterval: cfg.CheckpointInterval,
+		CheckpointInterval: cfg.CheckpointInterval, TimestampAuthorities: cfg.TSA,
 		PublicMetrics:      cfg.PublicMetrics,
 		Limits:             cfg.Limits,
 		Admission:          cfg.Admission,
