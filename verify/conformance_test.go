@@ -2,10 +2,12 @@ package verify_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -23,9 +26,12 @@ import (
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/testenv/servertest"
+	"github.com/custody-dev/custody/internal/testenv/tsatest"
+	"github.com/custody-dev/custody/internal/testenv/witnesstest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/verify"
 	"github.com/custody-dev/custody/verify/vectors"
+	"github.com/custody-dev/custody/witness"
 )
 
 // vectorDir is the published conformance set (testdata/verify-vectors).
@@ -62,6 +68,20 @@ func runVector(t *testing.T, set *vectors.Set, v vectors.Vector) *verify.Report 
 	}
 	if v.EarlierCheckpoint {
 		o.OldCheckpoint = read(set.Trust.EarlierCheckpoint)
+	}
+	if v.Policy {
+		p, err := witness.ParsePolicy(read(set.Trust.Policy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Policy = p
+	}
+	if v.TSAChain {
+		chain, err := certs.ParseCertificatesPEM(read(set.Trust.TSAChain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.TSAChains = [][]*x509.Certificate{chain}
 	}
 	if v.File != "" {
 		o.File = bytes.NewReader(read(v.File))
@@ -194,7 +214,22 @@ func TestGenerateVectors(t *testing.T) {
 	if os.Getenv("CUSTODY_UPDATE_VECTORS") == "" {
 		t.Skip("set CUSTODY_UPDATE_VECTORS=1 to regenerate the published vectors")
 	}
-	env := servertest.StartT(t, servertest.Options{ReleaseTTL: 3 * time.Second})
+	// Two real witnesses and a real timestamp authority: the bundles'
+	// checkpoints are cosigned and timestamped as a deployment's are.
+	const origin = "custody.test/log"
+	logSKey, logVKey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa := witnesstest.Start(t, "witness.test/a", origin, logVKey)
+	wb := witnesstest.Start(t, "witness.test/b", origin, logVKey)
+	authority := tsatest.Start(t, "Custody Test TSA")
+	policyFile := filepath.Join(t.TempDir(), "policy")
+	if err := os.WriteFile(policyFile, []byte(fmt.Sprintf("witness A %s %s\nwitness B %s %s\ngroup both all A B\nquorum both\n", wa.VKey, wa.URL, wb.VKey, wb.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := servertest.StartT(t, servertest.Options{ReleaseTTL: 3 * time.Second, LogKey: logSKey, WitnessPolicy: policyFile,
+		TSA: []string{authority.URL}, TSAChain: []string{authority.ChainFile}})
 	ctx := t.Context()
 	collector := env.Client(t, identity.RoleCollector)
 	custodian := env.Client(t, identity.RoleCustodian)
@@ -307,8 +342,17 @@ func TestGenerateVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("trust/ca.pem", caPEM)
+	// The court's policy names the witnesses by key; where they listen
+	// is the operator's business.
+	write("trust/witness-policy.txt", []byte(fmt.Sprintf("# the witnesses the court trusts, and the quorum it requires\nwitness A %s\nwitness B %s\ngroup both all A B\nquorum both\n", wa.VKey, wb.VKey)))
+	chainPEM, err := os.ReadFile(authority.ChainFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("trust/tsa-chain.pem", chainPEM)
 
-	set := &vectors.Set{Trust: vectors.Trust{LogKey: "trust/log-key.txt", ReceiptKey: "trust/receipt-key.pem", CA: "trust/ca.pem", EarlierCheckpoint: "trust/earlier-checkpoint.txt"}}
+	set := &vectors.Set{Trust: vectors.Trust{LogKey: "trust/log-key.txt", ReceiptKey: "trust/receipt-key.pem", CA: "trust/ca.pem", EarlierCheckpoint: "trust/earlier-checkpoint.txt",
+		Policy: "trust/witness-policy.txt", TSAChain: "trust/tsa-chain.pem"}}
 	bundle := func(c *client.Client, id string, from uint64) []byte {
 		b, err := c.Bundle(ctx, id, from)
 		if err != nil {
@@ -344,7 +388,7 @@ func TestGenerateVectors(t *testing.T) {
 	for _, b := range bases {
 		file := "bundles/" + b.name + ".json"
 		write(file, b.raw)
-		full := vectors.Vector{Bundle: file, File: b.file, Keys: true, CA: true, EarlierCheckpoint: b.earlier}
+		full := vectors.Vector{Bundle: file, File: b.file, Keys: true, CA: true, EarlierCheckpoint: b.earlier, Policy: true, TSAChain: true}
 		with := func(name string, f func(v *vectors.Vector)) {
 			v := full
 			v.Name = b.name + ": " + name
@@ -352,7 +396,17 @@ func TestGenerateVectors(t *testing.T) {
 			addVector(v)
 		}
 		with("untouched", func(v *vectors.Vector) {
-			v.Expect = vectors.Expect{Outcome: b.expected, Unauthenticated: []string{"created_at"}}
+			v.Expect = vectors.Expect{Outcome: b.expected, Unauthenticated: []string{"created_at", "log.timestamps[].authority"}}
+		})
+		with("no witness policy given", func(v *vectors.Vector) { v.Policy = false; v.Expect.Outcome = "verified_with_limits" })
+		with("no timestamp authority given", func(v *vectors.Vector) { v.TSAChain = false; v.Expect.Outcome = "verified_with_limits" })
+		with("timestamps removed", func(v *vectors.Vector) {
+			v.Patch = []vectors.Op{{Op: "remove", Path: "/log/timestamps"}}
+			v.Expect.Outcome = "verified_with_limits"
+		})
+		with("a witness cosignature removed", func(v *vectors.Vector) {
+			v.Patch = []vectors.Op{{Op: "replace", Path: "/log/checkpoint", Value: dropLine(t, checkpointOf(t, b.raw), "\u2014 witness.test/b ")}}
+			v.Expect.Outcome = "failed"
 		})
 		with("no keys given", func(v *vectors.Vector) { v.Keys = false; v.Expect.Outcome = "untrusted_keys" })
 		with("no CA given", func(v *vectors.Vector) {
@@ -483,4 +537,34 @@ func reversedKeys(t *testing.T, raw []byte) []byte {
 	}
 	enc(doc)
 	return buf.Bytes()
+}
+
+// checkpointOf is a bundle's log.checkpoint.
+func checkpointOf(t *testing.T, raw []byte) string {
+	t.Helper()
+	var b struct {
+		Log struct {
+			Checkpoint string `json:"checkpoint"`
+		} `json:"log"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Log.Checkpoint
+}
+
+// dropLine removes the line starting with prefix.
+func dropLine(t *testing.T, text, prefix string) string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.SplitAfter(text, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	if got := strings.Join(out, ""); got != text {
+		return got
+	}
+	t.Fatalf("no line starting %q in %q", prefix, text)
+	return ""
 }

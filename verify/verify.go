@@ -416,6 +416,13 @@ func (v *run) finish() *Report {
 		r.NotChecked = append(r.NotChecked, "the bundle's consistency proof was not checked: no earlier checkpoint was given")
 	}
 	r.Unauthenticated = append(r.Unauthenticated, Fact{Name: "created_at", Value: b.CreatedAt})
+	if ts := b.Log.Timestamps; len(ts) > 0 {
+		labels := make([]string, len(ts))
+		for i, t := range ts {
+			labels[i] = t.Authority
+		}
+		r.Unauthenticated = append(r.Unauthenticated, Fact{Name: "log.timestamps[].authority", Value: strings.Join(labels, ", ")})
+	}
 
 	r.OK = len(r.Failures()) == 0
 	switch {

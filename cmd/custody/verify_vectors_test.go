@@ -57,6 +57,12 @@ func TestVerifyCommandOnEveryVector(t *testing.T) {
 		if v.EarlierCheckpoint {
 			args = append(args, "--checkpoint", trust(set.Trust.EarlierCheckpoint))
 		}
+		if v.Policy {
+			args = append(args, "--policy", trust(set.Trust.Policy))
+		}
+		if v.TSAChain {
+			args = append(args, "--tsa-chain", trust(set.Trust.TSAChain))
+		}
 		if v.File != "" {
 			args = append(args, "--file", trust(v.File))
 		}

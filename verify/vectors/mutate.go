@@ -1,6 +1,7 @@
 package vectors
 
 import (
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,7 +96,9 @@ func changeLast(s string) string {
 // Unauthenticated lists the bundle fields no signature covers: a verifier
 // shows them as context only. A variant that changes only these (to a
 // value still of the right form) verifies as the base does.
-var Unauthenticated = []string{"/created_at"}
+var Unauthenticated = []string{"/created_at", "/log/timestamps/N/authority"}
+
+var authorityPath = regexp.MustCompile(`^/log/timestamps/[0-9]+/authority$`)
 
 // ExpectFor is the outcome rule for a mutation of a base whose untouched
 // outcome is base: a change to an unauthenticated field keeps the base
@@ -105,8 +108,29 @@ func ExpectFor(v Vector, base string) Expect {
 	if len(v.Patch) == 1 && v.Patch[0].Op == "replace" && v.Patch[0].Path == "/created_at" {
 		if s, ok := v.Patch[0].Value.(string); ok {
 			if _, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				return Expect{Outcome: base, Unauthenticated: []string{"created_at"}}
+				return Expect{Outcome: base}
 			}
+		}
+	}
+	// Timestamps are attestations the bundle may carry or not: without
+	// them (the bases carry one) time is left unchecked, which limits
+	// the outcome; one given twice changes nothing.
+	if len(v.Patch) == 1 {
+		switch op := v.Patch[0]; {
+		case op.Op == "remove" && (op.Path == "/log/timestamps" || op.Path == "/log/timestamps/0"):
+			if base == "verified" {
+				return Expect{Outcome: "verified_with_limits"}
+			}
+			return Expect{Outcome: base}
+		case op.Op == "add" && op.Path == "/log/timestamps/0":
+			return Expect{Outcome: base}
+		}
+	}
+	// A timestamp's authority is the operator's label for it; the
+	// response's signer is what is checked.
+	if len(v.Patch) == 1 && v.Patch[0].Op == "replace" && authorityPath.MatchString(v.Patch[0].Path) {
+		if _, ok := v.Patch[0].Value.(string); ok {
+			return Expect{Outcome: base}
 		}
 	}
 	return Expect{Outcome: "failed"}

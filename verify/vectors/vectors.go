@@ -30,6 +30,10 @@ type Trust struct {
 	ReceiptKey        string `json:"receipt_key"`
 	CA                string `json:"ca"`
 	EarlierCheckpoint string `json:"earlier_checkpoint"`
+	// Policy is the court's witness policy; TSAChain the timestamp
+	// authority's certificate chain.
+	Policy   string `json:"policy"`
+	TSAChain string `json:"tsa_chain"`
 }
 
 // Vector is one verification to run.
@@ -46,10 +50,14 @@ type Vector struct {
 	File string `json:"file,omitempty"`
 	// Keys: give the trusted log and receipt keys. CA: give the CA.
 	// EarlierCheckpoint: give the earlier checkpoint.
-	Keys              bool   `json:"keys"`
-	CA                bool   `json:"ca"`
-	EarlierCheckpoint bool   `json:"earlier_checkpoint"`
-	Expect            Expect `json:"expect"`
+	Keys              bool `json:"keys"`
+	CA                bool `json:"ca"`
+	EarlierCheckpoint bool `json:"earlier_checkpoint"`
+	// Policy: give the witness policy. TSAChain: give the authority's
+	// chain.
+	Policy   bool   `json:"policy"`
+	TSAChain bool   `json:"tsa_chain"`
+	Expect   Expect `json:"expect"`
 }
 
 // Op is one RFC 6902 operation.

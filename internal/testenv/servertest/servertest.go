@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,14 @@ type Options struct {
 	ExtraClientCAs []*x509.Certificate
 	// PublicMetrics is passed as --public-metrics.
 	PublicMetrics bool
+	// LogKey, if set, is the log's signed-note private key (its name is
+	// the origin), written to the key folder before the start, so that
+	// witnesses can be configured with its verifier key first.
+	LogKey string
+	// WitnessPolicy, TSA and TSAChain are passed as --witness-policy,
+	// --tsa and --tsa-chain.
+	WitnessPolicy string
+	TSA, TSAChain []string
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -95,6 +104,19 @@ func Start(dir string, opts Options) (*Env, error) {
 		SpecialReaders:     opts.SpecialReaders,
 		CatalogDSN:         opts.CatalogDSN,
 		PublicMetrics:      opts.PublicMetrics,
+		WitnessPolicy:      opts.WitnessPolicy,
+		TSA:                opts.TSA,
+		TSAChain:           opts.TSAChain,
+	}
+	if opts.LogKey != "" {
+		name, _, _ := strings.Cut(strings.TrimPrefix(opts.LogKey, "PRIVATE+KEY+"), "+")
+		cfg.LogOrigin = name
+		if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "keys", "log-key"), []byte(opts.LogKey+"\n"), 0o600); err != nil {
+			return nil, err
+		}
 	}
 	if len(opts.ExtraClientCAs) > 0 {
 		pki, err := certs.EnsureDevPKI(filepath.Join(dir, "certs"))
