@@ -66,6 +66,8 @@ const trust = {
   receiptKeyPem: read(vf.trust.receipt_key, 'utf8'),
   caPem: read(vf.trust.ca, 'utf8'),
   earlierCheckpoint: read(vf.trust.earlier_checkpoint, 'utf8'),
+  policy: read(vf.trust.policy, 'utf8'),
+  tsaChainPem: read(vf.trust.tsa_chain, 'utf8'),
 };
 const bases = new Map();
 const base = (p) => { if (!bases.has(p)) bases.set(p, JSON.parse(read(p, 'utf8'))); return structuredClone(bases.get(p)); };
@@ -81,6 +83,8 @@ for (const v of vf.vectors) {
       receiptKeyPem: v.keys ? trust.receiptKeyPem : undefined,
       caPem: v.ca ? trust.caPem : undefined,
       earlierCheckpoint: v.earlier_checkpoint ? trust.earlierCheckpoint : undefined,
+      policy: v.policy ? trust.policy : undefined,
+      tsaChainPem: v.tsa_chain ? trust.tsaChainPem : undefined,
       file: v.file ? read(v.file) : undefined,
     };
     if (v.raw) {

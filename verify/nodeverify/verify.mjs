@@ -14,6 +14,7 @@
 //                       [--file F] [--checkpoint OLD] [--json]
 
 import crypto from 'node:crypto';
+import { parsePolicy, checkWitnesses, verifyTimestamp } from './independent.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -400,7 +401,7 @@ function parseCheckpoint(note, vk, origin) {
   if (!/^(0|[1-9][0-9]*)$/.test(lines[1])) throw new Error('checkpoint size is not a decimal');
   const root = b64strict(lines[2]);
   if (!root || root.length !== 32) throw new Error('checkpoint root is not base64 of 32 bytes');
-  return { size: BigInt(lines[1]), root };
+  return { size: BigInt(lines[1]), root, text };
 }
 
 // ---------------------------------------------------------------------------
@@ -519,7 +520,8 @@ const SCHEMA = {
   bundle: { ...TOP, events: ['objarr', 1, 'event'] },
   header: { ...TOP, event_count: ['uint', 1] }, // the stream form's first line
   evidence: { evidence_id: ['str', 1], sha256: ['str', 1], media_type: ['str', 1], kind: ['str', 1], case_id: ['str', 1], size: ['int', 1], metadata: ['metadata', 0], withheld: ['bool', 0] },
-  log: { origin: ['str', 1], checkpoint: ['str', 1], tree_size: ['uint', 1] },
+  log: { origin: ['str', 1], checkpoint: ['str', 1], tree_size: ['uint', 1], timestamps: ['objarr', 0, 'timestamp'] },
+  timestamp: { authority: ['str', 1], response: ['b64', 1] },
   event: { seq: ['uint', 1], log_index: ['uint', 1], entry: ['str', 1], record: ['str', 0], inclusion_proof: ['hashes', 1], receipt: ['obj', 1, 'receipt'] },
   receipt: { payload: ['str', 1], key_id: ['str', 1], signature: ['b64', 1] },
   keys: { log_verifier_key: ['str', 1], receipt_public_key_pem: ['str', 1] },
@@ -581,7 +583,7 @@ class Run {
     else outcome = 'verified';
     // exit 2 when the failure is in step 1 (the input is not a well-formed bundle)
     const exitCode = outcome === 'verified' || outcome === 'verified_with_limits' ? 0 : failures.length && failures[0].step === 'format' ? 2 : 1;
-    return { outcome, step: failures.length ? failures[0].step : undefined, failures, notChecked, untrustedKeys: untrusted, unauthenticated: failures.length ? [] : ['created_at'], exitCode };
+    return { outcome, step: failures.length ? failures[0].step : undefined, failures, notChecked, untrustedKeys: untrusted, unauthenticated: failures.length ? [] : this.unauthenticated || ['created_at'], exitCode };
   }
 
   // Step 1's value checks shared by the document and the header line.
@@ -632,6 +634,30 @@ class Run {
     } else {
       this.fail('checkpoint', `${logKeyErr}: the checkpoint cannot be verified`);
     }
+    // ---- Step 3: timestamps (only over a verified checkpoint) and witnesses
+    const stamps = has(h.log, 'timestamps') ? h.log.timestamps : [];
+    this.unauthenticated = stamps.length ? ['created_at', 'log.timestamps[].authority'] : ['created_at'];
+    if (this.cp) {
+      const chains = opts.tsaChainPem != null ? [].concat(opts.tsaChainPem) : [];
+      if (chains.length === 0) this.notChecked.push(stamps.length ? 'time (timestamps not checked: no authority chain given)' : 'time (no timestamp, no authority given)');
+      else if (stamps.length === 0) this.notChecked.push('time (the bundle carries no timestamp)');
+      else stamps.forEach((t, i) => {
+        const errs = [];
+        for (const c of chains) {
+          try { verifyTimestamp(b64strict(t.response), utf8(this.cp.text), c); return; } catch (e) { errs.push(e.message); }
+        }
+        this.fail('checkpoint', `log.timestamps[${i}] does not verify against any authority given: ${errs.join('; ')}`);
+      });
+    }
+    if (opts.policy != null) {
+      const pol = parsePolicy(opts.policy);
+      if (pol.quorum === null) this.notChecked.push('split view (the witness policy requires no witness)');
+      else {
+        const w = checkWitnesses(pol, String(h.log.checkpoint));
+        if (w.invalid.length) this.fail('checkpoint', `a cosignature of ${w.invalid.join(', ')} does not verify`);
+        else if (!w.satisfied) this.fail('checkpoint', `the checkpoint lacks the witness quorum (cosigned by ${w.signed.map((x) => x.name).join(', ') || 'none'})`);
+      }
+    } else this.notChecked.push('split view (no witness policy given)');
 
     // ---- what step 7 needs
     this.roots = null;
@@ -1099,7 +1125,7 @@ function main(argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--json') { a.json = true; continue; }
-    if (!k.startsWith('--') || i + 1 >= argv.length) { console.error(`usage: node verify.mjs --bundle F [--log-key KEY] [--receipt-key PEM] [--ca PEM] [--file F] [--checkpoint OLD] [--json]`); return 2; }
+    if (!k.startsWith('--') || i + 1 >= argv.length) { console.error(`usage: node verify.mjs --bundle F [--log-key KEY] [--receipt-key PEM] [--ca PEM] [--file F] [--checkpoint OLD] [--policy FILE] [--tsa-chain PEM] [--json]`); return 2; }
     a[k.slice(2)] = argv[++i];
   }
   if (!a.bundle) { console.error('--bundle is required'); return 2; }
@@ -1111,6 +1137,8 @@ function main(argv) {
       caPem: a.ca != null ? fs.readFileSync(a.ca, 'utf8') : undefined,
       file: a.file != null ? fs.readFileSync(a.file) : undefined,
       earlierCheckpoint: a.checkpoint != null ? fs.readFileSync(a.checkpoint, 'utf8') : undefined,
+      policy: a.policy != null ? fs.readFileSync(a.policy, 'utf8') : undefined,
+      tsaChainPem: a['tsa-chain'] != null ? fs.readFileSync(a['tsa-chain'], 'utf8') : undefined,
     });
   } catch (e) { console.error(`error: ${e.message}`); return 2; }
   if (a.json) {
