@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
@@ -89,39 +90,7 @@ func Binary() (string, error) {
 }
 
 func findOrBuild() (string, error) {
-	if p := os.Getenv("TIMESTAMP_SERVER_BIN"); p != "" {
-		return p, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "custody-tools", "timestamp-server-"+Version)
-	bin := filepath.Join(dir, "timestamp-server")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	cmd := exec.Command("go", "install", "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server@"+Version)
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building timestamp-server %s: %v\n%s", Version, err, out)
-	}
-	return bin, nil
+	return testenv.Tool("TIMESTAMP_SERVER_BIN", "timestamp-server", "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server", Version)
 }
 
 // Chain makes a test TSA chain named name: a root CA and a leaf with the

@@ -21,6 +21,7 @@ import (
 	f_note "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
@@ -55,42 +56,7 @@ func Binary() (string, error) {
 }
 
 func findOrBuild() (string, error) {
-	if p := os.Getenv("OMNIWITNESS_BIN"); p != "" {
-		return p, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "custody-tools", "omniwitness-"+Version)
-	bin := filepath.Join(dir, "omniwitness")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	// Test packages run in parallel processes: one builds, the others wait.
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	cmd := exec.Command("go", "install", "github.com/transparency-dev/witness/cmd/omniwitness@"+Version)
-	// Outside any module, so the witness's own go.mod decides its
-	// dependencies.
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building omniwitness %s: %v\n%s", Version, err, out)
-	}
-	return bin, nil
+	return testenv.Tool("OMNIWITNESS_BIN", "omniwitness", "github.com/transparency-dev/witness/cmd/omniwitness", Version)
 }
 
 // Start starts a witness named name that witnesses the log with origin and
