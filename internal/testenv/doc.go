@@ -13,5 +13,7 @@
 //	miniotest    a real MinIO server (S3 storage and the shared log's tiles)
 //	netshape     tc tbf bandwidth shaping on loopback
 //	pgtest       a real PostgreSQL server (replica state)
+//	tsatest      a real RFC 3161 timestamp authority (sigstore timestamp-server)
+//	witnesstest  a real C2SP tlog-witness (omniwitness)
 //	servertest   an in-process custodyd with real TLS, gRPC and HTTPS
 package testenv
