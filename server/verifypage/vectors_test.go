@@ -31,7 +31,7 @@ const vectorDir = "../../testdata/verify-vectors"
 // goCANotChecked is what the Go verifier reports without --ca; the page,
 // which cannot validate certificate chains, always reports pageCANotChecked.
 const (
-	goCANotChecked   = "the signers' certificates were not checked against the operator's CA (give it with --ca)"
+	goCANotChecked = "the signers' certificates were not checked against the operator's CA (give it with --ca)"
 	// goTimeNotChecked is what the Go verifier reports for timestamps
 	// without --tsa-chain; the page, which cannot check RFC 3161 tokens,
 	// reports pageTimeNotChecked instead.
