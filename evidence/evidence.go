@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
+	"github.com/custody-dev/custody/local"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 	"github.com/custody-dev/custody/verify"
@@ -182,10 +183,10 @@ func New(d Deps, cfg Config) *Service {
 		d.Logger = slog.Default()
 	}
 	if d.Locks == nil {
-		d.Locks = NewLocalLocks()
+		d.Locks = local.NewLocks()
 	}
 	if d.Sessions == nil {
-		d.Sessions = DirSessions{Dir: cfg.UploadDir}
+		d.Sessions = local.Sessions{Dir: cfg.UploadDir}
 	}
 	return &Service{
 		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, locks: d.Locks, sessions: d.Sessions, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
