@@ -23,14 +23,6 @@ import (
 	"github.com/custody-dev/custody/storage"
 )
 
-// Item is an evidence item as callers see it.
-type Item struct {
-	catalog.Evidence
-	// Meta is the decoded descriptive metadata (decrypted for special
-	// categories).
-	Meta Metadata
-}
-
 // Ingest stores one item read from body, which must carry exactly
 // meta.Size bytes hashing to meta.SHA256. The order is: metadata checked,
 // bytes stored (pending) and verified, everything the record states
@@ -277,7 +269,7 @@ func (s *Service) record(ctx context.Context, who identity.Identity, id string, 
 	}
 	s.rememberIngest(id, ack.Row.LogIndex, ack.Entry, ack.Row.Record)
 	ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, ack.Row.LogIndex, ack.Row.LeafHash
-	return Item{Evidence: ev, Meta: p.md}, ack.Receipt, nil
+	return itemOf(ev, p.md), ack.Receipt, nil
 }
 
 // checkCaptureSignature verifies the collector's signature made at capture
