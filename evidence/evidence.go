@@ -1,8 +1,13 @@
 // Package evidence owns the life of an evidence item inside the service:
-// ingest (validate, hash while streaming to storage, seal, log, sign a
-// receipt, catalog), reads that re-verify every byte, seizure records, and
-// the custody events appended to an item's chain. It knows nothing of gRPC:
-// errors are the sentinels below, which the RPC layer maps to status codes.
+// the custody rules every event is checked against (events.State.Next,
+// before anything is logged), ingest (validate, hash while streaming to
+// storage, seal, then record), reads that re-verify every byte against the
+// log, resumable uploads, seizure records, bundles, scrub and readiness.
+// Its types are its own (Item, Event), converted from catalog rows at the
+// boundary. It does not write the journal, the log or the catalog's events
+// itself: package ledger does, by the write protocol. It knows nothing of
+// gRPC: errors are the sentinels below, which the RPC layer maps to status
+// codes.
 package evidence
 
 import (
