@@ -220,8 +220,8 @@ func TestPlainUploadCannotMakeASeizureRecord(t *testing.T) {
 	}
 	// CreateSeizureRecord still makes them.
 	item, _, err := s.CreateSeizureRecord(t.Context(), collector, "case-raw", doc, nil, nil, "")
-	if err != nil || item.Kind != string(KindBiometricSeizureRecord) || !item.Special {
-		t.Fatalf("CreateSeizureRecord: %+v, %v", item.Evidence, err)
+	if err != nil || item.Kind != KindBiometricSeizureRecord || !item.Special {
+		t.Fatalf("CreateSeizureRecord: %+v, %v", item, err)
 	}
 }
 
@@ -257,7 +257,7 @@ func TestLoggedIngestReturnsItsReceipt(t *testing.T) {
 	}
 	got, err := s.Get(t.Context(), collector, item.ID)
 	if err != nil || got.SHA256 != item.SHA256 {
-		t.Fatalf("the item is not cataloged after the repair: %+v, %v", got.Evidence, err)
+		t.Fatalf("the item is not cataloged after the repair: %+v, %v", got, err)
 	}
 }
 

@@ -1,8 +1,13 @@
 // Package evidence owns the life of an evidence item inside the service:
-// ingest (validate, hash while streaming to storage, seal, log, sign a
-// receipt, catalog), reads that re-verify every byte, seizure records, and
-// the custody events appended to an item's chain. It knows nothing of gRPC:
-// errors are the sentinels below, which the RPC layer maps to status codes.
+// the custody rules every event is checked against (events.State.Next,
+// before anything is logged), ingest (validate, hash while streaming to
+// storage, seal, then record), reads that re-verify every byte against the
+// log, resumable uploads, seizure records, bundles, scrub and readiness.
+// Its types are its own (Item, Event), converted from catalog rows at the
+// boundary. It does not write the journal, the log or the catalog's events
+// itself: package ledger does, by the write protocol. It knows nothing of
+// gRPC: errors are the sentinels below, which the RPC layer maps to status
+// codes.
 package evidence
 
 import (
@@ -14,7 +19,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -23,6 +27,8 @@ import (
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
+	"github.com/custody-dev/custody/ledger"
+	"github.com/custody-dev/custody/local"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 	"github.com/custody-dev/custody/verify"
@@ -43,9 +49,9 @@ var (
 	// ErrCorrupt: stored bytes no longer match their recorded digest.
 	ErrCorrupt = errors.New("stored evidence does not match its recorded digest")
 	// ErrUnavailable: storage or the log cannot be reached now; retry.
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable = ledger.ErrUnavailable
 	// ErrNoSpace: storage or the data dir is full; nothing was kept.
-	ErrNoSpace = errors.New("no space")
+	ErrNoSpace = ledger.ErrNoSpace
 	// ErrFailedPrecondition: the item is not in a state that allows this.
 	ErrFailedPrecondition = errors.New("failed precondition")
 	// ErrCatalogDisagrees: an item's catalog row disagrees with what its
@@ -123,10 +129,8 @@ type Service struct {
 	store    storage.Store
 	catalog  catalog.Catalog
 	log      Log
-	journal  journal.Store
-	locks    Locker
+	ledger   *ledger.Writer // writes every record: journal, log, catalog
 	sessions UploadSessions
-	receipts *receipt.Signer
 	identity *age.X25519Identity
 	keys     verify.Keys
 	cfg      Config
@@ -182,16 +186,25 @@ func New(d Deps, cfg Config) *Service {
 		d.Logger = slog.Default()
 	}
 	if d.Locks == nil {
-		d.Locks = NewLocalLocks()
+		d.Locks = local.NewLocks()
 	}
 	if d.Sessions == nil {
-		d.Sessions = DirSessions{Dir: cfg.UploadDir}
+		d.Sessions = local.Sessions{Dir: cfg.UploadDir}
 	}
-	return &Service{
-		store: d.Store, catalog: d.Catalog, log: d.Log, journal: d.Journal, locks: d.Locks, sessions: d.Sessions, receipts: d.Receipts, identity: d.Identity, keys: d.PublicKeys,
+	s := &Service{
+		store: d.Store, catalog: d.Catalog, log: d.Log, sessions: d.Sessions, identity: d.Identity, keys: d.PublicKeys,
 		cfg: cfg, logger: d.Logger, now: time.Now, disagreed: d.OnCatalogDisagreement,
 	}
+	s.ledger = ledger.New(ledger.Config{
+		Journal: d.Journal, Log: d.Log, Catalog: d.Catalog, Locks: d.Locks, Receipts: d.Receipts, Domain: domain{s},
+		Logger: d.Logger, LockWait: cfg.LockWait,
+	})
+	return s
 }
+
+// Replay brings the catalog up to date with the log (ledger.Writer.Replay).
+// It runs before serving and, with replicas, now and then while serving.
+func (s *Service) Replay(ctx context.Context) (int, error) { return s.ledger.Replay(ctx) }
 
 // newID returns an opaque evidence id: "ev-" and 26 base32 characters (130
 // random bits).
@@ -222,30 +235,10 @@ func truncate(s string, n int) string {
 }
 
 // lockItem serialises chain appends (and upload sessions) for one key, in
-// this process or across replicas, depending on the Locker.
-// A caller waits at most Config.LockWait for it: under load the queue on
-// one item must not grow without bound, so a caller that cannot get in
-// soon is told to retry (ErrUnavailable).
+// this process or across replicas, depending on the Locker; see
+// ledger.Writer.Lock.
 func (s *Service) lockItem(ctx context.Context, key string) (func(), error) {
-	wait, cancel := context.WithTimeout(ctx, s.cfg.LockWait)
-	defer cancel()
-	unlock, err := s.locks.Lock(wait, key)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if wait.Err() != nil {
-			return nil, fmt.Errorf("%w: %s is busy with other changes (waited %v); retry shortly", ErrUnavailable, key, s.cfg.LockWait)
-		}
-		return nil, fmt.Errorf("%w: the lock on %s cannot be taken: %v", ErrUnavailable, key, err)
-	}
-	return unlock, nil
-}
-
-// diskFull reports an ENOSPC, also where a dependency (Tessera's POSIX
-// driver) flattened the error into its message.
-func diskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())
+	return s.ledger.Lock(ctx, key)
 }
 
 // classifyStorage maps storage errors to this package's errors.

@@ -15,21 +15,13 @@ import (
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/ledger"
 	"github.com/custody-dev/custody/media"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 )
-
-// Item is an evidence item as callers see it.
-type Item struct {
-	catalog.Evidence
-	// Meta is the decoded descriptive metadata (decrypted for special
-	// categories).
-	Meta Metadata
-}
 
 // Ingest stores one item read from body, which must carry exactly
 // meta.Size bytes hashing to meta.SHA256. The order is: metadata checked,
@@ -264,64 +256,20 @@ func (s *Service) ingestRecord(who identity.Identity, id string, meta UploadMeta
 	return ev, rec
 }
 
-// receiptAttempts is how often a receipt is tried for an event already in
-// the log before the caller is told to fetch it later.
-const receiptAttempts = 3
-
-// record logs the ingest event, signs the receipt and writes the catalog.
-// Once the event is in the log only a receipt that cannot be signed is an
-// error to the caller (one naming the item, so it is not uploaded again).
+// record logs the ingest event, signs the receipt and writes the catalog
+// (ledger.Writer.Append). Once the event is in the log only a receipt that
+// cannot be signed is an error to the caller (one naming the item, so it is
+// not uploaded again).
 func (s *Service) record(ctx context.Context, who identity.Identity, id string, meta UploadMeta, p preparedIngest, obj storage.Object, encrypted bool, captureSig canonicaljson.Object) (Item, receipt.Receipt, error) {
 	now := s.now().UTC()
 	ev, rec := s.ingestRecord(who, id, meta, p, obj, encrypted, captureSig, now)
-	appended, canon, key, err := s.appendRecord(ctx, rec, &ev)
+	ack, err := s.ledger.Append(ctx, rec, ledger.Projection{Item: &ev})
 	if err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
-	// The ingest is in the log: catalog it even if the caller has gone.
-	ctx = context.WithoutCancel(ctx)
-	var rcpt receipt.Receipt
-	for attempt := 1; ; attempt++ {
-		if rcpt, err = s.signReceipt(ctx, ingestReceipt(ev, appended.Index, appended.LeafHash, s.log.Origin()), appended.LeafHash); err == nil {
-			break
-		}
-		if attempt == receiptAttempts {
-			// Replay catalogs the entry and signs its receipt later.
-			s.logger.ErrorContext(ctx, "an ingest is logged but its receipt cannot be signed", "evidence_id", id, "log_index", appended.Index, "err", err)
-			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the item is stored and logged as %s (log index %d) but its receipt cannot be signed now; do not upload it again: its receipt comes with its bundle once the service can sign", ErrUnavailable, id, appended.Index)
-		}
-		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-	}
-	ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, appended.Index, appended.LeafHash
-	first := catalog.Event{
-		EvidenceID: id, Seq: 0, Type: string(events.Ingest), RecordedAt: now,
-		LogIndex: appended.Index, LeafHash: appended.LeafHash, Record: canon,
-		ReceiptPayload: rcpt.Payload, ReceiptSignature: rcpt.Signature, ReceiptKeyID: rcpt.KeyID,
-	}
-	item := Item{Evidence: ev, Meta: p.md}
-	if err := s.catalog.AddEvidence(ctx, ev, first); err != nil {
-		// With replicas, the repair loop may have cataloged this very
-		// entry between the append and here (an ingest takes no lock: the
-		// id is new). That is success, and so is any other failure here:
-		// the entry is in the log and its record in the journal, so
-		// replay catalogs it.
-		if !errors.Is(err, catalog.ErrExists) || !s.ingestedAt(ctx, id, appended) {
-			s.repairIngest(ctx, id, appended, err)
-		}
-		return item, rcpt, nil
-	}
-	s.resolveCataloged(ctx, key)
-	return item, rcpt, nil
-}
-
-// repairIngest catalogs a logged ingest whose catalog write failed, by
-// replaying the log now; if that fails too, the next replay (at start, or
-// the replicas' repair loop) does.
-func (s *Service) repairIngest(ctx context.Context, id string, a custodylog.Appended, cause error) {
-	s.logger.ErrorContext(ctx, "an ingest is logged but its catalog write failed; replaying it from the journal", "evidence_id", id, "log_index", a.Index, "err", cause)
-	if _, err := s.Replay(ctx); err != nil || !s.ingestedAt(ctx, id, a) {
-		s.logger.ErrorContext(ctx, "a logged ingest is not cataloged yet; the next replay catalogs it", "evidence_id", id, "log_index", a.Index, "err", err)
-	}
+	s.rememberIngest(id, ack.Row.LogIndex, ack.Entry, ack.Row.Record)
+	ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, ack.Row.LogIndex, ack.Row.LeafHash
+	return itemOf(ev, p.md), ack.Receipt, nil
 }
 
 // checkCaptureSignature verifies the collector's signature made at capture
@@ -431,10 +379,4 @@ func (s *Service) decryptMetadata(encrypted []byte) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(r)
-}
-
-// ingestedAt reports whether item id's ingest event is the log entry a.
-func (s *Service) ingestedAt(ctx context.Context, id string, a custodylog.Appended) bool {
-	evs, err := s.catalog.Events(ctx, id)
-	return err == nil && len(evs) > 0 && evs[0].LogIndex == a.Index && evs[0].LeafHash == a.LeafHash
 }

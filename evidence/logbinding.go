@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -196,7 +195,7 @@ func (s *Service) factsOf(ctx context.Context, id string) (ingestFacts, error) {
 		return ingestFacts{}, err
 	}
 	if !f.withRecord(id, ev.Record, commitment) {
-		found, err := s.journalRecords(ctx, []string{commitment})
+		found, err := s.ledger.Records(ctx, []string{commitment})
 		if err != nil {
 			return ingestFacts{}, err
 		}
@@ -204,24 +203,6 @@ func (s *Service) factsOf(ctx context.Context, id string) (ingestFacts, error) {
 	}
 	s.ingests.put(id, f)
 	return f, nil
-}
-
-// journalRecords returns the journaled event records with these
-// commitments (the file journal reads its whole file: for the rare record
-// the catalog does not hold as committed).
-func (s *Service) journalRecords(ctx context.Context, commitments []string) (map[string][]byte, error) {
-	found, err := s.journal.Get(ctx, commitments)
-	if err != nil {
-		return nil, fmt.Errorf("%w: the record journal cannot be read: %v", ErrUnavailable, err)
-	}
-	out := make(map[string][]byte, len(found))
-	for key, b := range found {
-		var jr journalRecord
-		if json.Unmarshal(b, &jr) == nil && sha256Hex(jr.Record) == key {
-			out[key] = jr.Record
-		}
-	}
-	return out, nil
 }
 
 // logSizeCovering returns an integrated log size above index, waiting for
@@ -351,4 +332,25 @@ func (c *factsCache) putLocked(id string, f ingestFacts) {
 		c.old, c.cur = c.cur, make(map[string]ingestFacts)
 	}
 	c.cur[id] = f
+}
+
+// replayedRow is the row a replayed ingest catalogs: the journaled row is
+// not committed to, the record is, so where they disagree the row takes
+// what the record states.
+func (s *Service) replayedRow(ctx context.Context, rec events.Record, record []byte, index uint64, entry []byte, ev catalog.Evidence) catalog.Evidence {
+	if f, commitment, err := factsFromEntry(rec.EvidenceID, index, entry); err == nil {
+		f.withRecord(rec.EvidenceID, record, commitment)
+		bad := f.disagreements(ev)
+		if ev.ID != rec.EvidenceID {
+			bad = append(bad, "id")
+		}
+		if len(bad) > 0 {
+			s.logger.WarnContext(ctx, "journaled catalog row disagrees with its logged ingest record: cataloged as the log states",
+				"evidence_id", rec.EvidenceID, "fields", strings.Join(bad, ","))
+			s.countDisagreement("replay")
+			ev = f.apply(ev)
+			ev.ID = rec.EvidenceID
+		}
+	}
+	return ev
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/journal"
 )
 
 // The log is the truth, the catalog a projection: these tests edit catalog
@@ -62,7 +63,8 @@ func newTamperEnv(t *testing.T) *tamperEnv {
 // a restarted process, whose binding cache is empty.
 func (e *tamperEnv) fresh() *Service {
 	s := e.s
-	f := New(Deps{Store: s.store, Catalog: s.catalog, Log: s.log, Journal: s.journal, Receipts: s.receipts, Identity: s.identity,
+	d := depsOf(s)
+	f := New(Deps{Store: s.store, Catalog: s.catalog, Log: s.log, Journal: d.Journal, Receipts: d.Receipts, Identity: s.identity,
 		OnCatalogDisagreement: e.seen.add}, s.cfg)
 	return f
 }
@@ -339,22 +341,38 @@ func TestReplayCatalogsWhatTheRecordStates(t *testing.T) {
 	}
 	fields, _ := events.ParseEntry(entry)
 	id, commitment := fields["evidence_id"].(string), fields["record_sha256"].(string)
-	found, err := e.s.journal.Get(t.Context(), []string{commitment})
+	// The journaled row is made to name the other item's content; the
+	// file journal's Get returns the last record under a key.
+	jnl := depsOf(e.s).Journal
+	found, err := jnl.Get(t.Context(), []string{commitment})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var jr journalRecord
+	var want struct {
+		Item catalog.Evidence `json:"item"`
+	}
+	var jr map[string]any
+	if err := json.Unmarshal(found[commitment], &want); err != nil {
+		t.Fatal(err)
+	}
 	if err := json.Unmarshal(found[commitment], &jr); err != nil {
 		t.Fatal(err)
 	}
-	want := jr.Item.evidence()
-	jr.Item.SHA256, jr.Item.Size, jr.Item.Object = b.SHA256, b.Size, newJournalItem(b.Evidence).Object
-	if err := e.s.replayEntry(t.Context(), size-1, entry, map[string]journalRecord{commitment: jr}, nil); err != nil {
+	row := jr["item"].(map[string]any)
+	row["SHA256"], row["Size"], row["Object"] = b.SHA256, b.Size, b.Object
+	tampered, err := json.Marshal(jr)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := jnl.Put(t.Context(), journal.Record{Key: commitment, EvidenceID: id, Data: tampered}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.s.Replay(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Replay cataloged %d entries (%v), want 1", n, err)
+	}
 	got, err := e.s.catalog.Evidence(t.Context(), id)
-	if err != nil || got.SHA256 != want.SHA256 || got.Size != want.Size || got.Object.Key != want.Object.Key {
-		t.Fatalf("replayed row %+v (%v), want the logged digest and object %s", got, err, want.Object.Key)
+	if err != nil || got.SHA256 != want.Item.SHA256 || got.Size != want.Item.Size || got.Object.Key != want.Item.Object.Key || got.SHA256 == b.SHA256 {
+		t.Fatalf("replayed row %+v (%v), want the logged digest and object %s", got, err, want.Item.Object.Key)
 	}
 	if got := e.seen.list(); !reflect.DeepEqual(got, []string{"replay"}) {
 		t.Fatalf("disagreements reported %v, want replay", got)

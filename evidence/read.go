@@ -154,21 +154,21 @@ func (s *Service) decodeListed(who identity.Identity, ev catalog.Evidence) (Item
 }
 
 func (s *Service) decode(ev catalog.Evidence, readSpecial bool) (Item, error) {
-	item := Item{Evidence: ev}
+	var md Metadata
 	raw := ev.Metadata
 	if ev.Special {
 		if !readSpecial {
-			return item, nil
+			return itemOf(ev, md), nil
 		}
 		var err error
 		if raw, err = s.decryptMetadata(raw); err != nil {
 			return Item{}, fmt.Errorf("decrypting metadata of %s: %w", ev.ID, err)
 		}
 	}
-	if err := json.Unmarshal(raw, &item.Meta); err != nil {
+	if err := json.Unmarshal(raw, &md); err != nil {
 		return Item{}, fmt.Errorf("metadata of %s: %w", ev.ID, err)
 	}
-	return item, nil
+	return itemOf(ev, md), nil
 }
 
 // MaxPageSize bounds list pages.

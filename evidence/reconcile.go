@@ -118,7 +118,7 @@ func (s *Service) reconcileBatch(ctx context.Context, items []catalog.Evidence, 
 	}
 	var journaled map[string][]byte
 	if len(missing) > 0 {
-		if journaled, err = s.journalRecords(ctx, missing); err != nil {
+		if journaled, err = s.ledger.Records(ctx, missing); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,9 +137,20 @@ func newTestServiceIn(t *testing.T, dir string) (*Service, *flakyCatalog, *flaky
 	ageID, _ := age.GenerateX25519Identity()
 	cat := &flakyCatalog{Catalog: lite}
 	fl := &flakyLog{Log: l}
-	s := New(Deps{Store: store, Catalog: cat, Log: fl, Journal: jnl, Receipts: receipt.NewSigner(func(m []byte) ([]byte, error) { return sv.SignMessage(bytes.NewReader(m)) }, "test-key"), Identity: ageID},
-		Config{UploadDir: filepath.Join(dir, "upload-sessions")})
+	d := Deps{Store: store, Catalog: cat, Log: fl, Journal: jnl, Receipts: receipt.NewSigner(func(m []byte) ([]byte, error) { return sv.SignMessage(bytes.NewReader(m)) }, "test-key"), Identity: ageID}
+	s := New(d, Config{UploadDir: filepath.Join(dir, "upload-sessions")})
+	testServiceDeps.Store(s, d)
+	t.Cleanup(func() { testServiceDeps.Delete(s) })
 	return s, cat, fl
+}
+
+// testServiceDeps keeps the Deps each test service was made with (the
+// service hands its journal and signer to its ledger.Writer).
+var testServiceDeps sync.Map
+
+func depsOf(s *Service) Deps {
+	d, _ := testServiceDeps.Load(s)
+	return d.(Deps)
 }
 
 func ingestDoc(t *testing.T, s *Service, who identity.Identity, body string) (Item, error) {
@@ -196,7 +208,7 @@ func TestOrphansAreResolved(t *testing.T) {
 		if b.Seq != 1 {
 			t.Fatalf("the next event is %d, want 1: the lost record was not dropped", b.Seq)
 		}
-		if left, _ := s.journal.Unresolved(t.Context(), item.ID, 0); len(left) != 0 {
+		if left, _ := depsOf(s).Journal.Unresolved(t.Context(), item.ID, 0); len(left) != 0 {
 			t.Fatalf("%d records still unresolved", len(left))
 		}
 	})

@@ -112,21 +112,20 @@ func uploadMetaFromProto(m *custodyv1.UploadMetadata) evidence.UploadMeta {
 	}
 }
 
-func evidenceToProto(item evidence.Item) *custodyv1.Evidence {
-	ev := item.Evidence
+func evidenceToProto(ev evidence.Item) *custodyv1.Evidence {
 	o := ev.Object
 	out := &custodyv1.Evidence{
 		EvidenceId:        ev.ID,
 		CaseId:            ev.CaseID,
-		Kind:              kindToProto(ev.Kind),
+		Kind:              kindToProto(string(ev.Kind)),
 		Sha256:            ev.SHA256,
 		SizeBytes:         ev.Size,
 		MediaType:         ev.MediaType,
 		DeclaredMediaType: ev.DeclaredMediaType,
-		Filename:          item.Meta.Filename,
-		Description:       item.Meta.Description,
-		Capture:           captureToProto(&item.Meta.Capture),
-		Embedded:          embeddedToProto(item.Meta.Embedded),
+		Filename:          ev.Meta.Filename,
+		Description:       ev.Meta.Description,
+		Capture:           captureToProto(&ev.Meta.Capture),
+		Embedded:          embeddedToProto(ev.Meta.Embedded),
 		Collector:         ev.Collector,
 		IngestedAt:        timeToProto(ev.IngestedAt),
 		Storage: &custodyv1.StorageLocation{

@@ -1,4 +1,4 @@
-package evidence
+package local
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// TestLocalLocks: a key's lock excludes, waiters give up with their
+// TestLocks: a key's lock excludes, waiters give up with their
 // context, and no lock outlives its users.
-func TestLocalLocks(t *testing.T) {
-	l := NewLocalLocks()
+func TestLocks(t *testing.T) {
+	l := NewLocks()
 	var mu sync.Mutex
 	inside := map[string]int{}
 	var wg sync.WaitGroup

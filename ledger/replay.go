@@ -1,4 +1,4 @@
-package evidence
+package ledger
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
@@ -18,13 +17,13 @@ import (
 
 // journalPut stores jr under r's key and item, waiting for it to be
 // durable when wait is set.
-func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRecord, wait bool) error {
+func (w *Writer) journalPut(ctx context.Context, r journal.Record, jr journalRecord, wait bool) error {
 	b, err := json.Marshal(jr)
 	if err != nil {
 		return err
 	}
 	r.Data = b
-	if err := s.journal.Put(ctx, r, wait); err != nil {
+	if err := w.journal.Put(ctx, r, wait); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -39,9 +38,9 @@ func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRe
 // resolveCataloged tells the journal a record's event is cataloged. A
 // failure only costs a later log scan (resolve), so it is logged, not
 // returned.
-func (s *Service) resolveCataloged(ctx context.Context, key string) {
-	if err := s.journal.Resolve(ctx, key, true); err != nil {
-		s.logger.WarnContext(ctx, "resolving a journal record", "err", err)
+func (w *Writer) resolveCataloged(ctx context.Context, key string) {
+	if err := w.journal.Resolve(ctx, key, true); err != nil {
+		w.logger.WarnContext(ctx, "resolving a journal record", "err", err)
 	}
 }
 
@@ -51,16 +50,16 @@ func receiptKey(leaf [32]byte) string { return "receipt:" + hex.EncodeToString(l
 // the very receipt the caller got. The receipt goes out with the next
 // journal write without waiting for it: if a crash loses it, replay signs
 // the same statement again.
-func (s *Service) signReceipt(ctx context.Context, fields canonicaljson.Object, leaf [32]byte) (receipt.Receipt, error) {
-	r, err := s.receipts.Sign(fields)
+func (w *Writer) signReceipt(ctx context.Context, fields canonicaljson.Object, leaf [32]byte) (receipt.Receipt, error) {
+	r, err := w.receipts.Sign(fields)
 	if err != nil {
 		return r, err
 	}
 	// The entry is in the log already: failing the call now would invite a
 	// retry that logs the event twice. A receipt the journal lacks is
 	// signed again by replay.
-	if err := s.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: kindReceipt, LeafHash: hex.EncodeToString(leaf[:]), Receipt: newJournalReceipt(r)}, false); err != nil {
-		s.logger.WarnContext(ctx, "journaling a receipt", "err", err)
+	if err := w.journalPut(ctx, journal.Record{Key: receiptKey(leaf)}, journalRecord{Kind: kindReceipt, LeafHash: hex.EncodeToString(leaf[:]), Receipt: newJournalReceipt(r)}, false); err != nil {
+		w.logger.WarnContext(ctx, "journaling a receipt", "err", err)
 	}
 	return r, nil
 }
@@ -71,63 +70,63 @@ func (s *Service) signReceipt(ctx context.Context, fields canonicaljson.Object, 
 // under its item's lock. It runs before serving and, with replicas, now
 // and then while serving: a replica killed between its log append and its
 // catalog write leaves entries only another replica can catalog.
-func (s *Service) Replay(ctx context.Context) (int, error) {
-	applied, err := s.catalog.LogApplied(ctx)
+func (w *Writer) Replay(ctx context.Context) (int, error) {
+	applied, err := w.catalog.LogApplied(ctx)
 	if err != nil {
 		return 0, err
 	}
-	size, err := s.log.Settled(ctx)
+	size, err := w.log.Settled(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if applied >= size {
 		return 0, nil
 	}
-	missing, err := s.catalog.MissingLogIndexes(ctx, applied, size)
+	missing, err := w.catalog.MissingLogIndexes(ctx, applied, size)
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.replayIndexes(ctx, missing, size, "")
+	n, err := w.replayIndexes(ctx, missing, size, "")
 	if err != nil {
 		return n, err
 	}
-	return n, s.catalog.SetLogApplied(ctx, size)
+	return n, w.catalog.SetLogApplied(ctx, size)
 }
 
-// resolve decides the outcome of item's unresolved journal records (see journal.Store)
+// Resolve decides the outcome of item's unresolved journal records (see journal.Store)
 // before a new event links to the item's latest one: a record that reached
 // the log is cataloged now, so the chain continues after it; one that never
 // did is dropped. The caller holds the item's lock.
-func (s *Service) resolve(ctx context.Context, item catalog.Evidence) (catalog.Evidence, error) {
-	recs, err := s.journal.Unresolved(ctx, item.ID, item.LastSeq)
+func (w *Writer) Resolve(ctx context.Context, item catalog.Evidence) (catalog.Evidence, error) {
+	recs, err := w.journal.Unresolved(ctx, item.ID, item.LastSeq)
 	if err != nil || len(recs) == 0 {
 		return item, err
 	}
-	size, err := s.log.Settled(ctx)
+	size, err := w.log.Settled(ctx)
 	if err != nil {
 		return item, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
 	}
-	applied, err := s.catalog.LogApplied(ctx)
+	applied, err := w.catalog.LogApplied(ctx)
 	if err != nil {
 		return item, err
 	}
-	missing, err := s.catalog.MissingLogIndexes(ctx, applied, size)
+	missing, err := w.catalog.MissingLogIndexes(ctx, applied, size)
 	if err != nil {
 		return item, err
 	}
-	n, err := s.replayIndexes(ctx, missing, size, item.ID)
+	n, err := w.replayIndexes(ctx, missing, size, item.ID)
 	if err != nil {
 		return item, err
 	}
-	if item, err = s.catalog.Evidence(ctx, item.ID); err != nil {
+	if item, err = w.catalog.Evidence(ctx, item.ID); err != nil {
 		return item, err
 	}
 	for _, r := range recs {
-		if err := s.journal.Resolve(ctx, r.Key, r.Seq <= item.LastSeq); err != nil {
+		if err := w.journal.Resolve(ctx, r.Key, r.Seq <= item.LastSeq); err != nil {
 			return item, err
 		}
 	}
-	s.logger.WarnContext(ctx, "resolved the item's unresolved journal records before appending", "evidence_id", item.ID,
+	w.logger.WarnContext(ctx, "resolved the item's unresolved journal records before appending", "evidence_id", item.ID,
 		"records", len(recs), "cataloged_from_log", n)
 	return item, nil
 }
@@ -139,7 +138,7 @@ const replayBatch = 16384
 // replayIndexes catalogs the log entries at indexes (ascending, all below
 // size) from their journaled records: all of them, or only those of item
 // only, whose lock the caller then holds.
-func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint64, only string) (int, error) {
+func (w *Writer) replayIndexes(ctx context.Context, indexes []uint64, size uint64, only string) (int, error) {
 	n := 0
 	for len(indexes) > 0 {
 		batch := indexes[:min(len(indexes), replayBatch)]
@@ -152,7 +151,7 @@ func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint
 		var todo []pending
 		var keys []string
 		for _, i := range batch {
-			entry, err := s.log.Entry(ctx, i, size)
+			entry, err := w.log.Entry(ctx, i, size)
 			if err != nil {
 				return n, fmt.Errorf("log entry %d: %w", i, err)
 			}
@@ -171,7 +170,7 @@ func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint
 		if len(todo) == 0 {
 			continue
 		}
-		found, err := s.journal.Get(ctx, keys)
+		found, err := w.journal.Get(ctx, keys)
 		if err != nil {
 			return n, fmt.Errorf("reading the journal: %w", err)
 		}
@@ -193,7 +192,7 @@ func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint
 			}
 		}
 		for _, p := range todo {
-			applied, err := s.replayOne(ctx, p.index, p.entry, p.id, only != "", records, receipts)
+			applied, err := w.replayOne(ctx, p.index, p.entry, p.id, only != "", records, receipts)
 			if err != nil {
 				return n, fmt.Errorf("replaying log entry %d: %w", p.index, err)
 			}
@@ -207,32 +206,32 @@ func (s *Service) replayIndexes(ctx context.Context, indexes []uint64, size uint
 
 // replayOne catalogs one entry unless it is there by now, taking its
 // item's lock unless the caller holds it.
-func (s *Service) replayOne(ctx context.Context, index uint64, entry []byte, id string, locked bool, records map[string]journalRecord, receipts map[string]receipt.Receipt) (bool, error) {
+func (w *Writer) replayOne(ctx context.Context, index uint64, entry []byte, id string, locked bool, records map[string]journalRecord, receipts map[string]receipt.Receipt) (bool, error) {
 	if !locked {
-		unlock, err := s.lockItem(ctx, id)
+		unlock, err := w.Lock(ctx, id)
 		if err != nil {
 			return false, err
 		}
 		defer unlock()
 	}
 	// Whoever held the lock may have cataloged it meanwhile.
-	if done, err := s.catalog.HasEventAt(ctx, index); err != nil || done {
+	if done, err := w.catalog.HasEventAt(ctx, index); err != nil || done {
 		return false, err
 	}
-	err := s.replayEntry(ctx, index, entry, records, receipts)
+	err := w.replayEntry(ctx, index, entry, records, receipts)
 	if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrExists) {
 		// The catalog holds another event at this place in the item's
 		// chain: the log has two (a fork, see docs/DEPLOYMENT.md). Both
 		// stay in the log for every auditor to see; the catalog keeps the
 		// first, and replay moves on rather than stopping the service.
-		s.logger.ErrorContext(ctx, "log entry forks an item's chain: another event already holds its place; the catalog keeps the first",
+		w.logger.ErrorContext(ctx, "log entry forks an item's chain: another event already holds its place; the catalog keeps the first",
 			"log_index", index, "evidence_id", id, "err", err)
 		return false, nil
 	}
 	return err == nil, err
 }
 
-func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, records map[string]journalRecord, receipts map[string]receipt.Receipt) error {
+func (w *Writer) replayEntry(ctx context.Context, index uint64, entry []byte, records map[string]journalRecord, receipts map[string]receipt.Receipt) error {
 	fields, err := events.ParseEntry(entry)
 	if err != nil {
 		return err
@@ -247,7 +246,6 @@ func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, r
 		return err
 	}
 	leaf := custodylog.LeafHash(entry)
-	appended := custodylog.Appended{Index: index, LeafHash: leaf}
 	rcpt, ok := receipts[hex.EncodeToString(leaf[:])]
 	e := catalog.Event{
 		EvidenceID: rec.EvidenceID, Seq: rec.Sequence, Type: string(rec.Type), RecordedAt: rec.RecordedAt,
@@ -261,43 +259,48 @@ func (s *Service) replayEntry(ctx context.Context, index uint64, entry []byte, r
 		ev.LastSeq, ev.LastLogIndex, ev.LastLeafHash = 0, index, leaf
 		// The journaled row is not committed to; the record is: the row
 		// takes what the record states.
-		if f, commitment, err := factsFromEntry(rec.EvidenceID, index, entry); err == nil {
-			f.withRecord(rec.EvidenceID, jr.Record, commitment)
-			bad := f.disagreements(ev)
-			if ev.ID != rec.EvidenceID {
-				bad = append(bad, "id")
-			}
-			if len(bad) > 0 {
-				s.logger.WarnContext(ctx, "journaled catalog row disagrees with its logged ingest record: cataloged as the log states",
-					"evidence_id", rec.EvidenceID, "fields", strings.Join(bad, ","))
-				s.countDisagreement("replay")
-				ev = f.apply(ev)
-				ev.ID = rec.EvidenceID
-			}
-		}
+		ev = w.domain.ReplayedItem(ctx, rec, jr.Record, index, entry, ev)
 		if !ok {
 			// The receipt was signed but not journaled before a crash:
 			// sign the same statement again.
-			if rcpt, err = s.receipts.Sign(ingestReceipt(ev, index, leaf, s.log.Origin())); err != nil {
+			if rcpt, err = w.receipts.Sign(w.domain.Receipt(rec, &ev, index, leaf)); err != nil {
 				return err
 			}
 		}
 		e.ReceiptPayload, e.ReceiptSignature, e.ReceiptKeyID = rcpt.Payload, rcpt.Signature, rcpt.KeyID
-		return s.catalog.AddEvidence(ctx, ev, e)
+		return w.catalog.AddEvidence(ctx, ev, e)
 	}
-	item, err := s.catalog.Evidence(ctx, rec.EvidenceID)
+	item, err := w.catalog.Evidence(ctx, rec.EvidenceID)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if rcpt, err = s.receipts.Sign(eventReceipt(rec, appended, s.log.Origin())); err != nil {
+		if rcpt, err = w.receipts.Sign(w.domain.Receipt(rec, nil, index, leaf)); err != nil {
 			return err
 		}
 	}
 	e.ReceiptPayload, e.ReceiptSignature, e.ReceiptKeyID = rcpt.Payload, rcpt.Signature, rcpt.KeyID
-	state, err := nextState(catalog.ItemState{Custodian: item.Custodian, Pending: item.Pending}, rec)
+	state, err := w.domain.NextState(catalog.ItemState{Custodian: item.Custodian, Pending: item.Pending}, rec)
 	if err != nil {
-		s.logger.WarnContext(ctx, "replay: a logged event breaks the custody rules; its effect is applied anyway", "evidence_id", rec.EvidenceID, "seq", rec.Sequence, "err", err)
+		w.logger.WarnContext(ctx, "replay: a logged event breaks the custody rules; its effect is applied anyway", "evidence_id", rec.EvidenceID, "seq", rec.Sequence, "err", err)
 	}
-	return s.catalog.AddEvent(ctx, e, rec.Sequence-1, state)
+	return w.catalog.AddEvent(ctx, e, rec.Sequence-1, state)
+}
+
+// Records returns the journaled event records with these commitments (the
+// file journal reads its whole file: for the rare record the catalog does
+// not hold as committed).
+func (w *Writer) Records(ctx context.Context, commitments []string) (map[string][]byte, error) {
+	found, err := w.journal.Get(ctx, commitments)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the record journal cannot be read: %v", ErrUnavailable, err)
+	}
+	out := make(map[string][]byte, len(found))
+	for key, b := range found {
+		var jr journalRecord
+		if json.Unmarshal(b, &jr) == nil && sha256Hex(jr.Record) == key {
+			out[key] = jr.Record
+		}
+	}
+	return out, nil
 }
