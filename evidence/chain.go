@@ -12,6 +12,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 )
@@ -49,7 +50,7 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 	// the item's lock: the lock must still be ours when the entry goes in.
 	if rec.Sequence > 0 {
 		if err := s.locks.Held(ctx, rec.EvidenceID); err != nil {
-			return custodylog.Appended{}, nil, "", fmt.Errorf("%w: %v; nothing was logged", ErrUnavailable, err)
+			return custodylog.Appended{}, nil, "", wrapCause(ErrUnavailable, err, "the item's lock was lost; nothing was logged; retry")
 		}
 	}
 	// Once journaled, the append runs to its end whatever happens to the
@@ -58,9 +59,9 @@ func (s *Service) appendRecord(ctx context.Context, rec events.Record, item *cat
 	appended, err := s.log.Append(context.WithoutCancel(ctx), entry)
 	if err != nil {
 		if diskFull(err) {
-			return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the log's disk is full; the event was not recorded", ErrNoSpace)
+			return custodylog.Appended{}, nil, "", wrapCause(ErrNoSpace, err, "the log's disk is full; the event was not recorded")
 		}
-		return custodylog.Appended{}, nil, "", fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)
+		return custodylog.Appended{}, nil, "", wrapCause(ErrUnavailable, err, "the custody log cannot take the event now; nothing was logged; retry later")
 	}
 	if rec.Type == events.Ingest {
 		s.rememberIngest(rec.EvidenceID, appended.Index, entry, canon)
@@ -163,7 +164,7 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, at ti
 }
 
 // ErrConflict: a concurrent change won; the caller may retry.
-var ErrConflict = errors.New("conflict")
+var ErrConflict error = failure.New(failure.Conflict, "conflict")
 
 func eventReceipt(rec events.Record, a custodylog.Appended, origin string) canonicaljson.Object {
 	return canonicaljson.Object{

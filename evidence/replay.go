@@ -29,9 +29,9 @@ func (s *Service) journalPut(ctx context.Context, r journal.Record, jr journalRe
 			return ctx.Err()
 		}
 		if diskFull(err) {
-			return fmt.Errorf("%w: the data disk is full; nothing was recorded; retry when the operator has freed space", ErrNoSpace)
+			return wrapCause(ErrNoSpace, err, "the data disk is full; nothing was recorded; retry when the operator has freed space")
 		}
-		return fmt.Errorf("%w: the record journal cannot be written: %v", ErrUnavailable, err)
+		return wrapCause(ErrUnavailable, err, "the record journal cannot be written; nothing was recorded; retry later")
 	}
 	return nil
 }
@@ -105,7 +105,7 @@ func (s *Service) resolve(ctx context.Context, item catalog.Evidence) (catalog.E
 	}
 	size, err := s.log.Settled(ctx)
 	if err != nil {
-		return item, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+		return item, wrapCause(ErrUnavailable, err, "the custody log cannot be read; retry later")
 	}
 	applied, err := s.catalog.LogApplied(ctx)
 	if err != nil {
