@@ -166,7 +166,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, err := a.authenticate(ctx, info.FullMethod)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, toStatus(ctx, a.log, info.FullMethod, err)
 	}
 	return handler(ctx, req)
 }
@@ -174,7 +174,7 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
-		return toStatus(ctx, err)
+		return toStatus(ctx, a.log, info.FullMethod, err)
 	}
 	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 }
