@@ -6,8 +6,8 @@
 // Its types are its own (Item, Event), converted from catalog rows at the
 // boundary. It does not write the journal, the log or the catalog's events
 // itself: package ledger does, by the write protocol. It knows nothing of
-// gRPC: errors are the sentinels below, which the RPC layer maps to status
-// codes.
+// gRPC: errors are failure.Errors (the sentinels below are of their kinds),
+// which the RPC layer maps to status codes.
 package evidence
 
 import (
@@ -25,6 +25,7 @@ import (
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
+	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/ledger"
@@ -34,30 +35,32 @@ import (
 	"github.com/custody-dev/custody/verify"
 )
 
-// Errors of this package. Messages wrapping them are written for the caller.
+// Errors of this package, each a failure.Error of its kind. Messages wrapping
+// them are written for the caller; internal errors go in a failure.Wrap
+// cause, never into the message.
 var (
 	// ErrInvalid: the request is malformed (bad metadata, wrong digest).
-	ErrInvalid = errors.New("invalid request")
+	ErrInvalid error = failure.New(failure.Invalid, "invalid request")
 	// ErrDigestMismatch: the bytes do not hash to the declared SHA-256.
 	ErrDigestMismatch = fmt.Errorf("%w: SHA-256 mismatch", ErrInvalid)
 	// ErrTruncated: the stream ended before the declared size.
-	ErrTruncated = errors.New("upload stream ended early")
+	ErrTruncated error = failure.New(failure.Truncated, "upload stream ended early")
 	// ErrTooLarge: over the configured limit, or more bytes than declared.
-	ErrTooLarge = errors.New("too large")
+	ErrTooLarge error = failure.New(failure.TooLarge, "too large")
 	// ErrNotFound: no such item.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound error = failure.New(failure.NotFound, "not found")
 	// ErrCorrupt: stored bytes no longer match their recorded digest.
-	ErrCorrupt = errors.New("stored evidence does not match its recorded digest")
+	ErrCorrupt error = failure.New(failure.Corrupt, "stored evidence does not match its recorded digest")
 	// ErrUnavailable: storage or the log cannot be reached now; retry.
 	ErrUnavailable = ledger.ErrUnavailable
 	// ErrNoSpace: storage or the data dir is full; nothing was kept.
 	ErrNoSpace = ledger.ErrNoSpace
 	// ErrFailedPrecondition: the item is not in a state that allows this.
-	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrFailedPrecondition error = failure.New(failure.FailedPrecondition, "failed precondition")
 	// ErrCatalogDisagrees: an item's catalog row disagrees with what its
 	// logged ingest commits to (the catalog was edited or damaged); the
 	// service refuses to act on the row until it is repaired from the log.
-	ErrCatalogDisagrees = errors.New("the catalog disagrees with the custody log")
+	ErrCatalogDisagrees error = failure.New(failure.Inconsistent, "the catalog disagrees with the custody log")
 )
 
 // Log is what the service needs of the custody log (package custodylog
@@ -241,17 +244,26 @@ func (s *Service) lockItem(ctx context.Context, key string) (func(), error) {
 	return s.ledger.Lock(ctx, key)
 }
 
-// classifyStorage maps storage errors to this package's errors.
+// wrapCause returns an error of sentinel's kind that the caller reads as
+// "<sentinel>: <format>" and the log reads with cause: the way to report
+// an internal error (a path, SQL, a driver's or library's text) without
+// showing it to the caller.
+func wrapCause(sentinel, cause error, format string, args ...any) error {
+	return failure.Wrap(failure.KindOf(sentinel), sentinel.Error()+": "+fmt.Sprintf(format, args...), cause)
+}
+
+// classifyStorage maps storage errors to this package's errors; the
+// storage error is their cause, for the log.
 func classifyStorage(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, storage.ErrUnavailable):
-		return fmt.Errorf("%w: evidence storage cannot be reached; retry later", ErrUnavailable)
+		return wrapCause(ErrUnavailable, err, "evidence storage cannot be reached; retry later")
 	case errors.Is(err, storage.ErrNotFound):
-		return fmt.Errorf("%w: the stored object is missing", ErrCorrupt)
+		return wrapCause(ErrCorrupt, err, "the stored object is missing")
 	case errors.Is(err, storage.ErrNoSpace):
-		return fmt.Errorf("%w: evidence storage is full; nothing was kept; retry when the operator has freed space", ErrNoSpace)
+		return wrapCause(ErrNoSpace, err, "evidence storage is full; nothing was kept; retry when the operator has freed space")
 	}
 	return err
 }
@@ -263,6 +275,9 @@ func (s *Service) loadItem(ctx context.Context, id string) (catalog.Evidence, er
 	ev, err := s.catalog.Evidence(ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return ev, fmt.Errorf("%w: no evidence %s", ErrNotFound, id)
+	}
+	if err != nil && ctx.Err() == nil {
+		return ev, wrapCause(ErrUnavailable, err, "the catalog cannot be read; retry later")
 	}
 	return ev, err
 }

@@ -124,10 +124,10 @@ func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMet
 	md.Embedded = embedded(found).sanitized()
 	var err error
 	if p.mdJSON, err = canonicalMetadata(md); err != nil {
-		return preparedIngest{}, fmt.Errorf("%w: the metadata cannot be encoded: %v", ErrInvalid, err)
+		return preparedIngest{}, wrapCause(ErrInvalid, err, "the metadata cannot be encoded")
 	}
 	if err := json.Unmarshal(p.mdJSON, &p.md); err != nil {
-		return preparedIngest{}, fmt.Errorf("%w: the metadata does not read back: %v", ErrInvalid, err)
+		return preparedIngest{}, wrapCause(ErrInvalid, err, "the metadata does not read back")
 	}
 	p.stored = p.mdJSON
 	if meta.Special {

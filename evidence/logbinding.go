@@ -111,7 +111,7 @@ func (f ingestFacts) apply(ev catalog.Evidence) catalog.Evidence {
 func factsFromEntry(id string, index uint64, entry []byte) (ingestFacts, string, error) {
 	fields, err := events.ParseEntry(entry)
 	if err != nil {
-		return ingestFacts{}, "", fmt.Errorf("%w: log entry %d, where the catalog places the ingest of %s, does not parse: %v", ErrCatalogDisagrees, index, id, err)
+		return ingestFacts{}, "", wrapCause(ErrCatalogDisagrees, err, "log entry %d, where the catalog places the ingest of %s, does not parse", index, id)
 	}
 	entryID, _ := fields["evidence_id"].(string)
 	seq, _ := fields["seq"].(int64)
@@ -188,7 +188,7 @@ func (s *Service) factsOf(ctx context.Context, id string) (ingestFacts, error) {
 	}
 	entry, err := s.log.Entry(ctx, ev.LogIndex, size)
 	if err != nil {
-		return ingestFacts{}, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+		return ingestFacts{}, wrapCause(ErrUnavailable, err, "the custody log cannot be read; retry later")
 	}
 	f, commitment, err := factsFromEntry(id, ev.LogIndex, entry)
 	if err != nil {
@@ -217,7 +217,7 @@ func (s *Service) logSizeCovering(ctx context.Context, index uint64) (uint64, er
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		return 0, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+		return 0, wrapCause(ErrUnavailable, err, "the custody log cannot be read; retry later")
 	}
 	s.noteLogSize(n)
 	if index >= n {

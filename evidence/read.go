@@ -253,7 +253,7 @@ func (s *Service) Open(ctx context.Context, who identity.Identity, id string, ac
 		dec, err := age.Decrypt(rc, s.identity)
 		if err != nil {
 			rc.Close()
-			return Item{}, Event{}, nil, fmt.Errorf("%w: the stored ciphertext of %s does not decrypt: %v", ErrCorrupt, id, err)
+			return Item{}, Event{}, nil, wrapCause(ErrCorrupt, err, "the stored ciphertext of %s does not decrypt", id)
 		}
 		plain = readCloser{dec, rc}
 	}

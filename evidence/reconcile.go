@@ -42,7 +42,7 @@ func (s *Service) Reconcile(ctx context.Context) (Reconciled, error) {
 	var r Reconciled
 	size, err := s.log.Settled(ctx)
 	if err != nil {
-		return r, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+		return r, wrapCause(ErrUnavailable, err, "the custody log cannot be read; retry later")
 	}
 	s.noteLogSize(size)
 	after := ""
@@ -101,7 +101,7 @@ func (s *Service) reconcileBatch(ctx context.Context, items []catalog.Evidence, 
 	}
 	entries, err := s.log.Entries(ctx, indexes, s.logSize.Load())
 	if err != nil {
-		return fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+		return wrapCause(ErrUnavailable, err, "the custody log cannot be read; retry later")
 	}
 	var missing []string
 	kept := checks[:0]

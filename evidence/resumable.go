@@ -14,6 +14,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
@@ -32,7 +33,7 @@ import (
 
 // ErrIncomplete: a resumable upload stream ended before the last byte; the
 // caller resumes from the offset the message names.
-var ErrIncomplete = errors.New("upload incomplete")
+var ErrIncomplete error = failure.New(failure.Incomplete, "upload incomplete")
 
 // DefaultUploadTTL is how long an unfinished upload session is kept.
 const DefaultUploadTTL = 24 * time.Hour

@@ -34,7 +34,7 @@ func (s *Service) rehashAs(ctx context.Context, item catalog.Evidence, op string
 	var r io.Reader = rc
 	if item.Encrypted {
 		if r, err = age.Decrypt(rc, s.identity); err != nil {
-			return fmt.Errorf("%w: the stored ciphertext does not decrypt: %v", ErrCorrupt, err)
+			return wrapCause(ErrCorrupt, err, "the stored ciphertext does not decrypt")
 		}
 	}
 	h := sha256.New()

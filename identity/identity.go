@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/custody-dev/custody/failure"
 )
 
 // Role is what a caller may do.
@@ -188,11 +190,11 @@ func rawURIs(cert *x509.Certificate) ([]string, error) {
 // ErrUnauthenticated is wrapped by every error that means "we do not know
 // who you are": no certificate, an untrusted, expired or revoked one, or one
 // without an identity.
-var ErrUnauthenticated = errors.New("unauthenticated")
+var ErrUnauthenticated error = failure.New(failure.Unauthenticated, "unauthenticated")
 
 // ErrPermissionDenied is wrapped by errors that mean "we know who you are,
 // and you may not do this".
-var ErrPermissionDenied = errors.New("permission denied")
+var ErrPermissionDenied error = failure.New(failure.PermissionDenied, "permission denied")
 
 type contextKey struct{}
 

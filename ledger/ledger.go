@@ -27,6 +27,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 )
@@ -34,11 +35,11 @@ import (
 // Errors of the protocol; package evidence returns the same values.
 var (
 	// ErrUnavailable: the journal, the log or a lock cannot be had now; retry.
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable error = failure.New(failure.Unavailable, "unavailable")
 	// ErrNoSpace: the journal's or the log's disk is full; nothing was recorded.
-	ErrNoSpace = errors.New("no space")
+	ErrNoSpace error = failure.New(failure.NoSpace, "no space")
 	// ErrConflict: a concurrent change won; the caller may retry.
-	ErrConflict = errors.New("conflict")
+	ErrConflict error = failure.New(failure.Conflict, "conflict")
 )
 
 // Log is what the protocol needs of the custody log (package custodylog).
@@ -241,7 +242,7 @@ func (w *Writer) appendRecord(ctx context.Context, rec events.Record, item *cata
 	// the item's lock: the lock must still be ours when the entry goes in.
 	if rec.Sequence > 0 {
 		if err := w.locks.Held(ctx, rec.EvidenceID); err != nil {
-			return custodylog.Appended{}, nil, nil, "", fmt.Errorf("%w: %v; nothing was logged", ErrUnavailable, err)
+			return custodylog.Appended{}, nil, nil, "", wrapCause(ErrUnavailable, err, "the item's lock was lost; nothing was logged; retry")
 		}
 	}
 	// Once journaled, the append runs to its end whatever happens to the
@@ -250,9 +251,9 @@ func (w *Writer) appendRecord(ctx context.Context, rec events.Record, item *cata
 	appended, err := w.log.Append(context.WithoutCancel(ctx), entry)
 	if err != nil {
 		if diskFull(err) {
-			return custodylog.Appended{}, nil, nil, "", fmt.Errorf("%w: the log's disk is full; the event was not recorded", ErrNoSpace)
+			return custodylog.Appended{}, nil, nil, "", wrapCause(ErrNoSpace, err, "the log's disk is full; the event was not recorded")
 		}
-		return custodylog.Appended{}, nil, nil, "", fmt.Errorf("%w: the custody log cannot take the event: %v", ErrUnavailable, err)
+		return custodylog.Appended{}, nil, nil, "", wrapCause(ErrUnavailable, err, "the custody log cannot take the event now; nothing was logged; retry later")
 	}
 	return appended, entry, canon, key, nil
 }
@@ -289,7 +290,7 @@ func (w *Writer) Lock(ctx context.Context, key string) (func(), error) {
 		if wait.Err() != nil {
 			return nil, fmt.Errorf("%w: %s is busy with other changes (waited %v); retry shortly", ErrUnavailable, key, w.lockWait)
 		}
-		return nil, fmt.Errorf("%w: the lock on %s cannot be taken: %v", ErrUnavailable, key, err)
+		return nil, wrapCause(ErrUnavailable, err, "the lock on %s cannot be taken; retry shortly", key)
 	}
 	return unlock, nil
 }
@@ -303,4 +304,12 @@ func diskFull(err error) bool {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// wrapCause returns an error of sentinel's kind that the caller reads as
+// "<sentinel>: <format>" and the log reads with cause: the way to report
+// an internal error (a path, SQL, a driver's or library's text) without
+// showing it to the caller.
+func wrapCause(sentinel, cause error, format string, args ...any) error {
+	return failure.Wrap(failure.KindOf(sentinel), sentinel.Error()+": "+fmt.Sprintf(format, args...), cause)
 }

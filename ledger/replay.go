@@ -28,9 +28,9 @@ func (w *Writer) journalPut(ctx context.Context, r journal.Record, jr journalRec
 			return ctx.Err()
 		}
 		if diskFull(err) {
-			return fmt.Errorf("%w: the data disk is full; nothing was recorded; retry when the operator has freed space", ErrNoSpace)
+			return wrapCause(ErrNoSpace, err, "the data disk is full; nothing was recorded; retry when the operator has freed space")
 		}
-		return fmt.Errorf("%w: the record journal cannot be written: %v", ErrUnavailable, err)
+		return wrapCause(ErrUnavailable, err, "the record journal cannot be written; nothing was recorded; retry later")
 	}
 	return nil
 }
@@ -104,7 +104,7 @@ func (w *Writer) Resolve(ctx context.Context, item catalog.Evidence) (catalog.Ev
 	}
 	size, err := w.log.Settled(ctx)
 	if err != nil {
-		return item, fmt.Errorf("%w: the custody log cannot be read: %v", ErrUnavailable, err)
+		return item, wrapCause(ErrUnavailable, err, "the custody log cannot be read; retry later")
 	}
 	applied, err := w.catalog.LogApplied(ctx)
 	if err != nil {
@@ -293,7 +293,7 @@ func (w *Writer) replayEntry(ctx context.Context, index uint64, entry []byte, re
 func (w *Writer) Records(ctx context.Context, commitments []string) (map[string][]byte, error) {
 	found, err := w.journal.Get(ctx, commitments)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the record journal cannot be read: %v", ErrUnavailable, err)
+		return nil, wrapCause(ErrUnavailable, err, "the record journal cannot be read; retry later")
 	}
 	out := make(map[string][]byte, len(found))
 	for key, b := range found {

@@ -11,11 +11,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/custody-dev/custody/identity"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // The REST gateway reaches the gRPC server over an in-memory listener that
@@ -86,14 +88,14 @@ func encodeChain(chain []*x509.Certificate) string {
 // publicMethods need no client certificate: health checks and the public
 // log and keys (the same data /log/ serves to anyone).
 var publicMethods = map[string]bool{
-	"/grpc.health.v1.Health/Check":               true,
-	"/grpc.health.v1.Health/Watch":               true,
-	"/grpc.health.v1.Health/List":                true,
-	"/custody.v1.LogService/GetCheckpoint":       true,
-	"/custody.v1.LogService/GetInclusionProof":   true,
-	"/custody.v1.LogService/GetConsistencyProof": true,
-	"/custody.v1.LogService/GetEntry":            true,
-	"/custody.v1.LogService/GetPublicKeys":       true,
+	healthpb.Health_Check_FullMethodName:                    true,
+	healthpb.Health_Watch_FullMethodName:                    true,
+	healthpb.Health_List_FullMethodName:                     true,
+	custodyv1.LogService_GetCheckpoint_FullMethodName:       true,
+	custodyv1.LogService_GetInclusionProof_FullMethodName:   true,
+	custodyv1.LogService_GetConsistencyProof_FullMethodName: true,
+	custodyv1.LogService_GetEntry_FullMethodName:            true,
+	custodyv1.LogService_GetPublicKeys_FullMethodName:       true,
 }
 
 // authenticator verifies the caller's certificate on every call and puts the
@@ -166,7 +168,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, err := a.authenticate(ctx, info.FullMethod)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, toStatus(ctx, a.log, info.FullMethod, err)
 	}
 	return handler(ctx, req)
 }
@@ -174,7 +176,7 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
-		return toStatus(ctx, err)
+		return toStatus(ctx, a.log, info.FullMethod, err)
 	}
 	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 }

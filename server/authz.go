@@ -7,7 +7,11 @@ import (
 	"slices"
 	"strings"
 
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionalphapb "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+
 	"github.com/custody-dev/custody/identity"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // Role shorthands for the table.
@@ -29,28 +33,31 @@ var allRoles = identity.Roles
 // recipient accepts, special-category content only for the court and the
 // custodian.
 var permissions = map[string][]identity.Role{
-	"/custody.v1.EvidenceService/Upload":              {collector, custodian},
-	"/custody.v1.EvidenceService/GetUploadStatus":     {collector, custodian},
-	"/custody.v1.EvidenceService/GetEvidence":         allRoles,
-	"/custody.v1.EvidenceService/ListEvidence":        allRoles,
-	"/custody.v1.EvidenceService/Download":            {custodian, court},
-	"/custody.v1.EvidenceService/CreateSeizureRecord": {collector},
-	"/custody.v1.EvidenceService/GetSeizureRecord":    {custodian, court},
+	custodyv1.EvidenceService_Upload_FullMethodName:              {collector, custodian},
+	custodyv1.EvidenceService_GetUploadStatus_FullMethodName:     {collector, custodian},
+	custodyv1.EvidenceService_GetEvidence_FullMethodName:         allRoles,
+	custodyv1.EvidenceService_ListEvidence_FullMethodName:        allRoles,
+	custodyv1.EvidenceService_Download_FullMethodName:            {custodian, court},
+	custodyv1.EvidenceService_CreateSeizureRecord_FullMethodName: {collector},
+	custodyv1.EvidenceService_GetSeizureRecord_FullMethodName:    {custodian, court},
 
-	"/custody.v1.CustodyService/ReleaseCustody": {collector, custodian, court},
-	"/custody.v1.CustodyService/AcceptCustody":  {collector, custodian, court},
-	"/custody.v1.CustodyService/CancelRelease":  {collector, custodian, court},
-	"/custody.v1.CustodyService/RecordEvent":    {custodian, court},
-	"/custody.v1.CustodyService/ListEvents":     allRoles,
-	"/custody.v1.CustodyService/GetBundle":      {custodian, court, auditor},
-	"/custody.v1.CustodyService/StreamBundle":   {custodian, court, auditor},
-	"/custody.v1.CustodyService/VerifyEvidence": {custodian, court, auditor, admin},
+	custodyv1.CustodyService_ReleaseCustody_FullMethodName: {collector, custodian, court},
+	custodyv1.CustodyService_AcceptCustody_FullMethodName:  {collector, custodian, court},
+	custodyv1.CustodyService_CancelRelease_FullMethodName:  {collector, custodian, court},
+	custodyv1.CustodyService_RecordEvent_FullMethodName:    {custodian, court},
+	custodyv1.CustodyService_ListEvents_FullMethodName:     allRoles,
+	custodyv1.CustodyService_GetBundle_FullMethodName:      {custodian, court, auditor},
+	custodyv1.CustodyService_StreamBundle_FullMethodName:   {custodian, court, auditor},
+	custodyv1.CustodyService_VerifyEvidence_FullMethodName: {custodian, court, auditor, admin},
 
-	"/custody.v1.IdentityService/WhoAmI": allRoles,
+	custodyv1.IdentityService_WhoAmI_FullMethodName: allRoles,
 }
 
 // anyAuthenticated are services every authenticated caller may use.
-var anyAuthenticated = []string{"/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"}
+var anyAuthenticated = []string{
+	"/" + reflectionpb.ServerReflection_ServiceDesc.ServiceName + "/",
+	"/" + reflectionalphapb.ServerReflection_ServiceDesc.ServiceName + "/",
+}
 
 // authorize says whether id may call method, with a message for the caller.
 func authorize(id identity.Identity, method string) error {

@@ -35,13 +35,13 @@ func signatureFromProto(p *custodyv1.PartySignature) *evidence.Signature {
 func (c *custodyService) ReleaseCustody(ctx context.Context, req *custodyv1.ReleaseCustodyRequest) (*custodyv1.ReleaseCustodyResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	ev, err := c.svc.Release(ctx, who, req.GetEvidenceId(), evidence.Handoff{
 		To: req.GetTo(), Reason: req.GetReason(), Signature: signatureFromProto(req.GetSignature()), Location: locationFromProto(req.GetLocation()),
 	})
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.ReleaseCustodyResponse{Event: eventToProto(ev.Record, ev.Event), Receipt: receiptToProto(ev.Receipt)}, nil
 }
@@ -49,13 +49,13 @@ func (c *custodyService) ReleaseCustody(ctx context.Context, req *custodyv1.Rele
 func (c *custodyService) AcceptCustody(ctx context.Context, req *custodyv1.AcceptCustodyRequest) (*custodyv1.AcceptCustodyResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	ev, err := c.svc.Accept(ctx, who, req.GetEvidenceId(), evidence.Handoff{
 		ReleaseSeq: req.GetReleaseSequence(), Signature: signatureFromProto(req.GetSignature()), Location: locationFromProto(req.GetLocation()),
 	})
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.AcceptCustodyResponse{Event: eventToProto(ev.Record, ev.Event), Receipt: receiptToProto(ev.Receipt)}, nil
 }
@@ -63,11 +63,11 @@ func (c *custodyService) AcceptCustody(ctx context.Context, req *custodyv1.Accep
 func (c *custodyService) CancelRelease(ctx context.Context, req *custodyv1.CancelReleaseRequest) (*custodyv1.CancelReleaseResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	ev, err := c.svc.CancelRelease(ctx, who, req.GetEvidenceId(), evidence.Handoff{ReleaseSeq: req.GetReleaseSequence(), Reason: req.GetReason()})
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.CancelReleaseResponse{Event: eventToProto(ev.Record, ev.Event), Receipt: receiptToProto(ev.Receipt)}, nil
 }
@@ -86,7 +86,7 @@ func eventTypeToProto(t events.Type) custodyv1.EventType {
 func (c *custodyService) RecordEvent(ctx context.Context, req *custodyv1.RecordEventRequest) (*custodyv1.RecordEventResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	in := evidence.EventInput{
 		Type: eventTypeFromProto(req.GetType()), Note: req.GetNote(), Purpose: req.GetPurpose(),
@@ -102,7 +102,7 @@ func (c *custodyService) RecordEvent(ctx context.Context, req *custodyv1.RecordE
 	}
 	ev, err := c.svc.RecordEvent(ctx, who, req.GetEvidenceId(), in)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.RecordEventResponse{Event: eventToProto(ev.Record, ev.Event), Receipt: receiptToProto(ev.Receipt)}, nil
 }
@@ -110,7 +110,7 @@ func (c *custodyService) RecordEvent(ctx context.Context, req *custodyv1.RecordE
 func (c *custodyService) ListEvents(ctx context.Context, req *custodyv1.ListEventsRequest) (*custodyv1.ListEventsResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	var from uint64
 	if t := req.GetPageToken(); t != "" {
@@ -123,7 +123,7 @@ func (c *custodyService) ListEvents(ctx context.Context, req *custodyv1.ListEven
 	}
 	recs, rows, next, err := c.svc.Events(ctx, who, req.GetEvidenceId(), from, int(req.GetPageSize()))
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	resp := &custodyv1.ListEventsResponse{}
 	if next > 0 {
@@ -197,15 +197,15 @@ func firstNonEmpty(s ...string) string {
 func (c *custodyService) GetBundle(ctx context.Context, req *custodyv1.GetBundleRequest) (*custodyv1.GetBundleResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	b, err := c.svc.Bundle(ctx, who, req.GetEvidenceId(), req.GetConsistencyFromSize())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	data, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.GetBundleResponse{Bundle: &httpbody.HttpBody{ContentType: "application/json", Data: data}}, nil
 }
@@ -214,13 +214,13 @@ func (c *custodyService) StreamBundle(req *custodyv1.StreamBundleRequest, stream
 	ctx := stream.Context()
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return toStatus(ctx, err)
+		return err
 	}
 	err = c.svc.StreamBundle(ctx, who, req.GetEvidenceId(), req.GetConsistencyFromSize(), func(line []byte) error {
 		return stream.Send(&custodyv1.StreamBundleResponse{Line: line})
 	})
 	if err != nil {
-		return toStatus(ctx, err)
+		return err
 	}
 	return nil
 }
@@ -228,11 +228,11 @@ func (c *custodyService) StreamBundle(req *custodyv1.StreamBundleRequest, stream
 func (c *custodyService) VerifyEvidence(ctx context.Context, req *custodyv1.VerifyEvidenceRequest) (*custodyv1.VerifyEvidenceResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	v, err := c.svc.VerifyStored(ctx, who, req.GetEvidenceId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	resp := &custodyv1.VerifyEvidenceResponse{Ok: v.OK, Event: eventToProto(v.Event.Record, v.Event.Event), VerifiedAt: timeToProto(v.Event.RecordedAt)}
 	for _, ch := range v.Checks {

@@ -24,24 +24,25 @@ const maxMetadata = 64 << 10
 type evidenceService struct {
 	custodyv1.UnimplementedEvidenceServiceServer
 	svc *evidence.Service
+	log *slog.Logger
 }
 
 func (e *evidenceService) Upload(stream custodyv1.EvidenceService_UploadServer) error {
 	ctx := stream.Context()
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return toStatus(ctx, err)
+		return err
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return toStatus(ctx, streamError(err))
+		return streamError(err)
 	}
 	md := first.GetMetadata()
 	if md == nil {
-		return toStatus(ctx, fmt.Errorf("%w: the first upload message must carry metadata", evidence.ErrInvalid))
+		return fmt.Errorf("%w: the first upload message must carry metadata", evidence.ErrInvalid)
 	}
 	if n := proto.Size(md); n > maxMetadata {
-		return toStatus(ctx, fmt.Errorf("%w: the upload metadata is %d bytes, at most %d", evidence.ErrInvalid, n, maxMetadata))
+		return fmt.Errorf("%w: the upload metadata is %d bytes, at most %d", evidence.ErrInvalid, n, maxMetadata)
 	}
 	var item evidence.Item
 	var rcpt receipt.Receipt
@@ -54,7 +55,7 @@ func (e *evidenceService) Upload(stream custodyv1.EvidenceService_UploadServer) 
 		item, rcpt, err = e.svc.Ingest(ctx, who, uploadMetaFromProto(md), body)
 	}
 	if err != nil {
-		return toStatus(ctx, err)
+		return err
 	}
 	return stream.SendAndClose(&custodyv1.UploadResponse{Evidence: evidenceToProto(item), Receipt: receiptToProto(rcpt)})
 }
@@ -93,11 +94,11 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 func (e *evidenceService) GetUploadStatus(ctx context.Context, req *custodyv1.GetUploadStatusRequest) (*custodyv1.GetUploadStatusResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	st, err := e.svc.UploadStatusOf(ctx, who, req.GetUploadId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.GetUploadStatusResponse{UploadId: st.ID, ReceivedBytes: st.Received, SizeBytes: st.Size, ExpiresAt: timeToProto(st.ExpiresAt)}, nil
 }
@@ -105,11 +106,11 @@ func (e *evidenceService) GetUploadStatus(ctx context.Context, req *custodyv1.Ge
 func (e *evidenceService) GetEvidence(ctx context.Context, req *custodyv1.GetEvidenceRequest) (*custodyv1.GetEvidenceResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	item, err := e.svc.Get(ctx, who, req.GetEvidenceId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.GetEvidenceResponse{Evidence: evidenceToProto(item)}, nil
 }
@@ -117,11 +118,11 @@ func (e *evidenceService) GetEvidence(ctx context.Context, req *custodyv1.GetEvi
 func (e *evidenceService) ListEvidence(ctx context.Context, req *custodyv1.ListEvidenceRequest) (*custodyv1.ListEvidenceResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	items, next, err := e.svc.List(ctx, who, req.GetCaseId(), req.GetPageToken(), int(req.GetPageSize()))
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	resp := &custodyv1.ListEvidenceResponse{NextPageToken: next}
 	for _, item := range items {
@@ -134,13 +135,13 @@ func (e *evidenceService) Download(req *custodyv1.DownloadRequest, stream custod
 	ctx := stream.Context()
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return toStatus(ctx, err)
+		return err
 	}
 	item, _, rc, err := e.svc.Open(ctx, who, req.GetEvidenceId(), evidence.Access{
 		Purpose: req.GetPurpose(), Authority: authorityFromProto(req.GetAuthority()),
 	})
 	if err != nil {
-		return toStatus(ctx, err)
+		return err
 	}
 	defer rc.Close()
 	if err := stream.Send(&custodyv1.DownloadResponse{Payload: &custodyv1.DownloadResponse_Evidence{Evidence: evidenceToProto(item)}}); err != nil {
@@ -158,7 +159,7 @@ func (e *evidenceService) Download(req *custodyv1.DownloadRequest, stream custod
 			return nil
 		}
 		if err != nil {
-			return toStatus(ctx, err)
+			return err
 		}
 	}
 }
@@ -170,14 +171,14 @@ var seizureJSON = protojson.MarshalOptions{UseProtoNames: true}
 func (e *evidenceService) CreateSeizureRecord(ctx context.Context, req *custodyv1.CreateSeizureRecordRequest) (*custodyv1.CreateSeizureRecordResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	if err := validateSeizureRecord(req.GetRecord()); err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	doc, err := seizureJSON.Marshal(req.GetRecord())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	caseID := req.GetCaseId()
 	if caseID == "" {
@@ -189,7 +190,7 @@ func (e *evidenceService) CreateSeizureRecord(ctx context.Context, req *custodyv
 	}
 	item, rcpt, err := e.svc.CreateSeizureRecord(ctx, who, caseID, doc, req.GetAttachmentEvidenceIds(), digests, req.GetDescription())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.CreateSeizureRecordResponse{Evidence: evidenceToProto(item), Receipt: receiptToProto(rcpt)}, nil
 }
@@ -197,20 +198,20 @@ func (e *evidenceService) CreateSeizureRecord(ctx context.Context, req *custodyv
 func (e *evidenceService) GetSeizureRecord(ctx context.Context, req *custodyv1.GetSeizureRecordRequest) (*custodyv1.GetSeizureRecordResponse, error) {
 	who, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	item, doc, err := e.svc.ReadSeizureRecord(ctx, who, req.GetEvidenceId(), evidence.Access{
 		Purpose: req.GetPurpose(), Authority: authorityFromProto(req.GetAuthority()),
 	})
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	var rec custodyv1.SeizureRecord
 	if err := protojson.Unmarshal(doc, &rec); err != nil {
 		// The parser's message quotes the document (names, places): it
 		// goes neither to the log nor to the caller.
-		slog.WarnContext(ctx, "a stored seizure record does not parse", "evidence_id", item.ID)
-		return nil, toStatus(ctx, fmt.Errorf("%w: %s does not hold a seizure record document this service can read (CreateSeizureRecord did not make it); read its content with Download", evidence.ErrFailedPrecondition, item.ID))
+		e.log.WarnContext(ctx, "a stored seizure record does not parse", "evidence_id", item.ID)
+		return nil, fmt.Errorf("%w: %s does not hold a seizure record document this service can read (CreateSeizureRecord did not make it); read its content with Download", evidence.ErrFailedPrecondition, item.ID)
 	}
 	return &custodyv1.GetSeizureRecordResponse{
 		Evidence: evidenceToProto(item), Record: &rec, AttachmentEvidenceIds: item.Meta.SeizureAttachments,

@@ -46,7 +46,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(custodyv1.OpenAPI)
 	})
-	mux.Handle("/log/", logHandler(s.cfg.Log))
+	mux.Handle("/log/", logHandler(s.cfg.Log, s.log))
 	mux.Handle("GET /verify", verifypage.Handler())
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", s.metricsAccess(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))

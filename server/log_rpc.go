@@ -14,6 +14,7 @@ import (
 
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/evidence"
+	"github.com/custody-dev/custody/failure"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
@@ -56,7 +57,7 @@ type logService struct {
 func (l *logService) latest(ctx context.Context) (custodylog.Published, error) {
 	cp, err := l.log.Latest(ctx)
 	if err != nil {
-		return cp, fmt.Errorf("%w: no checkpoint published yet: %v", evidence.ErrUnavailable, err)
+		return cp, failure.Wrap(failure.Unavailable, "unavailable: no checkpoint can be read now; retry shortly", err)
 	}
 	return cp, nil
 }
@@ -64,7 +65,7 @@ func (l *logService) latest(ctx context.Context) (custodylog.Published, error) {
 func (l *logService) GetCheckpoint(ctx context.Context, _ *custodyv1.GetCheckpointRequest) (*custodyv1.GetCheckpointResponse, error) {
 	cp, err := l.latest(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	return &custodyv1.GetCheckpointResponse{Checkpoint: cp.Raw, Origin: l.log.Origin(), Size: cp.Size, RootHash: cp.Root}, nil
 }
@@ -85,25 +86,31 @@ func (l *logService) treeSize(ctx context.Context, size uint64) (uint64, []byte,
 	return size, nil, nil
 }
 
+// logError maps the log's errors: an index or size past the tree is the
+// caller's (its text names only numbers); anything else is the log's, for
+// the server's log only.
 func logError(err error) error {
-	if errors.Is(err, custodylog.ErrBeyondTree) {
+	switch {
+	case errors.Is(err, custodylog.ErrBeyondTree):
 		return fmt.Errorf("%w: %v", evidence.ErrInvalid, err)
+	case err != nil:
+		return failure.Wrap(failure.Unavailable, "unavailable: the custody log cannot be read now; retry later", err)
 	}
-	return err
+	return nil
 }
 
 func (l *logService) GetInclusionProof(ctx context.Context, req *custodyv1.GetInclusionProofRequest) (*custodyv1.GetInclusionProofResponse, error) {
 	size, raw, err := l.treeSize(ctx, req.GetTreeSize())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	proof, err := l.log.InclusionProof(ctx, req.GetIndex(), size)
 	if err != nil {
-		return nil, toStatus(ctx, logError(err))
+		return nil, logError(err)
 	}
 	entry, err := l.log.Entry(ctx, req.GetIndex(), size)
 	if err != nil {
-		return nil, toStatus(ctx, logError(err))
+		return nil, logError(err)
 	}
 	leaf := custodylog.LeafHash(entry)
 	return &custodyv1.GetInclusionProofResponse{Index: req.GetIndex(), TreeSize: size, LeafHash: leaf[:], Hashes: proof, Checkpoint: raw}, nil
@@ -112,11 +119,11 @@ func (l *logService) GetInclusionProof(ctx context.Context, req *custodyv1.GetIn
 func (l *logService) GetConsistencyProof(ctx context.Context, req *custodyv1.GetConsistencyProofRequest) (*custodyv1.GetConsistencyProofResponse, error) {
 	size, raw, err := l.treeSize(ctx, req.GetSecondSize())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	proof, err := l.log.ConsistencyProof(ctx, req.GetFirstSize(), size)
 	if err != nil {
-		return nil, toStatus(ctx, logError(err))
+		return nil, logError(err)
 	}
 	return &custodyv1.GetConsistencyProofResponse{FirstSize: req.GetFirstSize(), SecondSize: size, Hashes: proof, Checkpoint: raw}, nil
 }
@@ -124,11 +131,11 @@ func (l *logService) GetConsistencyProof(ctx context.Context, req *custodyv1.Get
 func (l *logService) GetEntry(ctx context.Context, req *custodyv1.GetEntryRequest) (*custodyv1.GetEntryResponse, error) {
 	size, _, err := l.treeSize(ctx, 0)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	entry, err := l.log.Entry(ctx, req.GetIndex(), size)
 	if err != nil {
-		return nil, toStatus(ctx, logError(err))
+		return nil, logError(err)
 	}
 	leaf := custodylog.LeafHash(entry)
 	return &custodyv1.GetEntryResponse{Index: req.GetIndex(), Entry: entry, LeafHash: leaf[:]}, nil
@@ -148,7 +155,7 @@ var logPath = regexp.MustCompile(`^(checkpoint|tile/(entries|[0-9]+)/(x[0-9]{3}/
 
 // logHandler serves the log's public resources read-only under /log/,
 // from whichever storage holds them (never .state or other files).
-func logHandler(l Log) http.Handler {
+func logHandler(l Log, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "the log is read-only")
@@ -156,7 +163,7 @@ func logHandler(l Log) http.Handler {
 		}
 		rel := strings.TrimPrefix(r.URL.Path, "/log/")
 		if rel == "timestamp" {
-			serveTimestamp(w, r, l)
+			serveTimestamp(w, r, l, log)
 			return
 		}
 		if !logPath.MatchString(rel) {
@@ -169,7 +176,7 @@ func logHandler(l Log) http.Handler {
 			writeError(w, http.StatusNotFound, "no log resource "+r.URL.Path)
 			return
 		case err != nil:
-			slog.ErrorContext(r.Context(), "reading a log resource", "path", rel, "err", err)
+			log.ErrorContext(r.Context(), "reading a log resource", "path", rel, "err", err)
 			writeError(w, http.StatusServiceUnavailable, "the log cannot be read now; retry later")
 			return
 		}
@@ -194,11 +201,11 @@ func logHandler(l Log) http.Handler {
 // serveTimestamp serves the newest timestamped checkpoint with its RFC
 // 3161 timestamps (docs/LOG_FORMAT.md): the same checkpoint and tokens a
 // bundle made now would carry.
-func serveTimestamp(w http.ResponseWriter, r *http.Request, l Log) {
+func serveTimestamp(w http.ResponseWriter, r *http.Request, l Log, log *slog.Logger) {
 	st, ok, err := l.Timestamped(r.Context(), 0)
 	switch {
 	case err != nil:
-		slog.ErrorContext(r.Context(), "reading the timestamped checkpoint", "err", err)
+		log.ErrorContext(r.Context(), "reading the timestamped checkpoint", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the log cannot be read now; retry later")
 		return
 	case !ok:

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -44,10 +43,11 @@ func forwardedMetadata(r *http.Request) metadata.MD {
 var restJSON = protojson.MarshalOptions{UseProtoNames: true}
 
 // writeStatus writes a gRPC status as the gateway would: its HTTP status
-// and {"code","message"}.
+// (httpStatus) and {"code","message"}. The raw routes call through gRPC,
+// so err is the status the error interceptor made.
 func writeStatus(w http.ResponseWriter, err error) {
 	st := status.Convert(err)
-	writeJSON(w, runtime.HTTPStatusFromCode(st.Code()), errorBody{Code: int(st.Code()), Message: st.Message()})
+	writeJSON(w, httpStatus(err), errorBody{Code: int(st.Code()), Message: st.Message()})
 }
 
 func badRequest(w http.ResponseWriter, format string, args ...any) {

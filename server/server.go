@@ -1,9 +1,10 @@
 // Package server owns custodyd's network face: the gRPC server with its
-// interceptor chain (request logging, metrics, authentication, recovery),
+// interceptor chain (request logging, metrics, authentication, limits,
+// admission, errors to statuses, recovery),
 // health and reflection services; the HTTPS server with the REST gateway,
 // OpenAPI document, health and metrics endpoints; and the translation
 // between RPC types and the domain packages, including the one table that
-// maps domain errors to status codes.
+// maps failure kinds to status codes (status.go).
 package server
 
 import (
@@ -147,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			auth.unary,
 			limits.unary,
 			admit.unary,
+			errorsUnary(s.log),
 			recoverUnary(s.log),
 		),
 		grpc.ChainStreamInterceptor(
@@ -156,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			limits.stream,
 			admit.stream,
 			limits.idle,
+			errorsStream(s.log),
 			recoverStream(s.log),
 		),
 	)
@@ -190,7 +193,7 @@ func (s *Server) registerServices() {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{svc: s.cfg.Evidence})
+	custodyv1.RegisterEvidenceServiceServer(s.grpc, &evidenceService{svc: s.cfg.Evidence, log: s.log})
 	custodyv1.RegisterCustodyServiceServer(s.grpc, &custodyService{svc: s.cfg.Evidence})
 	custodyv1.RegisterLogServiceServer(s.grpc, &logService{keys: s.cfg.Keys, log: s.cfg.Log})
 	custodyv1.RegisterIdentityServiceServer(s.grpc, &identityService{})

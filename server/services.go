@@ -25,7 +25,7 @@ type identityService struct {
 func (identityService) WhoAmI(ctx context.Context, _ *custodyv1.WhoAmIRequest) (*custodyv1.WhoAmIResponse, error) {
 	id, err := requireIdentity(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	resp := &custodyv1.WhoAmIResponse{
 		Identity: id.String(),

@@ -102,6 +102,10 @@ type Config struct {
 	// RepairInterval is how often a replica catalogs log entries another
 	// replica logged but did not catalog (it died between the two).
 	RepairInterval time.Duration
+	// Faults, for tests only, may wrap the evidence service's
+	// collaborators and the server's log before they are used, to make
+	// them fail on demand.
+	Faults func(deps *evidence.Deps, log *server.Log)
 }
 
 // shared says the catalog, journal and locks are in PostgreSQL.
@@ -298,12 +302,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Evidence = evidence.New(evidence.Deps{
+	deps := evidence.Deps{
 		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Sessions: sessions, Receipts: receipt.NewSigner(keys.ReceiptSignFunc(ks.Receipt), ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
 		PublicKeys:            verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 		OnCatalogDisagreement: func(op string) { catalogDisagreements.WithLabelValues(op).Inc() },
-	}, evidence.Config{
+	}
+	var serverLog server.Log = custodyLog
+	if cfg.Faults != nil {
+		cfg.Faults(&deps, &serverLog)
+	}
+	d.Evidence = evidence.New(deps, evidence.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxBundleEvents: cfg.MaxBundleEvents, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
 		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
 		UploadDir: filepath.Join(cfg.DataDir, "upload-sessions"), UploadTTL: cfg.UploadTTL,
@@ -347,7 +356,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 			LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
 		},
 		Evidence:   d.Evidence,
-		Log:        custodyLog,
+		Log:        serverLog,
 		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun, storageErrors, catalogDisagreements, catalogRepairs},
 	})
 	if err != nil {

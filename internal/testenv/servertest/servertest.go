@@ -20,6 +20,7 @@ import (
 
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/client"
+	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/daemon"
 	"github.com/custody-dev/custody/server"
@@ -76,6 +77,9 @@ type Options struct {
 	// --tsa and --tsa-chain.
 	WitnessPolicy string
 	TSA, TSAChain []string
+	// Faults may wrap the service's components to make them fail on
+	// demand (daemon.Config.Faults).
+	Faults func(deps *evidence.Deps, log *server.Log)
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -107,6 +111,7 @@ func Start(dir string, opts Options) (*Env, error) {
 		WitnessPolicy:      opts.WitnessPolicy,
 		TSA:                opts.TSA,
 		TSAChain:           opts.TSAChain,
+		Faults:             opts.Faults,
 	}
 	if opts.LogKey != "" {
 		name, _, _ := strings.Cut(strings.TrimPrefix(opts.LogKey, "PRIVATE+KEY+"), "+")
