@@ -21,7 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/catalog/postgres"
+	"github.com/custody-dev/custody/postgres"
 	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"

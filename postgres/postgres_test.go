@@ -11,7 +11,7 @@ import (
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/catalog/catalogtest"
-	"github.com/custody-dev/custody/catalog/postgres"
+	"github.com/custody-dev/custody/postgres"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/evidence/sessionstest"
 	"github.com/custody-dev/custody/internal/testenv/pgtest"
