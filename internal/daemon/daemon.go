@@ -21,7 +21,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/postgres"
 	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"
@@ -31,6 +30,7 @@ import (
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/keys"
+	"github.com/custody-dev/custody/postgres"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/server"
 	"github.com/custody-dev/custody/storage"
