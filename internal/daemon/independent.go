@@ -49,7 +49,7 @@ func readAuthorities(urls, chains []string) ([]custodylog.Authority, error) {
 
 // stampWait is how long a bundle waits for a timestamped checkpoint: two
 // checkpoint intervals and a request, when there are authorities.
-func stampWait(cfg Config) time.Duration {
+func stampWait(cfg LogConfig) time.Duration {
 	if len(cfg.TSA) == 0 {
 		return 0
 	}
