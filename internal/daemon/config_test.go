@@ -18,6 +18,7 @@ func TestStartChecksMode(t *testing.T) {
 	}{
 		{"no mode", func(c *daemon.Config) { c.Mode = "" }, `mode ""`},
 		{"embedded with a shared log", func(c *daemon.Config) { c.Log.MySQL = "u:p@tcp(127.0.0.1:1)/log" }, "add --catalog"},
+		{"embedded with PostgreSQL", func(c *daemon.Config) { c.Replica.DSN = "postgres://127.0.0.1:1/x" }, "Replica.DSN"},
 		{"replicated without PostgreSQL", func(c *daemon.Config) { c.Mode = daemon.Replicated }, "set --catalog"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -116,6 +116,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 		if cfg.Log.MySQL != "" {
 			return nil, errors.New("--log-mysql shares the log between replicas; they must share the catalog too: add --catalog postgres://…")
 		}
+		if cfg.Replica.DSN != "" {
+			return nil, errors.New("daemon: the embedded mode keeps its state under the data dir; Replica.DSN is for the replicated mode")
+		}
 		assembly = embedded
 	case Replicated:
 		if cfg.Replica.DSN == "" {
