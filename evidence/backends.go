@@ -8,7 +8,7 @@ import (
 )
 
 // Locker gives exclusive locks by key (see ledger.Locker): package local
-// has the in-process one, catalog/postgres one for replicas.
+// has the in-process one, package postgres one for replicas.
 type Locker = ledger.Locker
 
 // UploadSessions keeps the state of resumable upload sessions (who owns

@@ -91,6 +91,13 @@ type Log interface {
 	ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error)
 }
 
+// DefaultMaxUploadBytes and DefaultRetention are Config's defaults for
+// MaxUploadBytes and Retention.
+const (
+	DefaultMaxUploadBytes = 64 << 30
+	DefaultRetention      = 10 * 365 * 24 * time.Hour
+)
+
 // Config tunes the service.
 type Config struct {
 	// StampWait is how long a bundle waits for a timestamped checkpoint
@@ -174,7 +181,7 @@ type Deps struct {
 // New returns a Service.
 func New(d Deps, cfg Config) *Service {
 	if cfg.MaxUploadBytes == 0 {
-		cfg.MaxUploadBytes = 64 << 30
+		cfg.MaxUploadBytes = DefaultMaxUploadBytes
 	}
 	if cfg.SpecialReaders == nil {
 		cfg.SpecialReaders = []identity.Role{identity.RoleCourt}
@@ -183,7 +190,7 @@ func New(d Deps, cfg Config) *Service {
 		cfg.LockWait = 5 * time.Second
 	}
 	if cfg.Retention == 0 {
-		cfg.Retention = 10 * 365 * 24 * time.Hour
+		cfg.Retention = DefaultRetention
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()

@@ -59,7 +59,7 @@ type Log interface {
 // from reading the item's latest event, through the log append, to the
 // catalog write, so two writers never link events to the same predecessor;
 // upload sessions are locked the same way. Replicas must share one Locker
-// (catalog/postgres has one built on advisory locks): an in-process lock
+// (package postgres has one built on advisory locks): an in-process lock
 // (package local) does not order writers in other processes.
 type Locker interface {
 	// Lock blocks until it holds key's lock or ctx ends, and returns the

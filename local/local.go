@@ -2,7 +2,7 @@
 // with no replicas: in-process item locks (Locks, an evidence.Locker) and
 // resumable upload sessions kept as files in the data dir (Sessions, an
 // evidence.UploadSessions). Their counterparts for replicas sharing a
-// PostgreSQL database are in catalog/postgres; custodyd picks one set or
+// PostgreSQL database are in package postgres; custodyd picks one set or
 // the other.
 //
 // The third single-process backend, the file journal (journal.File), stays

@@ -11,9 +11,10 @@ import (
 func run(ctx context.Context, cfg daemon.Config, log *slog.Logger) error {
 	// Credentials come from the environment only, never from flags that
 	// show in process listings.
-	cfg.S3AccessKey, cfg.S3SecretKey = os.Getenv("CUSTODY_S3_ACCESS_KEY"), os.Getenv("CUSTODY_S3_SECRET_KEY")
-	if cfg.S3AccessKey == "" && cfg.S3SecretKey == "" {
-		cfg.S3AccessKey, cfg.S3SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	s3 := &cfg.Storage.S3
+	s3.AccessKey, s3.SecretKey = os.Getenv("CUSTODY_S3_ACCESS_KEY"), os.Getenv("CUSTODY_S3_SECRET_KEY")
+	if s3.AccessKey == "" && s3.SecretKey == "" {
+		s3.AccessKey, s3.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	}
 	return daemon.Run(ctx, cfg, log)
 }

@@ -1,11 +1,25 @@
-// Package daemon assembles custodyd from its parts (keys, storage, catalog,
-// log, evidence service, network server) according to its configuration.
-// cmd/custodyd parses flags into a Config and calls Run; tests call Start to
-// run the same assembly in-process.
+// Package daemon assembles custodyd from its parts according to its
+// configuration. It owns the two assemblies and what they share:
+//
+//   - embedded (one process, state under the data dir): evidence on local
+//     disk or S3, the SQLite catalog (catalog/sqlite), the file journal
+//     (journal.File), in-process item locks and upload sessions in files
+//     (evidence), the POSIX log (custodylog/posixlog);
+//   - replicated (replicas sharing state): evidence on S3 (or local disk),
+//     catalog, journal, item locks and upload sessions in PostgreSQL
+//     (package postgres), the log on S3 with MySQL sequencing
+//     (custodylog/awslog) or, for a single process, the POSIX log;
+//   - common to both: keys, TLS, the custody log over the chosen backend
+//     with its witnesses and timestamp authorities, the evidence service,
+//     replay and reconciliation at start, the network server, and the
+//     background loops (scrub, upload expiry, and in replicated mode
+//     repair) that Daemon.Serve runs.
+//
+// cmd/custodyd parses flags into a Config and calls Run; tests call Start
+// and Serve to run the same assembly in-process.
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,19 +28,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"filippo.io/age"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/catalog/postgres"
-	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/custodylog"
-	"github.com/custody-dev/custody/custodylog/awslog"
-	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
@@ -34,82 +44,8 @@ import (
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/server"
 	"github.com/custody-dev/custody/storage"
-	"github.com/custody-dev/custody/storage/disk"
-	"github.com/custody-dev/custody/storage/s3"
 	"github.com/custody-dev/custody/verify"
 )
-
-// Config is custodyd's configuration; see cmd/custodyd for each field's
-// flag and meaning.
-type Config struct {
-	DataDir     string
-	GRPCAddr    string
-	HTTPAddr    string
-	S3Endpoint  string
-	S3Bucket    string
-	S3Region    string
-	S3Insecure  bool
-	S3AccessKey string
-	S3SecretKey string
-	// S3Timeout fails an S3 connection on which nothing moved that long.
-	S3Timeout          time.Duration
-	TLSCert            string
-	TLSKey             string
-	ClientCA           string
-	SigningKey         string
-	CheckpointInterval time.Duration
-	LogOrigin          string
-	Retention          time.Duration
-	MaxUploadBytes     int64
-	// MaxBundleEvents is the longest history served as one bundle
-	// document; longer ones are served in the stream form.
-	MaxBundleEvents int
-	EncryptAll      bool
-	ExtraRecipients string
-	ReleaseTTL      time.Duration
-	// WitnessPolicy, if set, is a witness policy file (Sigsum format):
-	// the witnesses asked to cosign each checkpoint.
-	WitnessPolicy string
-	// TSA are RFC 3161 timestamp authorities' URLs, TSAChain the PEM
-	// files of their certificate chains, in the same order.
-	TSA, TSAChain []string
-	// ScrubInterval, if set, re-hashes every stored item that often.
-	ScrubInterval time.Duration
-	// RevokedFile is a deny list of serials or a CRL, re-read on change.
-	RevokedFile string
-	// Limits bound each identity's calls and streams; Admission the
-	// whole service's.
-	Limits    server.Limits
-	Admission server.Admission
-	// SpecialReaders are the roles granted special-category reads besides
-	// the current custodian; RequireAuthority makes content reads cite one.
-	SpecialReaders   []identity.Role
-	RequireAuthority bool
-	// PublicMetrics serves /metrics to anyone; without it, only to
-	// callers with an admin client certificate.
-	PublicMetrics bool
-	// UploadTTL is how long an unfinished resumable upload is kept.
-	UploadTTL time.Duration
-	// CatalogDSN, if set, is a PostgreSQL URL for a catalog shared by
-	// replicas; unset means SQLite under DataDir. The record journal and
-	// the item locks then live in the same database.
-	CatalogDSN string
-	// LogMySQL, if set, puts the custody log on S3 (LogBucket, on
-	// S3Endpoint) with sequencing in this MySQL-compatible database, so
-	// replicas share it; unset means the POSIX log under DataDir.
-	LogMySQL  string
-	LogBucket string
-	// RepairInterval is how often a replica catalogs log entries another
-	// replica logged but did not catalog (it died between the two).
-	RepairInterval time.Duration
-	// Faults, for tests only, may wrap the evidence service's
-	// collaborators and the server's log before they are used, to make
-	// them fail on demand.
-	Faults func(deps *evidence.Deps, log *server.Log)
-}
-
-// shared says the catalog, journal and locks are in PostgreSQL.
-func (c Config) shared() bool { return c.CatalogDSN != "" }
 
 // Daemon is an assembled, not yet serving custodyd.
 type Daemon struct {
@@ -118,6 +54,7 @@ type Daemon struct {
 	Evidence *evidence.Service
 	Log      *custodylog.Log
 	closers  []func() error
+	loops    []loop
 }
 
 // Run assembles custodyd and serves until ctx ends.
@@ -127,83 +64,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	if cfg.ScrubInterval > 0 {
-		go every(ctx, cfg.ScrubInterval, func() { d.scrub(ctx, log) })
-	}
-	if cfg.shared() {
-		go every(ctx, cmp.Or(cfg.RepairInterval, 5*time.Second), func() { d.repair(ctx, log) })
-	}
-	expire := func() {
-		if n := d.Evidence.ExpireUploads(ctx); n > 0 {
-			log.Info("expired unfinished uploads removed", "sessions", n)
-		}
-	}
-	go func() {
-		expire()
-		every(ctx, time.Hour, expire)
-	}()
-	return d.Server.Serve(ctx)
+	return d.Serve(ctx)
 }
 
-var (
-	scrubChecked = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "custody_scrub_checked_total", Help: "Stored items re-hashed by the background scrub.",
-	})
-	scrubMismatches = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "custody_scrub_mismatches_total", Help: "Stored items whose bytes no longer match their recorded digest.",
-	})
-	scrubLastRun = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "custody_scrub_last_completed_timestamp_seconds", Help: "When the last full scrub finished.",
-	})
-	catalogDisagreements = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "custody_catalog_disagreements_total",
-		Help: "Catalog item rows found disagreeing with their logged ingest record, by where found (read, verify, scrub, ingest, replay, start); the service refuses to serve them.",
-	}, []string{"op"})
-	catalogRepairs = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "custody_catalog_repairs_total", Help: "Catalog item rows rewritten from their logged ingest record at start.",
-	})
-)
-
-// every runs f each interval until ctx ends.
-func every(ctx context.Context, interval time.Duration, f func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f()
-		}
+// Serve runs the assembly's background loops and serves until ctx ends,
+// then waits for the loops to stop.
+func (d *Daemon) Serve(ctx context.Context) error {
+	loopCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, l := range d.loops {
+		wg.Go(func() { l.run(loopCtx) })
 	}
-}
-
-// scrub re-hashes every stored item once.
-func (d *Daemon) scrub(ctx context.Context, log *slog.Logger) {
-	checked, bad, err := d.Evidence.Scrub(ctx, func(_ string, err error) {
-		scrubChecked.Inc()
-		if err != nil {
-			scrubMismatches.Inc()
-		}
-	})
-	if err != nil {
-		log.Error("scrub stopped", "err", err)
-		return
-	}
-	scrubLastRun.SetToCurrentTime()
-	log.Info("scrub finished", "checked", checked, "mismatches", bad)
-}
-
-// repair catalogs log entries that no replica cataloged: a replica killed
-// between its log append and its catalog write leaves them behind.
-func (d *Daemon) repair(ctx context.Context, log *slog.Logger) {
-	n, err := d.Evidence.Replay(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		log.Error("cataloging log entries left by another replica", "err", err)
-	case n > 0:
-		log.Warn("cataloged log entries another replica logged but did not catalog", "entries", n)
-	}
+	err := d.Server.Serve(ctx)
+	stop()
+	wg.Wait()
+	return err
 }
 
 // Close releases what Start opened, in reverse order.
@@ -215,8 +90,44 @@ func (d *Daemon) Close() error {
 	return errors.Join(errs...)
 }
 
-// Start assembles custodyd: listeners are bound, nothing is served yet.
+// onClose registers what Close releases.
+func (d *Daemon) onClose(f func() error) { d.closers = append(d.closers, f) }
+
+// parts are what an assembly chooses; assemble builds the rest around
+// them.
+type parts struct {
+	store    storage.Store
+	catalog  catalog.Catalog
+	journal  journal.Store
+	locks    evidence.Locker
+	sessions evidence.UploadSessions
+	log      custodylog.Backend
+	// loops are the assembly's own background work, besides scrub and
+	// expiry.
+	loops []loop
+}
+
+// Start assembles custodyd in cfg.Mode: listeners are bound, nothing is
+// served yet (see Serve).
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
+	var assembly func(context.Context, Config, *slog.Logger, *Daemon) (parts, error)
+	switch cfg.Mode {
+	case Embedded:
+		if cfg.Log.MySQL != "" {
+			return nil, errors.New("--log-mysql shares the log between replicas; they must share the catalog too: add --catalog postgres://…")
+		}
+		if cfg.Replica.DSN != "" {
+			return nil, errors.New("daemon: the embedded mode keeps its state under the data dir; Replica.DSN is for the replicated mode")
+		}
+		assembly = embedded
+	case Replicated:
+		if cfg.Replica.DSN == "" {
+			return nil, errors.New("replicated mode keeps its state in PostgreSQL: set --catalog postgres://…")
+		}
+		assembly = replicated
+	default:
+		return nil, fmt.Errorf("daemon: mode %q: want %q or %q", cfg.Mode, Embedded, Replicated)
+	}
 	d := &Daemon{}
 	started := false
 	defer func() {
@@ -233,77 +144,56 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	ks, err := keys.Load(ctx, keys.Config{Dir: filepath.Join(cfg.DataDir, "keys"), SigningKey: cfg.SigningKey, LogOrigin: cfg.LogOrigin})
+	ks, err := keys.Load(ctx, keys.Config{Dir: filepath.Join(cfg.DataDir, "keys"), SigningKey: cfg.Keys.SigningKey, LogOrigin: cfg.Keys.LogOrigin})
 	if err != nil {
 		return nil, err
 	}
 	d.Keys = ks
-	store, err := openStorage(ctx, cfg, log)
+	p, err := assembly(ctx, cfg, log, d)
 	if err != nil {
 		return nil, err
 	}
-	store = meteredStore{store}
-	if cfg.LogMySQL != "" && !cfg.shared() {
-		return nil, errors.New("--log-mysql shares the log between replicas; they must share the catalog too: add --catalog postgres://…")
-	}
-	var cat catalog.Catalog
-	var jnl journal.Store
-	var locks evidence.Locker
-	var sessions evidence.UploadSessions
-	if cfg.shared() {
-		pg, err := postgres.Open(ctx, cfg.CatalogDSN)
-		if err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, pg.Close)
-		locker, err := postgres.OpenLocker(ctx, cfg.CatalogDSN, 64)
-		if err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, locker.Close)
-		cat, jnl, locks, sessions = pg, pg.Journal(), locker, pg.Sessions()
-	} else {
-		lite, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
-		if err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, lite.Close)
-		file, err := journal.OpenFile(filepath.Join(cfg.DataDir, "journal"), journal.WithLogger(log))
-		if err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, file.Close)
-		cat, jnl = lite, file
-	}
-	backend, err := logBackend(ctx, cfg)
-	if err != nil {
+	if err := d.assemble(ctx, cfg, log, p, cert, clientCAs, clientCACerts); err != nil {
 		return nil, err
 	}
+	started = true
+	return d, nil
+}
+
+// assemble builds what both assemblies share around their parts: the
+// custody log, the evidence service (brought up to date with the log and
+// checked against it), the server and the background loops.
+func (d *Daemon) assemble(ctx context.Context, cfg Config, log *slog.Logger, p parts, cert tls.Certificate, clientCAs *x509.CertPool, clientCACerts []*x509.Certificate) error {
+	ks := d.Keys
 	logCfg := custodylog.Config{
-		Backend: backend, Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.CheckpointInterval,
+		Backend: p.log, Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.Log.CheckpointInterval,
 	}
-	if logCfg.Witnesses, err = readWitnessPolicy(cfg.WitnessPolicy); err != nil {
-		return nil, err
+	var err error
+	if logCfg.Witnesses, err = readWitnessPolicy(cfg.Log.WitnessPolicy); err != nil {
+		return err
 	}
-	if logCfg.Authorities, err = readAuthorities(cfg.TSA, cfg.TSAChain); err != nil {
-		return nil, err
+	if logCfg.Authorities, err = readAuthorities(cfg.Log.TSA, cfg.Log.TSAChain); err != nil {
+		return err
 	}
 	custodyLog, err := custodylog.Open(ctx, logCfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.Log = custodyLog
-	d.closers = append(d.closers, func() error {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	d.onClose(func() error {
+		closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		return custodyLog.Close(closeCtx)
 	})
-	extra, err := readRecipients(cfg.ExtraRecipients)
-	if err != nil {
-		return nil, err
+	evCfg := cfg.Evidence
+	if evCfg.ExtraRecipients, err = readRecipients(cfg.Keys.ExtraRecipients); err != nil {
+		return err
 	}
+	evCfg.UploadDir = filepath.Join(cfg.DataDir, "upload-sessions")
+	evCfg.StampWait = stampWait(cfg.Log)
 	deps := evidence.Deps{
-		Store: store, Catalog: cat, Log: custodyLog, Journal: jnl, Locks: locks, Sessions: sessions, Receipts: receipt.NewSigner(keys.ReceiptSignFunc(ks.Receipt), ks.ReceiptKeyID),
+		Store: meteredStore{p.store}, Catalog: p.catalog, Log: custodyLog, Journal: p.journal, Locks: p.locks, Sessions: p.sessions,
+		Receipts: receipt.NewSigner(keys.ReceiptSignFunc(ks.Receipt), ks.ReceiptKeyID),
 		Identity: ks.Age, Logger: log,
 		PublicKeys:            verify.Keys{LogVerifierKey: ks.LogVerifierKey, ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM},
 		OnCatalogDisagreement: func(op string) { catalogDisagreements.WithLabelValues(op).Inc() },
@@ -312,15 +202,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	if cfg.Faults != nil {
 		cfg.Faults(&deps, &serverLog)
 	}
-	d.Evidence = evidence.New(deps, evidence.Config{
-		MaxUploadBytes: cfg.MaxUploadBytes, MaxBundleEvents: cfg.MaxBundleEvents, Retention: cfg.Retention, EncryptAll: cfg.EncryptAll, ExtraRecipients: extra,
-		ReleaseTTL: cfg.ReleaseTTL, SpecialReaders: cfg.SpecialReaders, RequireAuthority: cfg.RequireAuthority,
-		UploadDir: filepath.Join(cfg.DataDir, "upload-sessions"), UploadTTL: cfg.UploadTTL,
-		StampWait: stampWait(cfg),
-	})
+	d.Evidence = evidence.New(deps, evCfg)
 	replayed, err := d.Evidence.Replay(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bringing the catalog up to date with the log: %w", err)
+		return fmt.Errorf("bringing the catalog up to date with the log: %w", err)
 	}
 	if replayed > 0 {
 		log.Warn("catalog was behind the log; replayed entries from the journal", "entries", replayed)
@@ -331,79 +216,28 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
 	rec, err := d.Evidence.Reconcile(ctx)
 	catalogRepairs.Add(float64(rec.Repaired))
 	if err != nil {
-		return nil, fmt.Errorf("checking the catalog against the log: %w", err)
+		return fmt.Errorf("checking the catalog against the log: %w", err)
 	}
 	log.Info("catalog checked against the log", "items", rec.Checked, "repaired", rec.Repaired, "unrepairable", rec.Unrepairable, "took", time.Since(began).Round(time.Millisecond))
 	log.Info("custody log", "origin", custodyLog.Origin(), "verifier_key", ks.LogVerifierKey, "receipt_key_id", ks.ReceiptKeyID)
-	var revocations *identity.Revocations
-	if cfg.RevokedFile != "" {
-		if revocations, err = identity.NewRevocations(cfg.RevokedFile, clientCACerts, log); err != nil {
-			return nil, fmt.Errorf("--revoked: %w", err)
+	srvCfg := cfg.Server
+	if cfg.TLS.Revoked != "" {
+		if srvCfg.Revocations, err = identity.NewRevocations(cfg.TLS.Revoked, clientCACerts, log); err != nil {
+			return fmt.Errorf("--revoked: %w", err)
 		}
 	}
-	d.Server, err = server.New(ctx, server.Config{
-		Revocations:        revocations,
-		CheckpointInterval: cfg.CheckpointInterval, TimestampAuthorities: cfg.TSA,
-		PublicMetrics: cfg.PublicMetrics,
-		Limits:        cfg.Limits,
-		Admission:     cfg.Admission,
-		GRPCAddr:      cfg.GRPCAddr,
-		HTTPAddr:      cfg.HTTPAddr,
-		Certificate:   cert,
-		ClientCAs:     clientCAs,
-		Logger:        log,
-		Keys: server.PublicKeys{
-			LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
-		},
-		Evidence:   d.Evidence,
-		Log:        serverLog,
-		Collectors: []prometheus.Collector{scrubChecked, scrubMismatches, scrubLastRun, storageErrors, catalogDisagreements, catalogRepairs},
-	})
-	if err != nil {
-		return nil, err
+	srvCfg.CheckpointInterval, srvCfg.TimestampAuthorities = cfg.Log.CheckpointInterval, cfg.Log.TSA
+	srvCfg.Certificate, srvCfg.ClientCAs, srvCfg.Logger = cert, clientCAs, log
+	srvCfg.Keys = server.PublicKeys{
+		LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
 	}
-	started = true
-	return d, nil
-}
-
-// openStorage returns S3 storage when --s3-endpoint is set, else local disk.
-func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store, error) {
-	if cfg.S3Endpoint == "" {
-		return disk.New(filepath.Join(cfg.DataDir, "blobs"))
+	srvCfg.Evidence, srvCfg.Log = d.Evidence, serverLog
+	srvCfg.Collectors = append(srvCfg.Collectors, scrubChecked, scrubMismatches, scrubLastRun, storageErrors, catalogDisagreements, catalogRepairs)
+	if d.Server, err = server.New(ctx, srvCfg); err != nil {
+		return err
 	}
-	if cfg.S3Bucket == "" {
-		return nil, errors.New("--s3-endpoint needs --s3-bucket")
-	}
-	return s3.New(ctx, s3.Config{
-		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, Region: cfg.S3Region, Insecure: cfg.S3Insecure,
-		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, IdleTimeout: cfg.S3Timeout,
-		OnRetry: func(err error) {
-			log.Warn("evidence storage is not answering yet; waiting", "endpoint", cfg.S3Endpoint, "err", err)
-		},
-	})
-}
-
-// logBackend builds the storage the custody log runs on: S3 tiles with
-// MySQL sequencing, shared by replicas, when --log-mysql is set, else the
-// POSIX log under the data dir.
-func logBackend(ctx context.Context, cfg Config) (custodylog.Backend, error) {
-	var backend custodylog.Backend
-	var err error
-	if cfg.LogMySQL != "" {
-		if cfg.CheckpointInterval < awslog.MinCheckpointInterval {
-			return backend, fmt.Errorf("a shared log publishes checkpoints at most once a second: set --checkpoint-interval to 1s or more (it is %s)", cfg.CheckpointInterval)
-		}
-		backend, err = awslog.New(ctx, awslog.Config{
-			S3Endpoint: cfg.S3Endpoint, Insecure: cfg.S3Insecure, Region: cfg.S3Region, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-			Bucket: cfg.LogBucket, MySQLDSN: cfg.LogMySQL, IdleTimeout: cfg.S3Timeout,
-		})
-	} else {
-		backend, err = posixlog.New(ctx, filepath.Join(cfg.DataDir, "log"))
-	}
-	if err != nil {
-		return backend, fmt.Errorf("log storage: %w", err)
-	}
-	return backend, nil
+	d.loops = append(d.commonLoops(cfg.Loops, log), p.loops...)
+	return nil
 }
 
 func readRecipients(path string) ([]age.Recipient, error) {
@@ -427,7 +261,7 @@ func readRecipients(path string) ([]age.Recipient, error) {
 // --client-ca are given, else the local development PKI under
 // <data-dir>/certs, created on first start.
 func loadTLS(cfg Config, log *slog.Logger) (tls.Certificate, *x509.CertPool, []*x509.Certificate, error) {
-	certFile, keyFile, caFile := cfg.TLSCert, cfg.TLSKey, cfg.ClientCA
+	certFile, keyFile, caFile := cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.ClientCA
 	switch {
 	case certFile == "" && keyFile == "" && caFile == "":
 		pki, err := certs.EnsureDevPKI(filepath.Join(cfg.DataDir, "certs"))

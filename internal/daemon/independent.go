@@ -47,11 +47,15 @@ func readAuthorities(urls, chains []string) ([]custodylog.Authority, error) {
 	return out, nil
 }
 
+// stampRequestTime is what stampWait allows for the timestamp request
+// itself.
+const stampRequestTime = 2 * time.Second
+
 // stampWait is how long a bundle waits for a timestamped checkpoint: two
 // checkpoint intervals and a request, when there are authorities.
-func stampWait(cfg Config) time.Duration {
+func stampWait(cfg LogConfig) time.Duration {
 	if len(cfg.TSA) == 0 {
 		return 0
 	}
-	return 2*cfg.CheckpointInterval + 2*time.Second
+	return 2*cfg.CheckpointInterval + stampRequestTime
 }

@@ -1,8 +1,10 @@
 // Package clustertest runs a replicated custody deployment for tests, all
 // real and on loopback: MariaDB (log sequencing), PostgreSQL (catalog,
-// journal, item locks), MinIO erasure-coded over several drives (evidence
+// journal, item locks, upload sessions: package postgres), MinIO erasure-coded over several drives (evidence
 // objects and log tiles) and several custodyd processes sharing them, each
 // with its own data folder holding only the shared keys and certificates.
+// The replicas are real custodyd binaries given the same flags an operator
+// would, so --catalog selects the replicated assembly (internal/daemon).
 package clustertest
 
 import (

@@ -42,7 +42,8 @@ type Env struct {
 }
 
 // Options change the assembled service; the zero value is custodyd's
-// embedded defaults (local disk, SQLite, POSIX log).
+// embedded assembly with its defaults (daemon.Defaults: local disk,
+// SQLite, POSIX log), with a fast checkpoint interval and short retention.
 type Options struct {
 	// S3 stores evidence in this bucket instead of on disk.
 	S3 *S3
@@ -61,7 +62,8 @@ type Options struct {
 	// RequireAuthority and SpecialReaders are passed on.
 	RequireAuthority bool
 	SpecialReaders   []identity.Role
-	// CatalogDSN puts the catalog in PostgreSQL.
+	// CatalogDSN runs the replicated assembly: catalog, journal, item
+	// locks and upload sessions in this PostgreSQL database (POSIX log).
 	CatalogDSN string
 	// ExtraClientCAs are trusted for client certificates besides the
 	// development CA, as an operator's --client-ca bundle would be; the
@@ -80,6 +82,9 @@ type Options struct {
 	// Faults may wrap the service's components to make them fail on
 	// demand (daemon.Config.Faults).
 	Faults func(deps *evidence.Deps, log *server.Log)
+	// Configure, if set, changes the assembled configuration last, e.g.
+	// to run the background loops (cfg.Loops) more often.
+	Configure func(*daemon.Config)
 }
 
 // S3 names a bucket on an S3-compatible server.
@@ -91,31 +96,41 @@ type S3 struct {
 func Start(dir string, opts Options) (*Env, error) {
 	logs := &SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := daemon.Config{
-		DataDir:            dir,
-		GRPCAddr:           "127.0.0.1:0",
-		HTTPAddr:           "127.0.0.1:0",
-		CheckpointInterval: 200 * time.Millisecond,
-		LogOrigin:          "custody.test/log",
-		Retention:          time.Hour,
-		MaxUploadBytes:     opts.MaxUploadBytes,
-		ReleaseTTL:         opts.ReleaseTTL,
-		MaxBundleEvents:    opts.MaxBundleEvents,
-		RevokedFile:        opts.RevokedFile,
-		Limits:             opts.Limits,
-		Admission:          opts.Admission,
-		RequireAuthority:   opts.RequireAuthority,
-		SpecialReaders:     opts.SpecialReaders,
-		CatalogDSN:         opts.CatalogDSN,
-		PublicMetrics:      opts.PublicMetrics,
-		WitnessPolicy:      opts.WitnessPolicy,
-		TSA:                opts.TSA,
-		TSAChain:           opts.TSAChain,
-		Faults:             opts.Faults,
+	cfg := daemon.Defaults()
+	cfg.DataDir = dir
+	cfg.Server.GRPCAddr, cfg.Server.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Log.CheckpointInterval = 200 * time.Millisecond
+	cfg.Keys.LogOrigin = "custody.test/log"
+	cfg.Evidence.Retention = time.Hour
+	if opts.MaxUploadBytes != 0 {
+		cfg.Evidence.MaxUploadBytes = opts.MaxUploadBytes
 	}
+	if opts.ReleaseTTL != 0 {
+		cfg.Evidence.ReleaseTTL = opts.ReleaseTTL
+	}
+	if opts.MaxBundleEvents != 0 {
+		cfg.Evidence.MaxBundleEvents = opts.MaxBundleEvents
+	}
+	if opts.SpecialReaders != nil {
+		cfg.Evidence.SpecialReaders = opts.SpecialReaders
+	}
+	cfg.Evidence.RequireAuthority = opts.RequireAuthority
+	if opts.Limits != (server.Limits{}) {
+		cfg.Server.Limits = opts.Limits
+	}
+	if opts.Admission != (server.Admission{}) {
+		cfg.Server.Admission = opts.Admission
+	}
+	cfg.Server.PublicMetrics = opts.PublicMetrics
+	cfg.TLS.Revoked = opts.RevokedFile
+	if opts.CatalogDSN != "" {
+		cfg.Mode, cfg.Replica.DSN = daemon.Replicated, opts.CatalogDSN
+	}
+	cfg.Log.WitnessPolicy, cfg.Log.TSA, cfg.Log.TSAChain = opts.WitnessPolicy, opts.TSA, opts.TSAChain
+	cfg.Faults = opts.Faults
 	if opts.LogKey != "" {
 		name, _, _ := strings.Cut(strings.TrimPrefix(opts.LogKey, "PRIVATE+KEY+"), "+")
-		cfg.LogOrigin = name
+		cfg.Keys.LogOrigin = name
 		if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 			return nil, err
 		}
@@ -135,14 +150,18 @@ func Start(dir string, opts Options) (*Env, error) {
 		for _, c := range opts.ExtraClientCAs {
 			bundle = append(bundle, certs.EncodeCertificate(c.Raw)...)
 		}
-		cfg.ClientCA = filepath.Join(dir, "client-ca.pem")
-		if err := os.WriteFile(cfg.ClientCA, bundle, 0o644); err != nil {
+		cfg.TLS.ClientCA = filepath.Join(dir, "client-ca.pem")
+		if err := os.WriteFile(cfg.TLS.ClientCA, bundle, 0o644); err != nil {
 			return nil, err
 		}
-		cfg.TLSCert, cfg.TLSKey = pki.ServerCertFile(), pki.ServerKeyFile()
+		cfg.TLS.Cert, cfg.TLS.Key = pki.ServerCertFile(), pki.ServerKeyFile()
 	}
 	if s := opts.S3; s != nil {
-		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
+		s3 := &cfg.Storage.S3
+		s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey, s3.Insecure = s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, true
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := daemon.Start(ctx, cfg, logger)
@@ -151,7 +170,8 @@ func Start(dir string, opts Options) (*Env, error) {
 		return nil, err
 	}
 	done := make(chan error, 1)
-	go func() { done <- d.Server.Serve(ctx) }()
+	// Serve, as custodyd does: the server and the background loops.
+	go func() { done <- d.Serve(ctx) }()
 	return &Env{
 		PKI:      certs.DevPKI{Dir: filepath.Join(dir, "certs")},
 		DataDir:  dir,

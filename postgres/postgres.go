@@ -1,7 +1,10 @@
-// Package postgres is the PostgreSQL catalog (pgx), for deployments where
-// several custodyd replicas share one catalog. Per-item ordering holds
-// across replicas through conditional updates in transactions, not
-// in-process locks.
+// Package postgres holds everything custodyd replicas share in one
+// PostgreSQL database (pgx): the catalog (Catalog), the record journal
+// (Catalog.Journal), the item locks (Locker, session-level advisory locks)
+// and the resumable upload sessions (Catalog.Sessions). It is the replica
+// state of the replicated assembly (internal/daemon). Per-item ordering
+// holds across replicas through conditional updates in transactions and
+// the advisory locks, not in-process locks.
 package postgres
 
 import (

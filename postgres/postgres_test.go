@@ -11,12 +11,12 @@ import (
 
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/catalog/catalogtest"
-	"github.com/custody-dev/custody/catalog/postgres"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/evidence/sessionstest"
 	"github.com/custody-dev/custody/internal/testenv/pgtest"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/journal/journaltest"
+	"github.com/custody-dev/custody/postgres"
 )
 
 var dbSeq atomic.Int64
