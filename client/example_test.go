@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -28,6 +29,14 @@ var (
 func credsDir(r identity.Role) string { return env.PKI.RoleDir(r) }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The examples need the server; the fast lane runs the tests only.
+		if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "" {
+			flag.Set("test.run", "^Test")
+		}
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "custody-client-example-")
 	if err != nil {
 		log.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"github.com/custody-dev/custody/internal/testenv/mariadbtest"
 	"github.com/custody-dev/custody/internal/testenv/miniotest"
 	"github.com/custody-dev/custody/internal/testenv/pgtest"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // Cluster is a running deployment.
@@ -43,6 +45,7 @@ type Options struct {
 // operator would distribute them (or point --signing-key at a KMS).
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
+	testenv.RequireFull(t, "a replicated custodyd cluster")
 	if o.Drives == 0 {
 		o.Drives = 4
 	}

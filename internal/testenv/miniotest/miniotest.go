@@ -22,6 +22,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/custody-dev/custody/internal/testenv/freeport"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // Version is the pinned MinIO server release (a Go pseudo-version).
@@ -122,6 +124,7 @@ type Options struct {
 // StartWith starts a server as o says.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
+	testenv.RequireFull(t, "a MinIO server")
 	n := max(o.Drives, 1)
 	bin, err := Binary()
 	if err != nil {

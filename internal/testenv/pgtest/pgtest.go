@@ -19,6 +19,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/custody-dev/custody/internal/testenv/freeport"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // binDir finds the PostgreSQL server binaries.
@@ -37,6 +39,7 @@ func binDir() (string, error) {
 // use NewDatabase for a database in it.
 func Start(t testing.TB) string {
 	t.Helper()
+	testenv.RequireFull(t, "a PostgreSQL server")
 	bin, err := binDir()
 	if err != nil {
 		t.Fatal(err)

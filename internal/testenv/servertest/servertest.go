@@ -24,6 +24,8 @@ import (
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/daemon"
 	"github.com/custody-dev/custody/server"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // Env is a running server and the credentials to reach it.
@@ -195,6 +197,7 @@ func Start(dir string, opts Options) (*Env, error) {
 // StartT starts a server for one test and stops it when the test ends.
 func StartT(t testing.TB, opts ...Options) *Env {
 	t.Helper()
+	testenv.RequireFull(t, "an in-process custodyd")
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
