@@ -243,24 +243,6 @@ func TestEXIFStringsAreValidUTF8(t *testing.T) {
 	}
 }
 
-// An ingest that is in the log returns its item and receipt, whatever
-// fails after the append: a failed catalog write is repaired from the
-// journal, not reported as a failed upload (which invites a second one).
-func TestLoggedIngestReturnsItsReceipt(t *testing.T) {
-	s, cat, _ := newTestService(t)
-	collector := mustIdentity(t, identity.RoleCollector, "c")
-	cat.addEvidence.armed.Store(true)
-	body := []byte("logged, then the catalog write fails")
-	item, rcpt, err := s.Ingest(t.Context(), collector, docMeta("case-logged", body), bytes.NewReader(body))
-	if err != nil || len(rcpt.Signature) == 0 || item.ID == "" {
-		t.Fatalf("Ingest = %v, receipt %d bytes; the ingest is logged and must be acknowledged", err, len(rcpt.Signature))
-	}
-	got, err := s.Get(t.Context(), collector, item.ID)
-	if err != nil || got.SHA256 != item.SHA256 {
-		t.Fatalf("the item is not cataloged after the repair: %+v, %v", got, err)
-	}
-}
-
 // Attack 5: upload ids are one namespace; another identity squats a
 // collector's (deterministic) id, and the error says a session exists.
 func TestUploadIDsArePerIdentity(t *testing.T) {

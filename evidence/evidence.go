@@ -3,11 +3,12 @@
 // before anything is logged), ingest (validate, hash while streaming to
 // storage, seal, then record), reads that re-verify every byte against the
 // log, resumable uploads, seizure records, bundles, scrub and readiness.
-// Its types are its own (Item, Event), converted from catalog rows at the
-// boundary. It does not write the journal, the log or the catalog's events
-// itself: package ledger does, by the write protocol. It knows nothing of
-// gRPC: errors are failure.Errors (the sentinels below are of their kinds),
-// which the RPC layer maps to status codes.
+// Its Item is its own type, made from a catalog row at the boundary
+// (itemOf); Event still carries the catalog's event row. It does not
+// write the journal, the log or the catalog's events itself: package
+// ledger does, by the write protocol. It knows nothing of gRPC: errors
+// are failure.Errors (the sentinels below are of their kinds), which the
+// RPC layer maps to status codes.
 package evidence
 
 import (

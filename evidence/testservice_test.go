@@ -24,17 +24,15 @@ import (
 	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/custodylog/posixlog"
-	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage/disk"
 )
 
-// A writer that dies (or whose catalog write fails) between its log append
-// and its catalog write leaves an entry only the log and the journal hold.
-// These tests make such writers with real parts (POSIX log, SQLite, file
-// journal, disk store) and a catalog or log that fails once on purpose.
+// A test service made of real parts (POSIX log, SQLite, file journal, disk
+// store) whose catalog or log fails once on purpose; the write protocol's
+// own tests of such failures are in package ledger (resolve_test.go).
 
 // failOnce fails the next call it is armed for, and as many more after it
 // as extra says.
@@ -158,94 +156,4 @@ func ingestDoc(t *testing.T, s *Service, who identity.Identity, body string) (It
 	sum := sha256.Sum256([]byte(body))
 	item, _, err := s.Ingest(t.Context(), who, UploadMeta{CaseID: "case-resolve", Kind: KindDocument, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body))}, bytes.NewReader([]byte(body)))
 	return item, err
-}
-
-func TestOrphansAreResolved(t *testing.T) {
-	collector, _ := identity.New(identity.RoleCollector, "c")
-	custodian, _ := identity.New(identity.RoleCourt, "k") // the court may annotate any item
-	note := func(s *Service, id, text string) (Event, error) {
-		return s.RecordEvent(t.Context(), custodian, id, EventInput{Type: events.Annotation, Note: text})
-	}
-
-	t.Run("an event logged but not cataloged is cataloged before the next links", func(t *testing.T) {
-		s, cat, _ := newTestService(t)
-		item, err := ingestDoc(t, s, collector, "orphaned event")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cat.addEvent.armed.Store(true)
-		if _, err := note(s, item.ID, "A"); !errors.Is(err, errInjected) {
-			t.Fatalf("the catalog write was to fail: %v", err)
-		}
-		b, err := note(s, item.ID, "B")
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := s.catalog.Events(t.Context(), item.ID)
-		if err != nil || len(evs) != 3 {
-			t.Fatalf("%d events (%v), want ingest, A, B", len(evs), err)
-		}
-		a, _ := events.ParseRecord(evs[1].Record)
-		if a.Details["note"] != "A" || b.Seq != 2 || b.Record.Previous.Index != evs[1].LogIndex || b.Record.Previous.LeafHash != evs[1].LeafHash {
-			t.Fatalf("B (seq %d, previous %+v) does not follow the orphaned A (%v at %d)", b.Seq, b.Record.Previous, a.Details, evs[1].LogIndex)
-		}
-	})
-
-	t.Run("a record journaled but never logged is dropped", func(t *testing.T) {
-		s, _, fl := newTestService(t)
-		item, err := ingestDoc(t, s, collector, "never logged")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fl.append.armed.Store(true)
-		if _, err := note(s, item.ID, "lost"); err == nil {
-			t.Fatal("the log append was to fail")
-		}
-		b, err := note(s, item.ID, "B")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Seq != 1 {
-			t.Fatalf("the next event is %d, want 1: the lost record was not dropped", b.Seq)
-		}
-		if left, _ := depsOf(s).Journal.Unresolved(t.Context(), item.ID, 0); len(left) != 0 {
-			t.Fatalf("%d records still unresolved", len(left))
-		}
-	})
-
-	t.Run("an ingest the repair loop cataloged first is still a success", func(t *testing.T) {
-		s, cat, _ := newTestService(t)
-		// Another replica's repair runs between this ingest's log append
-		// and its catalog write.
-		cat.beforeAddEvidence = func() {
-			if n, err := s.Replay(context.Background()); err != nil || n != 1 {
-				t.Errorf("the racing replay cataloged %d entries (%v), want 1", n, err)
-			}
-		}
-		item, err := ingestDoc(t, s, collector, "raced by repair")
-		if err != nil {
-			t.Fatalf("the ingest failed although its entry is logged and cataloged: %v", err)
-		}
-		if got, err := s.catalog.Evidence(t.Context(), item.ID); err != nil || got.SHA256 != item.SHA256 {
-			t.Fatalf("catalog has %+v (%v)", got, err)
-		}
-	})
-
-	t.Run("an ingest logged but not cataloged is cataloged by replay", func(t *testing.T) {
-		s, cat, _ := newTestService(t)
-		// The catalog write fails, and so does the replay right after it.
-		cat.addEvidence.armed.Store(true)
-		cat.addEvidence.extra.Store(1)
-		if _, err := ingestDoc(t, s, collector, "orphaned ingest"); err != nil {
-			t.Fatalf("a logged ingest whose catalog write failed is still acknowledged: %v", err)
-		}
-		n, err := s.Replay(t.Context())
-		if err != nil || n != 1 {
-			t.Fatalf("Replay cataloged %d entries (%v), want 1", n, err)
-		}
-		items, _ := s.catalog.ListByCase(t.Context(), "case-resolve", "", 10)
-		if len(items) != 1 || items[0].Collector != collector.String() {
-			t.Fatalf("after replay the case has %+v", items)
-		}
-	})
 }
