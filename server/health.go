@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,9 +21,12 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	rd := s.cfg.Evidence.Ready(r.Context())
 	body := map[string]any{"status": "ready"}
 	problems := map[string]string{}
+	// Readiness is public: it names what fails, never how (paths, SQL,
+	// driver text go to the server's log, as for every caller).
 	for name, err := range map[string]error{"storage": rd.Storage, "catalog": rd.Catalog, "log": rd.Log} {
 		if err != nil {
-			problems[name] = err.Error()
+			problems[name] = "the " + name + " does not answer; the server log has the details"
+			s.log.WarnContext(r.Context(), "not ready", "dependency", name, "err", err)
 		}
 	}
 	if rd.CheckpointKnown {
@@ -45,7 +49,13 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		if ts, ok, err := l.Timestamping(r.Context()); err == nil && ok {
 			body["timestamp_gap_entries"] = ts.PublishedSize - min(ts.StampedSize, ts.PublishedSize)
 			if len(ts.Errors) > 0 {
-				body["timestamp_errors"] = ts.Errors
+				failing := make([]string, 0, len(ts.Errors))
+				for url, e := range ts.Errors {
+					failing = append(failing, url)
+					s.log.WarnContext(r.Context(), "timestamp authority failing", "url", url, "err", e)
+				}
+				slices.Sort(failing)
+				body["timestamp_authorities_failing"] = failing
 			}
 		}
 	}

@@ -32,7 +32,15 @@ func TestReadiness(t *testing.T) {
 	}
 	waitFor(200, `"status":"ready"`)
 	s.minio.Stop(t)
-	waitFor(503, `"storage"`)
+	waitFor(503, `"storage":"the storage does not answer; the server log has the details"`)
+	// Public readiness names what fails, never the endpoint or the error
+	// text; those are in the server's log.
+	if _, body := get(t, hc, s.env.URL("/healthz?ready=1")); strings.Contains(string(body), s.minio.Endpoint) || strings.Contains(string(body), "dial") {
+		t.Fatalf("readiness shows internal detail: %s", body)
+	}
+	if !strings.Contains(s.env.Logs.String(), "not ready") {
+		t.Fatalf("the cause is not in the server log")
+	}
 	if code, _ := get(t, hc, s.env.URL("/healthz")); code != 200 {
 		t.Fatalf("liveness %d while storage is down", code)
 	}
