@@ -61,6 +61,7 @@ type uiInput struct {
 	bundle, file       string // paths on disk
 	logKey, receiptKey string // pasted text
 	checkpoint         string
+	policy             string // witness policy text
 }
 
 // uiResult is what the page shows.
@@ -87,7 +88,7 @@ func verifyInUI(ctx context.Context, t *testing.T, tb *tab, pageURL string, in u
 	if in.file != "" {
 		tb.setFiles(ctx, "file", in.file)
 	}
-	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint} {
+	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint, "policy": in.policy} {
 		tb.mustEval(ctx, "document.getElementById("+jsString(id)+").value = "+jsString(v), nil)
 	}
 	tb.mustEval(ctx, `document.getElementById("go").click()`, nil)
@@ -340,7 +341,8 @@ func TestVerifyPageScreenshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := uiInput{file: evidence, logKey: strings.TrimSpace(string(read("trust/log-key.txt"))), receiptKey: string(read("trust/receipt-key.pem"))}
+	in := uiInput{file: evidence, logKey: strings.TrimSpace(string(read("trust/log-key.txt"))), receiptKey: string(read("trust/receipt-key.pem")),
+		policy: string(read("trust/witness-policy.txt"))}
 	srv := newPageServer(t)
 	b := startBrowser(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
