@@ -114,6 +114,10 @@ type Report struct {
 	Unauthenticated []Fact `json:"unauthenticated,omitempty"`
 	// NotChecked says what could not be checked, and why.
 	NotChecked []string `json:"not_checked,omitempty"`
+	// CannotProve says what no bundle of this format proves, whatever
+	// the court brings (docs/VERIFY.md "What a bundle cannot prove"); it
+	// does not change the outcome.
+	CannotProve []string `json:"cannot_prove,omitempty"`
 	// TrustedFromBundle lists the keys taken from the bundle itself
 	// because the court supplied no independent copy.
 	TrustedFromBundle []string `json:"trusted_from_bundle,omitempty"`
@@ -414,6 +418,9 @@ func (v *run) finish() *Report {
 		r.add("consistency with the earlier checkpoint", checkConsistency(b, opts.OldCheckpoint, v.logKey, v.root), "the log seen before is a prefix of this one")
 	} else if b.Consistency != nil {
 		r.NotChecked = append(r.NotChecked, "the bundle's consistency proof was not checked: no earlier checkpoint was given")
+	}
+	if v.n > 0 {
+		r.CannotProve = append(r.CannotProve, fmt.Sprintf("that the history is complete: nothing shows that no event of this item was logged after its last one here (log index %d) and before the checkpoint (%d entries); to be sure, read the public entries in between (/log/tile/entries/…) and check that none names %s", v.prevEv.LogIndex, b.Log.TreeSize, b.Evidence.EvidenceID))
 	}
 	r.Unauthenticated = append(r.Unauthenticated, Fact{Name: "created_at", Value: b.CreatedAt})
 	if ts := b.Log.Timestamps; len(ts) > 0 {

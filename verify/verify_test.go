@@ -134,6 +134,10 @@ func TestUntouchedBundleVerifies(t *testing.T) {
 	if len(r.TrustedFromBundle) != 0 {
 		t.Fatalf("trusted from the bundle despite keys given: %v", r.TrustedFromBundle)
 	}
+	// Completeness is stated as unprovable, whatever the outcome.
+	if len(r.CannotProve) != 1 || !strings.Contains(r.CannotProve[0], "that the history is complete") {
+		t.Fatalf("cannot prove: %q", r.CannotProve)
+	}
 	// Without trusted keys every check passes, but the outcome is not a
 	// success, and says where trust came from.
 	r = verify.Verify(b, verify.Options{})

@@ -263,6 +263,12 @@ func printReport(w io.Writer, r *verify.Report) {
 		fmt.Fprintf(w, "\nWARNING: keys taken from the bundle itself: %s.\nGet these from the operator out of band and pass them with --log-key and --receipt-key (and --ca).\n",
 			strings.Join(r.TrustedFromBundle, "; "))
 	}
+	if len(r.CannotProve) > 0 {
+		fmt.Fprintln(w, "\nWhat no bundle proves:")
+		for _, n := range r.CannotProve {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
 	fmt.Fprintln(w, "\nChecks:")
 	for _, c := range r.Checks {
 		mark := "ok  "

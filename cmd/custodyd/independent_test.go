@@ -114,7 +114,7 @@ func TestWitnessedTimestampedBundle(t *testing.T) {
 		t.Fatalf("the bundle's checkpoint is not cosigned by both witnesses and timestamped:\n%s\n%d timestamps", doc.Log.Checkpoint, len(doc.Log.Timestamps))
 	}
 	out, code := verify(bundle, file, "--policy", policy, "--tsa-chain", authority.ChainFile)
-	for _, want := range []string{"VERIFIED: every check passed", "same log as the witnesses", "2 of 2: A, B", "existed no later than", "Custody Test TSA"} {
+	for _, want := range []string{"VERIFIED: every check passed", "same log as the witnesses", "2 of 2: A, B", "existed no later than", "Custody Test TSA", "What no bundle proves:", "that the history is complete"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("verify with the policy and the authority: exit %d, want 0 and %q:\n%s", code, want, out)
 		}
