@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -28,6 +29,17 @@ var (
 func credsDir(r identity.Role) string { return env.PKI.RoleDir(r) }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The examples print what a real server answers: they run in the
+		// full suite (scripts/test); -short runs the unit tests alone.
+		skip := "^Example"
+		if s := flag.Lookup("test.skip").Value.String(); s != "" {
+			skip = s + "|" + skip
+		}
+		flag.Set("test.skip", skip)
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "custody-client-example-")
 	if err != nil {
 		log.Fatal(err)

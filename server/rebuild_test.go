@@ -12,6 +12,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
@@ -51,6 +52,7 @@ func dumpCatalog(t *testing.T, path string) [][]any {
 // history and checks the restarted service rebuilds it row for row from
 // the log and the journal.
 func TestDeletedCatalogRebuiltIdentically(t *testing.T) {
+	testenv.RequireFull(t, "in-process custodyd (TLS, gRPC, SQLite, Tessera)")
 	dir := t.TempDir()
 	env, err := servertest.Start(dir, servertest.Options{})
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // A minimal Chrome DevTools Protocol client over --remote-debugging-pipe
@@ -58,6 +60,7 @@ type cdpMessage struct {
 // startBrowser starts headless Chromium; it is stopped when the test ends.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
+	testenv.RequireFull(t, "headless Chromium")
 	path := chromium(t)
 	cmdR, cmdW, err := os.Pipe()
 	if err != nil {

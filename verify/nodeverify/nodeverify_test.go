@@ -14,12 +14,15 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // nodePath finds node and checks it is recent enough (X509Certificate,
 // structuredClone and JWK key import need Node.js 18 or later).
 func nodePath(t *testing.T) string {
 	t.Helper()
+	testenv.RequireFull(t, "Node.js verifier")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node (Node.js) is not installed, and this test needs it to run the independent verifier: "+

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/custody-dev/custody/internal/testenv"
 )
 
 var (
@@ -22,6 +24,7 @@ var (
 // the binary.
 func Build(t testing.TB, name string) string {
 	t.Helper()
+	testenv.RequireFull(t, name+" binary")
 	mu.Lock()
 	defer mu.Unlock()
 	if p, ok := built[name]; ok {

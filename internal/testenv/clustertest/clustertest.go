@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/binaries"
 	"github.com/custody-dev/custody/internal/testenv/mariadbtest"
 	"github.com/custody-dev/custody/internal/testenv/miniotest"
@@ -41,6 +42,7 @@ type Options struct {
 // operator would distribute them (or point --signing-key at a KMS).
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
+	testenv.RequireFull(t, "custodyd cluster")
 	if o.Drives == 0 {
 		o.Drives = 4
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
@@ -169,6 +170,7 @@ func Chain(t testing.TB, name string, notBefore, notAfter time.Time) ([]*x509.Ce
 // one runs at a time on a machine (see metricsLock).
 func Start(t testing.TB, name string) *Authority {
 	t.Helper()
+	testenv.RequireFull(t, "timestamp authority")
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	f_note "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
@@ -97,6 +98,7 @@ func findOrBuild() (string, error) {
 // checkpoint verifier key logVKey, and stops it when the test ends.
 func Start(t testing.TB, name, origin, logVKey string) *Witness {
 	t.Helper()
+	testenv.RequireFull(t, "omniwitness")
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
