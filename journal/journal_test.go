@@ -64,3 +64,7 @@ func TestFileStore(t *testing.T) {
 		return f
 	})
 }
+
+func TestMemStore(t *testing.T) {
+	journaltest.Run(t, func(t *testing.T) journal.Store { return journal.NewMem() })
+}
