@@ -243,7 +243,9 @@ func TestUploadBatchListFails(t *testing.T) {
 	}
 }
 
-type listFails struct{ custodyv1.EvidenceServiceClient }
+type listFails struct {
+	custodyv1.EvidenceServiceClient
+}
 
 func (listFails) ListEvidence(context.Context, *custodyv1.ListEvidenceRequest, ...grpc.CallOption) (*custodyv1.ListEvidenceResponse, error) {
 	return nil, status.Error(codes.PermissionDenied, "no")
