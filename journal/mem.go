@@ -1,38 +1,37 @@
 package journal
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sync"
 )
 
-// Mem is an in-memory Store for unit tests of the domain (as sumdb keeps
-// mem.go beside its storage interface): the same contract as File and the
-// PostgreSQL store — it passes journal/journaltest — but nothing is
-// durable. Never used by custodyd.
+// Mem is a Store in memory, for unit tests: it keeps the Store contract
+// (it passes journal/journaltest, the suite File and the PostgreSQL store
+// pass) with no file. Nothing survives the process.
 type Mem struct {
-	mu         sync.Mutex
-	data       map[string]Record
-	unresolved map[string]bool // keys of event records not yet resolved
+	mu       sync.Mutex
+	data     map[string][]byte
+	resolved map[string]bool
+	order    []Record // event records (sequence > 0), in Put order
 }
-
-// NewMem returns an empty in-memory journal.
-func NewMem() *Mem { return &Mem{data: map[string]Record{}, unresolved: map[string]bool{}} }
 
 var _ Store = (*Mem)(nil)
 
-// Put implements Store.
-func (m *Mem) Put(ctx context.Context, r Record, wait bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// NewMem returns an empty Mem.
+func NewMem() *Mem {
+	return &Mem{data: map[string][]byte{}, resolved: map[string]bool{}}
+}
+
+// Put implements Store; every record is durable at once.
+func (m *Mem) Put(_ context.Context, r Record, _ bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.Data = slices.Clone(r.Data)
-	m.data[r.Key] = r
+	m.data[r.Key] = r.Data
+	delete(m.resolved, r.Key)
 	if r.EvidenceID != "" && r.Seq > 0 {
-		m.unresolved[r.Key] = true
+		m.order = append(m.order, r)
 	}
 	return nil
 }
@@ -43,31 +42,31 @@ func (m *Mem) Get(_ context.Context, keys []string) (map[string][]byte, error) {
 	defer m.mu.Unlock()
 	out := map[string][]byte{}
 	for _, k := range keys {
-		if r, ok := m.data[k]; ok {
-			out[k] = slices.Clone(r.Data)
+		if d, ok := m.data[k]; ok {
+			out[k] = slices.Clone(d)
 		}
 	}
 	return out, nil
 }
 
-// Unresolved implements Store, in sequence order.
+// Unresolved implements Store.
 func (m *Mem) Unresolved(_ context.Context, evidenceID string, afterSeq uint64) ([]Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Record
-	for k := range m.unresolved {
-		if r := m.data[k]; r.EvidenceID == evidenceID && r.Seq > afterSeq {
+	for _, r := range m.order {
+		if r.EvidenceID == evidenceID && r.Seq > afterSeq && !m.resolved[r.Key] {
+			r.Data = slices.Clone(r.Data)
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b Record) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
 }
 
-// Resolve implements Store.
+// Resolve implements Store: the record stays readable by Get.
 func (m *Mem) Resolve(_ context.Context, key string, _ bool) error {
 	m.mu.Lock()
-	delete(m.unresolved, key)
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	m.resolved[key] = true
 	return nil
 }

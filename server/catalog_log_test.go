@@ -79,7 +79,7 @@ func logged(env *servertest.Env, parts ...string) bool {
 // metric counts it; after a restart the row is rewritten from A's logged
 // ingest record and A's own bytes are served again.
 func TestEditedCatalogRowIsRefusedThenRepaired(t *testing.T) {
-	testenv.RequireFull(t, "an in-process custodyd")
+	testenv.RequireFull(t, "in-process custodyd (TLS, gRPC, SQLite, Tessera)")
 	for _, name := range []string{"disk", "s3"} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -52,7 +52,7 @@ func dumpCatalog(t *testing.T, path string) [][]any {
 // history and checks the restarted service rebuilds it row for row from
 // the log and the journal.
 func TestDeletedCatalogRebuiltIdentically(t *testing.T) {
-	testenv.RequireFull(t, "an in-process custodyd")
+	testenv.RequireFull(t, "in-process custodyd (TLS, gRPC, SQLite, Tessera)")
 	dir := t.TempDir()
 	env, err := servertest.Start(dir, servertest.Options{})
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package storage defines where evidence bytes live: a small write-once
 // object store interface, its contract, and the errors its backends share.
-// Backends are one package each (storage/disk, storage/s3); every backend
-// passes the shared suite in storage/storagetest.
+// Backends are one package each (storage/disk, storage/s3, and storage/mem
+// for unit tests); every backend passes the shared suite in
+// storage/storagetest.
 //
 // Writing is two-phase. Put streams the bytes into a pending object that no
 // read path references; the caller checks what it received (its digest),

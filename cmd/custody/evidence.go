@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,13 +58,7 @@ func parseKind(k string) (custodyv1.EvidenceKind, error) {
 
 // receiptJSON is a receipt as the CLI prints it: the payload as text (it is
 // canonical JSON), signature base64, key id.
-func receiptJSON(r *custodyv1.Receipt) map[string]any {
-	b, _ := protojson.Marshal(r)
-	var out map[string]any
-	json.Unmarshal(b, &out)
-	out["payload"] = string(r.GetPayload())
-	return out
-}
+func receiptJSON(r *custodyv1.Receipt) map[string]any { return client.ReceiptJSON(r) }
 
 // bar is a progress bar on a terminal, and nothing otherwise.
 type bar struct {

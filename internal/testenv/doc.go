@@ -1,8 +1,10 @@
 // Package testenv is the home of the test harnesses: each subpackage starts or
 // fakes one real part for the full suite (MinIO, PostgreSQL, MariaDB, the
 // custodyd binary, an in-process server, a cluster of replicas, a faulty
-// network), and none is imported by production code. Unit tests (-short)
-// start none of them.
+// network, an omniwitness, a timestamp authority), and none is imported by
+// production code. Unit tests (-short) start none of them: each harness that
+// starts a real server, browser or child process calls RequireFull at its
+// entry, which skips the test under -short.
 //
 //	binaries     builds custodyd and custody once per test binary
 //	clustertest  replicas of custodyd behind a balancer
@@ -16,4 +18,6 @@
 //	tsatest      a real RFC 3161 timestamp authority (sigstore timestamp-server)
 //	witnesstest  a real C2SP tlog-witness (omniwitness)
 //	servertest   an in-process custodyd with real TLS, gRPC and HTTPS
+//	tsatest      a real RFC 3161 timestamp authority (timestamp-server)
+//	witnesstest  a real omniwitness
 package testenv

@@ -25,6 +25,7 @@ import (
 	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/verify"
 )
@@ -243,6 +244,7 @@ func (f *forge) bundle(recs []events.Record) []byte {
 // requires the same report (the forge's CA is not given to Go: the page
 // cannot check chains).
 func TestVerifyPageCustodyRules(t *testing.T) {
+	testenv.RequireFull(t, "headless Chromium")
 	f := newForge(t)
 	const h, m = time.Hour, time.Minute
 	col, lab, court := collectorURI, labURI, courtURI

@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/server/verifypage"
 	"github.com/custody-dev/custody/verify"
 	"github.com/custody-dev/custody/verify/vectors"
@@ -289,6 +290,7 @@ func caRoots(t *testing.T, set *vectors.Set) *x509.CertPool {
 //     outcome, headline, every check's step, name and verdict in order,
 //     facts, context and limits.
 func TestVerifyPageVectors(t *testing.T) {
+	testenv.RequireFull(t, "headless Chromium")
 	set, err := vectors.Load(vectorDir)
 	if err != nil {
 		t.Fatal(err)
@@ -460,6 +462,7 @@ func failed(cs []verify.Check) []verify.Check {
 // whitespace or other PEM framing, extra note signatures. The two must
 // give the same report.
 func TestVerifyPageMatchesGoOnEdgeCases(t *testing.T) {
+	testenv.RequireFull(t, "headless Chromium")
 	set, err := vectors.Load(vectorDir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
-// Package mem is an in-memory storage.Store for unit tests of the domain
-// (as sumdb keeps mem.go beside its storage interface): it keeps the same
-// contract as the disk and S3 backends — it passes storage/storagetest —
-// but nothing survives the process. Never used by custodyd.
+// Package mem is an in-memory evidence store for unit tests and examples:
+// it keeps the storage.Store contract (it passes storage/storagetest, the
+// suite the disk and S3 stores pass) with nothing on disk and no server.
+// Nothing survives the process; do not keep evidence in it.
 package mem
 
 import (
@@ -9,28 +9,28 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/custody-dev/custody/storage"
 )
 
-// Store is an in-memory store. The zero value is not usable; call New.
+// Store is a storage.Store in memory. The zero value is not usable; call New.
 type Store struct {
 	mu      sync.Mutex
-	sealed  map[string][]byte // key -> bytes
-	pending map[string][]byte // handle -> bytes
-}
-
-// New returns an empty store.
-func New() *Store {
-	return &Store{sealed: map[string][]byte{}, pending: map[string][]byte{}}
+	sealed  map[string][]byte // key -> sealed bytes
+	pending map[string][]byte // pending handle -> bytes
 }
 
 var _ storage.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{sealed: map[string][]byte{}, pending: map[string][]byte{}}
+}
 
 // Put implements storage.Store.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (storage.Object, error) {
@@ -38,15 +38,19 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 		return storage.Object{}, err
 	}
 	var buf bytes.Buffer
-	src := r
-	if size >= 0 {
-		src = io.LimitReader(r, size+1)
+	cr := &contextReader{ctx: ctx, r: r}
+	var err error
+	if size < 0 {
+		_, err = io.Copy(&buf, cr)
+	} else {
+		var n int64
+		n, err = io.CopyN(&buf, cr, size)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: got %d bytes, declared %d", storage.ErrSizeMismatch, n, size)
+		}
 	}
-	if _, err := io.Copy(&buf, ctxReader{ctx, src}); err != nil {
+	if err != nil {
 		return storage.Object{}, err
-	}
-	if size >= 0 && int64(buf.Len()) != size {
-		return storage.Object{}, fmt.Errorf("%w: %d bytes, declared %d", storage.ErrSizeMismatch, buf.Len(), size)
 	}
 	var suffix [8]byte
 	rand.Read(suffix[:])
@@ -57,18 +61,18 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 	return storage.Object{Backend: "mem", Key: key, Size: int64(buf.Len())}.WithPending(handle), nil
 }
 
-// Seal implements storage.Store. Keys are content addresses: if the key is
-// sealed already, the stored bytes stay and the pending ones are dropped.
+// Seal implements storage.Store. If the key is already sealed (the same
+// content, since keys are content addresses) the sealed bytes are kept.
 func (s *Store) Seal(ctx context.Context, obj storage.Object, retainUntil time.Time) (storage.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.pending[obj.Pending()]
-	if !ok {
-		return storage.Object{}, fmt.Errorf("%w: no pending object %q", storage.ErrNotFound, obj.Key)
+	data, ok := s.pending[obj.Pending()]
+	if obj.Pending() == "" || !ok {
+		return obj, fmt.Errorf("seal %s: %w", obj.Key, storage.ErrSealed)
 	}
 	delete(s.pending, obj.Pending())
-	if _, exists := s.sealed[obj.Key]; !exists {
-		s.sealed[obj.Key] = b
+	if _, ok := s.sealed[obj.Key]; !ok {
+		s.sealed[obj.Key] = data
 	}
 	obj.RetainUntil = retainUntil
 	return obj.WithPending(""), nil
@@ -77,7 +81,7 @@ func (s *Store) Seal(ctx context.Context, obj storage.Object, retainUntil time.T
 // Discard implements storage.Store.
 func (s *Store) Discard(ctx context.Context, obj storage.Object) error {
 	if obj.Pending() == "" {
-		return fmt.Errorf("%w: %s", storage.ErrSealed, obj.Key)
+		return fmt.Errorf("discard %s: %w", obj.Key, storage.ErrSealed)
 	}
 	s.mu.Lock()
 	delete(s.pending, obj.Pending())
@@ -87,48 +91,49 @@ func (s *Store) Discard(ctx context.Context, obj storage.Object) error {
 
 // Open implements storage.Store.
 func (s *Store) Open(ctx context.Context, obj storage.Object) (io.ReadCloser, error) {
+	if err := storage.CheckKey(obj.Key); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.sealed[obj.Key]
+	var data []byte
+	var ok bool
 	if p := obj.Pending(); p != "" {
-		b, ok = s.pending[p]
+		data, ok = s.pending[p]
+	} else {
+		data, ok = s.sealed[obj.Key]
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", storage.ErrNotFound, obj.Key)
 	}
-	return io.NopCloser(bytes.NewReader(b)), nil
+	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
 // Exists implements storage.Store.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	if err := storage.CheckKey(key); err != nil {
+		return false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.sealed[key]; ok {
 		return true, nil
 	}
+	prefix := key + ".pending-"
 	for h := range s.pending {
-		if strings.HasPrefix(h, key+".pending-") {
+		if len(h) > len(prefix) && h[:len(prefix)] == prefix {
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// Corrupt replaces a sealed object's bytes, as a damaged disk or an
-// attacker with storage access would: for tests of re-verification.
-func (s *Store) Corrupt(key string, b []byte) {
-	s.mu.Lock()
-	s.sealed[key] = b
-	s.mu.Unlock()
-}
-
-// ctxReader fails a read once ctx is done.
-type ctxReader struct {
+type contextReader struct {
 	ctx context.Context
 	r   io.Reader
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
+func (c *contextReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}

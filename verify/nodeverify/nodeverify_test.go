@@ -22,7 +22,7 @@ import (
 // structuredClone and JWK key import need Node.js 18 or later).
 func nodePath(t *testing.T) string {
 	t.Helper()
-	testenv.RequireFull(t, "Node.js")
+	testenv.RequireFull(t, "Node.js verifier")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node (Node.js) is not installed, and this test needs it to run the independent verifier: "+

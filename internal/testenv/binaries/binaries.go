@@ -24,7 +24,7 @@ var (
 // the binary.
 func Build(t testing.TB, name string) string {
 	t.Helper()
-	testenv.RequireFull(t, "the "+name+" binary")
+	testenv.RequireFull(t, name+" binary")
 	mu.Lock()
 	defer mu.Unlock()
 	if p, ok := built[name]; ok {

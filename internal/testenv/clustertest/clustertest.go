@@ -12,12 +12,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/binaries"
 	"github.com/custody-dev/custody/internal/testenv/mariadbtest"
 	"github.com/custody-dev/custody/internal/testenv/miniotest"
 	"github.com/custody-dev/custody/internal/testenv/pgtest"
-
-	"github.com/custody-dev/custody/internal/testenv"
 )
 
 // Cluster is a running deployment.
@@ -45,7 +44,7 @@ type Options struct {
 // operator would distribute them (or point --signing-key at a KMS).
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	testenv.RequireFull(t, "a replicated custodyd cluster")
+	testenv.RequireFull(t, "custodyd cluster")
 	if o.Drives == 0 {
 		o.Drives = 4
 	}

@@ -17,9 +17,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/custody-dev/custody/internal/testenv/freeport"
-
 	"github.com/custody-dev/custody/internal/testenv"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // Server is a running MariaDB.
@@ -41,7 +40,7 @@ func binary() (string, error) {
 // Start starts a server with an empty data folder.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	testenv.RequireFull(t, "a MariaDB server")
+	testenv.RequireFull(t, "MariaDB")
 	bin, err := binary()
 	if err != nil {
 		t.Fatal(err)

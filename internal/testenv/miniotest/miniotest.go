@@ -21,9 +21,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/custody-dev/custody/internal/testenv/freeport"
-
 	"github.com/custody-dev/custody/internal/testenv"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // Version is the pinned MinIO server release (a Go pseudo-version).
@@ -124,7 +123,7 @@ type Options struct {
 // StartWith starts a server as o says.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
-	testenv.RequireFull(t, "a MinIO server")
+	testenv.RequireFull(t, "MinIO")
 	n := max(o.Drives, 1)
 	bin, err := Binary()
 	if err != nil {

@@ -34,7 +34,7 @@ func run(t testing.TB, args ...string) {
 // "16mbit") each way, removed when the test ends.
 func New(t testing.TB, rate string) *Link {
 	t.Helper()
-	testenv.RequireFull(t, "a shaped network link")
+	testenv.RequireFull(t, "shaped network link (tc)")
 	id := os.Getpid() % 10000
 	ns := fmt.Sprintf("custody-%d", id)
 	host, peer := fmt.Sprintf("cs%da", id), fmt.Sprintf("cs%db", id)

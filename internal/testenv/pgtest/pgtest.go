@@ -18,9 +18,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/custody-dev/custody/internal/testenv/freeport"
-
 	"github.com/custody-dev/custody/internal/testenv"
+	"github.com/custody-dev/custody/internal/testenv/freeport"
 )
 
 // binDir finds the PostgreSQL server binaries.
@@ -39,7 +38,7 @@ func binDir() (string, error) {
 // use NewDatabase for a database in it.
 func Start(t testing.TB) string {
 	t.Helper()
-	testenv.RequireFull(t, "a PostgreSQL server")
+	testenv.RequireFull(t, "PostgreSQL")
 	bin, err := binDir()
 	if err != nil {
 		t.Fatal(err)

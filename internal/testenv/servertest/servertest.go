@@ -23,9 +23,8 @@ import (
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/daemon"
-	"github.com/custody-dev/custody/server"
-
 	"github.com/custody-dev/custody/internal/testenv"
+	"github.com/custody-dev/custody/server"
 )
 
 // Env is a running server and the credentials to reach it.
@@ -197,7 +196,7 @@ func Start(dir string, opts Options) (*Env, error) {
 // StartT starts a server for one test and stops it when the test ends.
 func StartT(t testing.TB, opts ...Options) *Env {
 	t.Helper()
-	testenv.RequireFull(t, "an in-process custodyd")
+	testenv.RequireFull(t, "in-process custodyd (TLS, gRPC, SQLite, Tessera)")
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]

@@ -138,7 +138,7 @@ func Chain(t testing.TB, name string, notBefore, notAfter time.Time) ([]*x509.Ce
 // one runs at a time on a machine (see metricsLock).
 func Start(t testing.TB, name string) *Authority {
 	t.Helper()
-	testenv.RequireFull(t, "a timestamp authority")
+	testenv.RequireFull(t, "timestamp authority")
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)

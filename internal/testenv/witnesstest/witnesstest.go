@@ -63,7 +63,7 @@ func findOrBuild() (string, error) {
 // checkpoint verifier key logVKey, and stops it when the test ends.
 func Start(t testing.TB, name, origin, logVKey string) *Witness {
 	t.Helper()
-	testenv.RequireFull(t, "a witness")
+	testenv.RequireFull(t, "omniwitness")
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)

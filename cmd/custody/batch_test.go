@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/internal/testenv/binaries"
 	"github.com/custody-dev/custody/internal/testenv/freeport"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -21,6 +22,7 @@ import (
 // is finished by running the same command again; the manifest then matches
 // the server exactly, with nothing stored twice.
 func TestBatchUploadSurvivesServerKill(t *testing.T) {
+	testenv.RequireFull(t, "custodyd binary")
 	dir := t.TempDir()
 	photos := filepath.Join(dir, "batch")
 	os.MkdirAll(photos, 0o755)

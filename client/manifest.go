@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"bytes"
@@ -15,16 +15,16 @@ import (
 	"github.com/custody-dev/custody/internal/atomicfile"
 )
 
-// manifestFormat names the manifest layout: an object whose entries are
+// ManifestFormat names the manifest layout: an object whose entries are
 // keyed by case and content digest. The first layout, a bare JSON array of
 // entries keyed by file path alone, is still read (see manifest.legacy).
-const manifestFormat = "custody-manifest/2"
+const ManifestFormat = "custody-manifest/2"
 
-// manifestEntry is one item a field team handed over: the content of a file
+// ManifestEntry is one item a field team handed over: the content of a file
 // (by SHA-256) in a case, and what the service answered. The path, size and
 // modification time are of the file it was read from, for people; they are
 // never used to decide that a file is done.
-type manifestEntry struct {
+type ManifestEntry struct {
 	CaseID     string `json:"case_id"`
 	SHA256     string `json:"sha256"`
 	Size       int64  `json:"size"`
@@ -40,31 +40,36 @@ type manifestEntry struct {
 
 type manifestKey struct{ caseID, sha256 string }
 
-func (e manifestEntry) key() manifestKey { return manifestKey{e.CaseID, e.SHA256} }
+func (e ManifestEntry) key() manifestKey { return manifestKey{e.CaseID, e.SHA256} }
 
 // manifestDoc is the file.
 type manifestDoc struct {
 	Format  string          `json:"format"`
-	Entries []manifestEntry `json:"entries"`
+	Entries []ManifestEntry `json:"entries"`
 	// Legacy holds, unchanged, the entries of a first-layout manifest this
 	// file was read from. They name no case, so they never skip a file.
 	Legacy []json.RawMessage `json:"legacy_entries,omitempty"`
 }
 
-// manifest is an upload manifest: read once, added to, and saved by merging
-// with what is on disk then, so that it never loses an entry.
-type manifest struct {
+// Manifest is a resumable record of a batch upload (UploadBatch): which
+// content (case and SHA-256) was handed over from which file, with the
+// evidence id and the receipt the service signed. It is read once, added
+// to, and saved by merging with what is on disk then, so that it never
+// loses an entry, also when two runs share the file. It is safe for
+// concurrent use.
+type Manifest struct {
 	path    string
 	mu      sync.Mutex
-	entries map[manifestKey]manifestEntry
+	entries map[manifestKey]ManifestEntry
 	legacy  []json.RawMessage
 }
 
-// defaultManifestName is the manifest a case's uploads go to when --manifest
-// is not given: custody-manifest-<case>.json, every character of the case id
-// other than a letter, digit, '-', '_' or '.' written as '_'. Cases whose
-// names differ only there share a file; its entries still say which case.
-func defaultManifestName(caseID string) string {
+// DefaultManifestName is the manifest a case's uploads go to when the
+// caller names none (the CLI's --manifest): custody-manifest-<case>.json,
+// every character of the case id other than a letter, digit, '-', '_' or
+// '.' written as '_'. Cases whose names differ only there share a file; its
+// entries still say which case.
+func DefaultManifestName(caseID string) string {
 	var b strings.Builder
 	for _, c := range caseID {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
@@ -76,16 +81,19 @@ func defaultManifestName(caseID string) string {
 	return "custody-manifest-" + b.String() + ".json"
 }
 
-// isManifestName says whether a file name is one the CLI gives manifests
-// by default (the first layout's name included).
-func isManifestName(name string) bool {
+// IsManifestName says whether a file name is one manifests get by default (the first layout's name included).
+func IsManifestName(name string) bool {
 	return name == "custody-manifest.json" || strings.HasPrefix(name, "custody-manifest-") && strings.HasSuffix(name, ".json")
 }
 
-// loadManifest reads path; a missing or empty file is an empty manifest. A
+// ErrNotManifest: the file named as a manifest holds something else, which
+// saving would overwrite.
+var ErrNotManifest = errors.New("not a custody manifest")
+
+// LoadManifest reads path; a missing or empty file is an empty manifest. A
 // file that is not a manifest is an error: it would be overwritten.
-func loadManifest(path string) (*manifest, error) {
-	m := &manifest{path: path, entries: map[manifestKey]manifestEntry{}}
+func LoadManifest(path string) (*Manifest, error) {
+	m := &Manifest{path: path, entries: map[manifestKey]ManifestEntry{}}
 	doc, err := readManifestDoc(path)
 	if err != nil {
 		return nil, err
@@ -106,7 +114,7 @@ func readManifestDoc(path string) (manifestDoc, error) {
 	if len(b) == 0 {
 		return manifestDoc{}, nil
 	}
-	notManifest := fmt.Errorf("%s is not a custody manifest; give another file with --manifest, or move it away", path)
+	notManifest := fmt.Errorf("%s is %w", path, ErrNotManifest)
 	switch b[0] {
 	case '[':
 		// The first layout: entries keyed by path, without a case.
@@ -117,7 +125,7 @@ func readManifestDoc(path string) (manifestDoc, error) {
 		return manifestDoc{Legacy: legacy}, nil
 	case '{':
 		var doc manifestDoc
-		if json.Unmarshal(b, &doc) != nil || doc.Format != manifestFormat {
+		if json.Unmarshal(b, &doc) != nil || doc.Format != ManifestFormat {
 			return manifestDoc{}, notManifest
 		}
 		return doc, nil
@@ -127,7 +135,7 @@ func readManifestDoc(path string) (manifestDoc, error) {
 
 // merge adds doc's entries to m; an entry m already has for the same case
 // and digest is kept.
-func (m *manifest) merge(doc manifestDoc) {
+func (m *Manifest) merge(doc manifestDoc) {
 	for _, e := range doc.Entries {
 		if e.CaseID == "" || e.SHA256 == "" || e.EvidenceID == "" {
 			continue
@@ -148,30 +156,31 @@ func (m *manifest) merge(doc manifestDoc) {
 	}
 }
 
-// lookup returns the entry for content sum in caseID.
-func (m *manifest) lookup(caseID, sum string) (manifestEntry, bool) {
+// Lookup returns the entry for content sum (SHA-256, hex) in caseID.
+func (m *Manifest) Lookup(caseID, sum string) (ManifestEntry, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.entries[manifestKey{caseID, sum}]
 	return e, ok
 }
 
-// put records e, replacing an entry for the same case and digest.
-func (m *manifest) put(e manifestEntry) {
+// Put records e, replacing an entry for the same case and digest; Save
+// writes it.
+func (m *Manifest) Put(e ManifestEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.entries[e.key()] = e
 }
 
-// save writes the manifest atomically, after merging what another run may
+// Save writes the manifest atomically, after merging what another run may
 // have written to the file since it was read.
-func (m *manifest) save() error {
+func (m *Manifest) Save() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if doc, err := readManifestDoc(m.path); err == nil {
 		m.merge(doc)
 	}
-	doc := manifestDoc{Format: manifestFormat, Entries: make([]manifestEntry, 0, len(m.entries)), Legacy: m.legacy}
+	doc := manifestDoc{Format: ManifestFormat, Entries: make([]ManifestEntry, 0, len(m.entries)), Legacy: m.legacy}
 	for _, e := range m.entries {
 		doc.Entries = append(doc.Entries, e)
 	}
@@ -196,3 +205,6 @@ func (m *manifest) save() error {
 	}
 	return atomicfile.Write(m.path, append(b, '\n'), 0o644)
 }
+
+// Path is the manifest's file.
+func (m *Manifest) Path() string { return m.path }

@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"os"
@@ -14,8 +14,8 @@ func TestDefaultManifestName(t *testing.T) {
 		"urn:x:y/z.1_2":   "custody-manifest-urn_x_y_z.1_2.json",
 		"../../etc/passw": "custody-manifest-.._.._etc_passw.json",
 	} {
-		if got := defaultManifestName(caseID); got != want || filepath.Base(got) != got {
-			t.Errorf("defaultManifestName(%q) = %q, want %q", caseID, got, want)
+		if got := DefaultManifestName(caseID); got != want || filepath.Base(got) != got {
+			t.Errorf("DefaultManifestName(%q) = %q, want %q", caseID, got, want)
 		}
 	}
 }
@@ -25,41 +25,41 @@ func TestDefaultManifestName(t *testing.T) {
 func TestManifestKeepsEverything(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.json")
 	os.WriteFile(path, []byte(`[{"file": "a.jpg", "sha256": "aa", "status": "uploaded", "evidence_id": "ev-1"}]`), 0o644)
-	m, err := loadManifest(path)
+	m, err := LoadManifest(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.lookup("", "aa"); ok {
+	if _, ok := m.Lookup("", "aa"); ok {
 		t.Fatal("an old-layout entry is used to skip")
 	}
-	other, err := loadManifest(path)
+	other, err := LoadManifest(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other.put(manifestEntry{CaseID: "c2", SHA256: "bb", File: "b.jpg", EvidenceID: "ev-2", Status: statusUploaded})
-	if err := other.save(); err != nil {
+	other.Put(ManifestEntry{CaseID: "c2", SHA256: "bb", File: "b.jpg", EvidenceID: "ev-2", Status: StatusUploaded})
+	if err := other.Save(); err != nil {
 		t.Fatal(err)
 	}
-	m.put(manifestEntry{CaseID: "c1", SHA256: "aa", File: "a.jpg", EvidenceID: "ev-3", Status: statusUploaded})
-	if err := m.save(); err != nil {
+	m.Put(ManifestEntry{CaseID: "c1", SHA256: "aa", File: "a.jpg", EvidenceID: "ev-3", Status: StatusUploaded})
+	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := loadManifest(path)
+	got, err := LoadManifest(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.legacy) != 1 || len(got.entries) != 2 {
 		t.Fatalf("after two saves: %d legacy entries, %v", len(got.legacy), got.entries)
 	}
-	if e, ok := got.lookup("c1", "aa"); !ok || e.EvidenceID != "ev-3" {
+	if e, ok := got.Lookup("c1", "aa"); !ok || e.EvidenceID != "ev-3" {
 		t.Fatalf("c1/aa: %+v %v", e, ok)
 	}
-	if _, ok := got.lookup("c1", "bb"); ok {
+	if _, ok := got.Lookup("c1", "bb"); ok {
 		t.Fatal("an entry of case c2 answers for case c1")
 	}
 
 	os.WriteFile(path, []byte(`{"not": "a manifest"}`), 0o644)
-	if _, err := loadManifest(path); err == nil || !strings.Contains(err.Error(), "is not a custody manifest") {
+	if _, err := LoadManifest(path); err == nil || !strings.Contains(err.Error(), "is not a custody manifest") {
 		t.Fatalf("foreign JSON: %v", err)
 	}
 }

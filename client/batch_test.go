@@ -1,0 +1,266 @@
+package client
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+)
+
+// UploadBatch's unit tests fake only the transport: an EvidenceServiceClient
+// that lists and takes uploads in memory. The real server's tests are the
+// CLI's (cmd/custody, full suite).
+
+type fakeEvidence struct {
+	custodyv1.EvidenceServiceClient
+	mu    sync.Mutex
+	held  []*custodyv1.Evidence // in ingest order
+	sent  []string              // digests of every upload made
+	fails map[string]bool       // digests whose upload the server refuses
+}
+
+func (f *fakeEvidence) hold(sum string) string {
+	id := fmt.Sprintf("ev-%026d", len(f.held))
+	f.held = append(f.held, &custodyv1.Evidence{EvidenceId: id, Sha256: sum})
+	return id
+}
+
+func (f *fakeEvidence) ListEvidence(_ context.Context, req *custodyv1.ListEvidenceRequest, _ ...grpc.CallOption) (*custodyv1.ListEvidenceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Pages of two, so UploadBatch must follow page tokens.
+	from := 0
+	if req.GetPageToken() != "" {
+		fmt.Sscan(req.GetPageToken(), &from)
+	}
+	end := min(from+2, len(f.held))
+	resp := &custodyv1.ListEvidenceResponse{Evidence: slices.Clone(f.held[from:end])}
+	if end < len(f.held) {
+		resp.NextPageToken = fmt.Sprint(end)
+	}
+	return resp, nil
+}
+
+func (f *fakeEvidence) Upload(context.Context, ...grpc.CallOption) (grpc.ClientStreamingClient[custodyv1.UploadRequest, custodyv1.UploadResponse], error) {
+	return &fakeUpload{f: f, h: sha256.New()}, nil
+}
+
+type fakeUpload struct {
+	grpc.ClientStreamingClient[custodyv1.UploadRequest, custodyv1.UploadResponse]
+	f    *fakeEvidence
+	meta *custodyv1.UploadMetadata
+	h    interface {
+		Write([]byte) (int, error)
+		Sum([]byte) []byte
+	}
+}
+
+func (u *fakeUpload) Send(r *custodyv1.UploadRequest) error {
+	if m := r.GetMetadata(); m != nil {
+		u.meta = m
+	}
+	u.h.Write(r.GetChunk())
+	return nil
+}
+
+func (u *fakeUpload) CloseAndRecv() (*custodyv1.UploadResponse, error) {
+	sum := hex.EncodeToString(u.h.Sum(nil))
+	if sum != u.meta.GetSha256() || u.meta.GetCollectorSignature() == nil {
+		return nil, status.Error(codes.InvalidArgument, "bad upload")
+	}
+	u.f.mu.Lock()
+	defer u.f.mu.Unlock()
+	if u.f.fails[sum] {
+		return nil, status.Error(codes.Unavailable, "storage is down")
+	}
+	u.f.sent = append(u.f.sent, sum)
+	id := u.f.hold(sum)
+	return &custodyv1.UploadResponse{Evidence: &custodyv1.Evidence{EvidenceId: id, Sha256: sum},
+		Receipt: &custodyv1.Receipt{Payload: []byte(`{"evidence_id":"` + id + `"}`), KeyId: "k"}}, nil
+}
+
+// fakeClient is a Client whose evidence service is f, with a collector's
+// credential (self-signed: nothing here checks the chain).
+func fakeClient(t *testing.T, f *fakeEvidence) *Client {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	uri, _ := url.Parse("urn:custody:collector:batch-test")
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{uri}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &Client{creds: &Credentials{Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, Leaf: leaf}, evidence: f}
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) []string {
+	t.Helper()
+	var paths []string
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+func statuses(rs []BatchResult) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, filepath.Base(r.File)+"="+r.Status)
+	}
+	return fmt.Sprint(out)
+}
+
+func batch(t *testing.T, man *Manifest) Batch {
+	return Batch{Metadata: &custodyv1.UploadMetadata{CaseId: "case-b", Kind: custodyv1.EvidenceKind_EVIDENCE_KIND_PHOTO}, Manifest: man, Parallel: 2}
+}
+
+// TestUploadBatch: new content is uploaded once (a second file with the
+// same bytes is not sent), content the service holds is not sent, and the
+// manifest on disk records both with the receipt of the upload made.
+func TestUploadBatch(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeEvidence{}
+	heldID := f.hold(digest("held elsewhere"))
+	c := fakeClient(t, f)
+	files := writeFiles(t, dir, map[string]string{"a.jpg": "new photo", "b.jpg": "held elsewhere", "c.jpg": "new photo"})
+	man, err := LoadManifest(filepath.Join(dir, DefaultManifestName("case-b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.UploadBatch(t.Context(), files, batch(t, man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rs); got != "[a.jpg=uploaded b.jpg=already-held c.jpg=already-held]" {
+		t.Fatalf("statuses %s", got)
+	}
+	if len(f.sent) != 1 || f.sent[0] != digest("new photo") {
+		t.Fatalf("uploads made: %v", f.sent)
+	}
+	if rs[1].EvidenceID != heldID || rs[2].EvidenceID != rs[0].EvidenceID || rs[0].Receipt["payload"] == nil {
+		t.Fatalf("results %+v", rs)
+	}
+	again, err := LoadManifest(man.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := again.Lookup("case-b", digest("new photo")); !ok || e.Status != StatusUploaded || e.EvidenceID != rs[0].EvidenceID || e.Receipt == nil {
+		t.Fatalf("manifest entry of a.jpg: %+v %v", e, ok)
+	}
+	if e, ok := again.Lookup("case-b", digest("held elsewhere")); !ok || e.Status != StatusHeld || e.Receipt != nil {
+		t.Fatalf("manifest entry of b.jpg: %+v %v", e, ok)
+	}
+}
+
+// TestUploadBatchResumes: a run whose uploads partly fail reports those
+// failed, never uploaded; the next run with the same manifest skips what
+// is done and sends only the rest. Content the manifest lists but the
+// service no longer holds is not skipped.
+func TestUploadBatchResumes(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeEvidence{fails: map[string]bool{digest("second"): true}}
+	c := fakeClient(t, f)
+	files := writeFiles(t, dir, map[string]string{"1.jpg": "first", "2.jpg": "second", "3.jpg": "third"})
+	path := filepath.Join(dir, "m.json")
+	man, _ := LoadManifest(path)
+	rs, err := c.UploadBatch(t.Context(), files, batch(t, man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rs); got != "[1.jpg=uploaded 2.jpg=failed 3.jpg=uploaded]" {
+		t.Fatalf("first run: %s", got)
+	}
+	if rs[1].EvidenceID != "" || rs[1].Receipt != nil || rs[1].Error == "" {
+		t.Fatalf("a failed upload reports %+v", rs[1])
+	}
+
+	f.fails = nil
+	man, _ = LoadManifest(path)
+	rs, err = c.UploadBatch(t.Context(), files, batch(t, man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rs); got != "[1.jpg=skipped 2.jpg=uploaded 3.jpg=skipped]" {
+		t.Fatalf("second run: %s", got)
+	}
+	if len(f.sent) != 3 {
+		t.Fatalf("%d uploads made, want 3: %v", len(f.sent), f.sent)
+	}
+
+	// The service lost "third" (a fresh server): the manifest alone never
+	// skips it.
+	f.held = slices.DeleteFunc(f.held, func(e *custodyv1.Evidence) bool { return e.GetSha256() == digest("third") })
+	man, _ = LoadManifest(path)
+	rs, err = c.UploadBatch(t.Context(), files, batch(t, man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rs); got != "[1.jpg=skipped 2.jpg=skipped 3.jpg=uploaded]" {
+		t.Fatalf("third run: %s", got)
+	}
+}
+
+// TestUploadBatchListFails: if the case cannot be listed nothing is sent
+// and the results are nil.
+func TestUploadBatchListFails(t *testing.T) {
+	dir := t.TempDir()
+	c := fakeClient(t, nil)
+	c.evidence = listFails{}
+	man, _ := LoadManifest(filepath.Join(dir, "m.json"))
+	rs, err := c.UploadBatch(t.Context(), writeFiles(t, dir, map[string]string{"a": "a"}), batch(t, man))
+	if rs != nil || status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("UploadBatch = %v, %v", rs, err)
+	}
+}
+
+type listFails struct {
+	custodyv1.EvidenceServiceClient
+}
+
+func (listFails) ListEvidence(context.Context, *custodyv1.ListEvidenceRequest, ...grpc.CallOption) (*custodyv1.ListEvidenceResponse, error) {
+	return nil, status.Error(codes.PermissionDenied, "no")
+}
+
+func TestExpandFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "sub", ".hidden"), 0o755)
+	writeFiles(t, dir, map[string]string{"b.jpg": "b", "sub/a.jpg": "a", ".dot": "x", "sub/.hidden/h.jpg": "h", "custody-manifest-x.json": "{}", "mine.json": "{}"})
+	got, err := ExpandFiles([]string{dir}, filepath.Join(dir, "mine.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "b.jpg"), filepath.Join(dir, "sub", "a.jpg")}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ExpandFiles = %v, want %v", got, want)
+	}
+}
