@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,13 +21,10 @@ import (
 
 	"filippo.io/age"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"golang.org/x/mod/sumdb/note"
 
-	"github.com/custody-dev/custody/catalog/sqlite"
-	"github.com/custody-dev/custody/custodylog"
-	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/internal/testenv/parts"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage/mem"
@@ -44,23 +40,8 @@ import (
 func newDomainService(t *testing.T, cfg Config) *Service {
 	t.Helper()
 	dir := t.TempDir()
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "custody.test/domain")
-	signer, _ := note.NewSigner(skey)
-	verifier, _ := note.NewVerifier(vkey)
-	backend, err := posixlog.New(t.Context(), filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := custodylog.Open(t.Context(), custodylog.Config{Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(context.Background()) })
-	cat, err := sqlite.Open(t.Context(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
+	l := parts.Log(t, dir, "custody.test/domain")
+	cat := parts.Catalog(t, dir)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	sv, err := signature.LoadSignerVerifier(key, crypto.SHA256)
 	if err != nil {

@@ -14,17 +14,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/custodylog"
-	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/identity"
+	"github.com/custody-dev/custody/internal/testenv/parts"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage/disk"
@@ -101,23 +98,8 @@ func newTestService(t *testing.T) (*Service, *flakyCatalog, *flakyLog) {
 // journal, blobs) under dir.
 func newTestServiceIn(t *testing.T, dir string) (*Service, *flakyCatalog, *flakyLog) {
 	t.Helper()
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "custody.test/resolve")
-	signer, _ := note.NewSigner(skey)
-	verifier, _ := note.NewVerifier(vkey)
-	backend, err := posixlog.New(t.Context(), filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := custodylog.Open(t.Context(), custodylog.Config{Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(context.Background()) })
-	lite, err := sqlite.Open(t.Context(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lite.Close() })
+	l := parts.Log(t, dir, "custody.test/resolve")
+	lite := parts.Catalog(t, dir)
 	jnl, err := journal.OpenFile(filepath.Join(dir, "journal"))
 	if err != nil {
 		t.Fatal(err)

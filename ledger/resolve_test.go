@@ -14,14 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/catalog/sqlite"
 	"github.com/custody-dev/custody/custodylog"
-	"github.com/custody-dev/custody/custodylog/posixlog"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/internal/testenv/parts"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
@@ -133,23 +130,8 @@ type testWriter struct {
 func newTestWriter(t *testing.T) *testWriter {
 	t.Helper()
 	dir := t.TempDir()
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "custody.test/resolve")
-	signer, _ := note.NewSigner(skey)
-	verifier, _ := note.NewVerifier(vkey)
-	backend, err := posixlog.New(t.Context(), filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := custodylog.Open(t.Context(), custodylog.Config{Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(context.Background()) })
-	lite, err := sqlite.Open(t.Context(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lite.Close() })
+	l := parts.Log(t, dir, "custody.test/resolve")
+	lite := parts.Catalog(t, dir)
 	jnl, err := journal.OpenFile(filepath.Join(dir, "journal"))
 	if err != nil {
 		t.Fatal(err)

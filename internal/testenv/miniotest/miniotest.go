@@ -59,42 +59,12 @@ func Binary() (string, error) {
 }
 
 func findOrBuild() (string, error) {
-	if p := os.Getenv("MINIO_BIN"); p != "" {
-		return p, nil
+	if os.Getenv("MINIO_BIN") == "" {
+		if p, err := exec.LookPath("minio"); err == nil {
+			return p, nil
+		}
 	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "custody-tools", "minio-"+Version)
-	bin := filepath.Join(dir, "minio")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	// Test packages run in parallel processes: one builds, the others wait.
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	cmd := exec.Command("go", "install", "github.com/minio/minio@"+Version)
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building MinIO %s: %v\n%s", Version, err, out)
-	}
-	return bin, nil
+	return testenv.Tool("MINIO_BIN", "minio", "github.com/minio/minio", Version)
 }
 
 // Start starts a MinIO server for the test and stops it at the end.
