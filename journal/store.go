@@ -19,7 +19,7 @@ type Record struct {
 // Store is where the service journals each event record before the
 // record's commitment goes into the log, so the catalog can be rebuilt from
 // the log and the journal. File (in this package) serves one process; Mem
-// (mem.go) serves unit tests; the PostgreSQL store (catalog/postgres) serves
+// (mem.go) serves unit tests; the PostgreSQL store (package postgres) serves
 // replicas.
 type Store interface {
 	// Put stores r. With wait it returns once r is durable; without, it

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -202,7 +203,21 @@ func TestReplicasKilledMidLoad(t *testing.T) {
 	for off := 0; off < 20<<20; off += 1 << 20 {
 		st.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Chunk{Chunk: big[off : off+1<<20]}})
 	}
-	time.Sleep(4 * time.Second)
+	// Kill the replica while it stores the upload. Its session is locked
+	// while it writes (another replica is told "busy"); once it is, give
+	// it a few seconds to store some of the 20 MiB sent. On a loaded
+	// machine the session can take seconds to start, so wait for it
+	// rather than for a fixed time.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err := clients[0].collector.UploadStatus(t.Context(), bigMeta.UploadId)
+		if status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "busy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the victim's upload session never started: %v", err)
+		}
+	}
+	time.Sleep(5 * time.Second)
 	before := readCheckpoint()
 	mu.Lock()
 	acksBefore := len(acks)
