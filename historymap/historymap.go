@@ -13,6 +13,7 @@ package historymap
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -114,8 +115,8 @@ type item struct {
 type Builder struct {
 	next   uint64
 	items  map[string]*item
-	sorted []string // the ids as of the last snapshot, sorted
-	added  []string // ids first seen since, unsorted
+	sorted []*item // the items as of the last snapshot, by evidence id
+	added  []*item // items first seen since, unsorted
 	dirty  []*item  // items changed since the last snapshot
 }
 
@@ -158,7 +159,7 @@ func (b *Builder) Add(index uint64, entry []byte) error {
 	if it == nil {
 		it = &item{}
 		b.items[id] = it
-		b.added = append(b.added, id)
+		b.added = append(b.added, it)
 	}
 	it.leaf = l
 	if !it.dirty {
@@ -187,11 +188,11 @@ func (b *Builder) Map(treeSize uint64) (Map, error) {
 	}
 	b.dirty = b.dirty[:0]
 	if len(b.added) > 0 {
-		slices.Sort(b.added)
-		merged := make([]string, 0, len(b.sorted)+len(b.added))
+		slices.SortFunc(b.added, func(x, y *item) int { return strings.Compare(x.leaf.EvidenceID, y.leaf.EvidenceID) })
+		merged := make([]*item, 0, len(b.sorted)+len(b.added))
 		i, j := 0, 0
 		for i < len(b.sorted) && j < len(b.added) {
-			if b.sorted[i] < b.added[j] {
+			if b.sorted[i].leaf.EvidenceID < b.added[j].leaf.EvidenceID {
 				merged = append(merged, b.sorted[i])
 				i++
 			} else {
@@ -204,8 +205,7 @@ func (b *Builder) Map(treeSize uint64) (Map, error) {
 	}
 	m := Map{treeSize: treeSize, leaves: make([]Leaf, len(b.sorted))}
 	level := make([][32]byte, len(b.sorted))
-	for i, id := range b.sorted {
-		it := b.items[id]
+	for i, it := range b.sorted {
 		m.leaves[i], level[i] = it.leaf, it.hash
 	}
 	m.build(level)
@@ -226,8 +226,13 @@ func (m *Map) build(level [][32]byte) {
 	m.levels = [][][32]byte{level}
 	for len(level) > 1 {
 		up := make([][32]byte, len(level)/2)
+		var buf [1 + 2*sha256.Size]byte
+		buf[0] = rfc6962.RFC6962NodeHashPrefix
 		for i := range up {
-			copy(up[i][:], rfc6962.DefaultHasher.HashChildren(level[2*i][:], level[2*i+1][:]))
+			// rfc6962.DefaultHasher.HashChildren, without its allocations.
+			copy(buf[1:], level[2*i][:])
+			copy(buf[1+sha256.Size:], level[2*i+1][:])
+			up[i] = sha256.Sum256(buf[:])
 		}
 		m.levels = append(m.levels, up)
 		level = up
