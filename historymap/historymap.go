@@ -117,7 +117,7 @@ type Builder struct {
 	items  map[string]*item
 	sorted []*item // the items as of the last snapshot, by evidence id
 	added  []*item // items first seen since, unsorted
-	dirty  []*item  // items changed since the last snapshot
+	dirty  []*item // items changed since the last snapshot
 }
 
 // NewBuilder returns a builder for an empty log.
