@@ -22,6 +22,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/historymap"
 )
 
 // Fetch reads one public log resource by its path ("checkpoint",
@@ -37,6 +38,9 @@ type Report struct {
 	Items, Entries, Tiles int
 	// Chains maps each item to the sequence of its latest entry.
 	Chains map[string]uint64
+	// Maps says what the history-map commitments in the log hold, every
+	// one recomputed from the entries (docs/HISTORY_MAP.md).
+	Maps MapReport
 }
 
 // Audit audits the log whose checkpoint fetch returns, signed by verifier
@@ -84,6 +88,9 @@ func Audit(ctx context.Context, fetch Fetch, origin string, verifier note.Verifi
 		return rep, err
 	}
 	if rep.Chains, err = checkChains(entries, leaves); err != nil {
+		return rep, err
+	}
+	if rep.Maps, err = CheckHistoryMaps(entries); err != nil {
 		return rep, err
 	}
 	rep.Items = len(rep.Chains)
@@ -191,6 +198,12 @@ func checkChains(entries, leaves [][]byte) (map[string]uint64, error) {
 	}
 	items := map[string]last{}
 	for i, e := range entries {
+		if _, isMap, err := historymap.ParseEntry(e); isMap {
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %w", i, err)
+			}
+			continue // a history-map commitment, checked by CheckHistoryMaps
+		}
 		f, err := events.ParseEntry(e)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, err)
