@@ -247,7 +247,8 @@ func (s *Service) VerifyStored(ctx context.Context, who identity.Identity, id st
 	if err != nil {
 		return Verification{}, err
 	}
-	report := verify.Verify(b, verify.Options{LogVerifierKey: s.keys.LogVerifierKey, ReceiptKeyPEM: []byte(s.keys.ReceiptPublicKeyPEM)})
+	report := verify.Verify(b, verify.Options{LogVerifierKey: s.keys.LogVerifierKey, ReceiptKeyPEM: []byte(s.keys.ReceiptPublicKeyPEM),
+		Policy: s.cfg.WitnessPolicy, TSAChains: s.cfg.TSAChains})
 	checks = append(checks, report.Checks...)
 	ok := contentErr == nil && report.OK
 	ev, err := s.appendEvent(ctx, id, func(_ catalog.Evidence, rec *events.Record) error {

@@ -14,6 +14,7 @@ package evidence
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/storage"
 	"github.com/custody-dev/custody/verify"
+	"github.com/custody-dev/custody/witness"
 )
 
 // Errors of this package, each a failure.Error of its kind. Messages wrapping
@@ -101,6 +103,11 @@ const (
 
 // Config tunes the service.
 type Config struct {
+	// WitnessPolicy and TSAChains, when the log has witnesses and
+	// timestamp authorities, are given to the verifier when the service
+	// re-verifies an item (VerifyStored), as a court would give them.
+	WitnessPolicy *witness.Policy
+	TSAChains     [][]*x509.Certificate
 	// StampWait is how long a bundle waits for a timestamped checkpoint
 	// to cover the item's last event before it settles for one without a
 	// timestamp (0: it does not wait; set it when the log has timestamp

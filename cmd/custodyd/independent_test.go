@@ -119,6 +119,25 @@ func TestWitnessedTimestampedBundle(t *testing.T) {
 			t.Fatalf("verify with the policy and the authority: exit %d, want 0 and %q:\n%s", code, want, out)
 		}
 	}
+	// The service's own re-verification checks the quorum and the
+	// timestamp too.
+	var ev struct {
+		Evidence struct {
+			ID string `json:"evidence_id"`
+		} `json:"evidence"`
+	}
+	json.Unmarshal(raw, &ev)
+	vr, err := dialRole(t, honest, "court").VerifyEvidence(t.Context(), ev.Evidence.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := map[string]bool{}
+	for _, c := range vr.GetChecks() {
+		made[c.GetName()] = c.GetOk()
+	}
+	if !vr.GetOk() || !made["checkpoint witnesses"] || !made["checkpoint timestamp"] {
+		t.Fatalf("VerifyEvidence: ok %v, checks %v", vr.GetOk(), made)
+	}
 	if out, code := verify(bundle, file); code != 0 || !strings.Contains(out, "VERIFIED, WITH LIMITS") || !strings.Contains(out, "split view") || !strings.Contains(out, "--tsa-chain") {
 		t.Fatalf("verify with neither: exit %d, want 0 with limits naming split view and time:\n%s", code, out)
 	}

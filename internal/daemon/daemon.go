@@ -191,6 +191,12 @@ func (d *Daemon) assemble(ctx context.Context, cfg Config, log *slog.Logger, p p
 	}
 	evCfg.UploadDir = filepath.Join(cfg.DataDir, "upload-sessions")
 	evCfg.StampWait = stampWait(cfg.Log)
+	// The service's own re-verification (VerifyEvidence) checks what a
+	// court would: the witnesses' quorum and the timestamps.
+	evCfg.WitnessPolicy = logCfg.Witnesses
+	for _, a := range logCfg.Authorities {
+		evCfg.TSAChains = append(evCfg.TSAChains, a.Chain)
+	}
 	deps := evidence.Deps{
 		Store: meteredStore{p.store}, Catalog: p.catalog, Log: custodyLog, Journal: p.journal, Locks: p.locks, Sessions: p.sessions,
 		Receipts: receipt.NewSigner(keys.ReceiptSignFunc(ks.Receipt), ks.ReceiptKeyID),
