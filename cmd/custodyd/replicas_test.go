@@ -317,7 +317,11 @@ func custodianFrom(h []*custodyv1.CustodyEvent) string {
 // read working, and afterwards every acknowledged item downloads
 // byte-exact and the log (whose tiles are on the same MinIO) audits.
 func TestDriveLostDuringIngest(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Replicas: 1})
+	// Eight uploads of one identity at once, on purpose: this test is about
+	// the drive, not the per-identity share of streams (which would refuse
+	// some with RESOURCE_EXHAUSTED when uploads run slow on a loaded
+	// machine).
+	c := clustertest.Start(t, clustertest.Options{Replicas: 1, Args: []string{"--max-streams", "16", "--max-streams-per-identity", "16"}})
 	d := c.Replicas[0]
 	collector := dialRole(t, d, "collector")
 	keys, err := collector.PublicKeys(t.Context())
