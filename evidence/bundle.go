@@ -10,6 +10,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/verify"
 )
@@ -241,6 +242,9 @@ func (s *Service) VerifyStored(ctx context.Context, who identity.Identity, id st
 	}
 	var checks []verify.Check
 	contentErr := s.rehash(ctx, item)
+	if contentErr != nil {
+		s.logger.WarnContext(ctx, "re-verification: stored bytes", "evidence_id", id, "err", contentErr)
+	}
 	checks = append(checks, verify.Check{Name: "stored bytes", OK: contentErr == nil, Detail: detail(contentErr, "the stored object hashes to "+item.SHA256)})
 
 	b, err := s.Bundle(ctx, identity.Identity{Role: identity.RoleCourt, Name: "custodyd"}, id, 0)
@@ -270,11 +274,17 @@ func (s *Service) VerifyStored(ctx context.Context, who identity.Identity, id st
 	return Verification{OK: ok, Checks: checks, Event: ev}, nil
 }
 
+// detail is a check's text for the caller: okText, or what the error says
+// to callers — never its cause (a storage endpoint, a path), which the
+// caller logs.
 func detail(err error, okText string) string {
-	if err != nil {
-		return err.Error()
+	if err == nil {
+		return okText
 	}
-	return okText
+	if m := failure.Message(err); m != "" {
+		return m
+	}
+	return "the stored bytes could not be read; the server log has the details"
 }
 
 func bundleTimestamps(ts []custodylog.Timestamp) []verify.Timestamp {
