@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,8 @@ type fakeEvidence struct {
 	held  []*custodyv1.Evidence // in ingest order
 	sent  []string              // digests of every upload made
 	fails map[string]bool       // digests whose upload the server refuses
+	// answer, if set, alters the response to an upload the server took.
+	answer func(*custodyv1.UploadResponse)
 }
 
 func (f *fakeEvidence) hold(sum string) string {
@@ -94,8 +97,12 @@ func (u *fakeUpload) CloseAndRecv() (*custodyv1.UploadResponse, error) {
 	}
 	u.f.sent = append(u.f.sent, sum)
 	id := u.f.hold(sum)
-	return &custodyv1.UploadResponse{Evidence: &custodyv1.Evidence{EvidenceId: id, Sha256: sum},
-		Receipt: &custodyv1.Receipt{Payload: []byte(`{"evidence_id":"` + id + `"}`), KeyId: "k"}}, nil
+	resp := &custodyv1.UploadResponse{Evidence: &custodyv1.Evidence{EvidenceId: id, Sha256: sum},
+		Receipt: &custodyv1.Receipt{Payload: []byte(`{"evidence_id":"` + id + `"}`), Signature: []byte("sig"), KeyId: "k"}}
+	if u.f.answer != nil {
+		u.f.answer(resp)
+	}
+	return resp, nil
 }
 
 // fakeClient is a Client whose evidence service is f, with a collector's
@@ -391,5 +398,35 @@ func TestUploadBatchConcurrentWorkers(t *testing.T) {
 	}
 	if hashed != total || uploaded != total {
 		t.Fatalf("progress: hashed %d, uploaded %d, want %d each", hashed, uploaded, total)
+	}
+}
+
+// TestUploadBatchNeedsReceipt: an answer that is no proof of the upload
+// (no signed receipt, no evidence id, another digest) leaves the file
+// failed and out of the manifest, though the bytes were sent.
+func TestUploadBatchNeedsReceipt(t *testing.T) {
+	for name, spoil := range map[string]func(*custodyv1.UploadResponse){
+		"no receipt":     func(r *custodyv1.UploadResponse) { r.Receipt = nil },
+		"unsigned":       func(r *custodyv1.UploadResponse) { r.Receipt.Signature = nil },
+		"no evidence id": func(r *custodyv1.UploadResponse) { r.Evidence.EvidenceId = "" },
+		"other digest":   func(r *custodyv1.UploadResponse) { r.Evidence.Sha256 = digest("something else") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := &fakeEvidence{answer: spoil}
+			c := fakeClient(t, f)
+			path := filepath.Join(dir, "m.json")
+			man, _ := LoadManifest(path)
+			rs, err := c.UploadBatch(t.Context(), writeFiles(t, dir, map[string]string{"a.jpg": "photo"}), batch(t, man))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rs[0].Status != StatusFailed || rs[0].EvidenceID != "" || rs[0].Receipt != nil || !strings.Contains(rs[0].Error, "the service answered") {
+				t.Fatalf("result %+v", rs[0])
+			}
+			if onDisk, _ := LoadManifest(path); len(onDisk.entries) != 0 {
+				t.Fatalf("manifest %v", onDisk.entries)
+			}
+		})
 	}
 }
