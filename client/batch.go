@@ -80,8 +80,10 @@ type Batch struct {
 // sent again (already-held); the rest is uploaded, b.Parallel files at
 // once, each success recorded in the manifest with its receipt, which is
 // saved every 50 files and at the end. A file with the same bytes as an
-// earlier one of the batch is not sent twice. A result is uploaded only
-// when this call made the upload and the service signed its receipt.
+// earlier one of the batch is not sent twice. A result is uploaded, and
+// recorded, only when this call made the upload and the service answered
+// with the item (of this digest) and a signed receipt; otherwise it is
+// failed.
 //
 // If the case cannot be listed, UploadBatch returns nil results and the
 // server's error. Otherwise it returns one result per file, in order, and
@@ -304,8 +306,28 @@ func (c *Client) uploadOne(ctx context.Context, r *BatchResult, md *custodyv1.Up
 		}
 		return
 	}
+	if err := answersFor(resp, r.SHA256); err != nil {
+		r.Error = uploadError(r.File, err)
+		return
+	}
 	r.Status, r.EvidenceID = StatusUploaded, resp.GetEvidence().GetEvidenceId()
 	r.Receipt = ReceiptJSON(resp.GetReceipt())
+}
+
+// answersFor says why resp is not the service's acceptance of the content
+// sum: it must name an item with that digest and carry a signed receipt.
+// Anything less is no proof of an upload, so the file is not recorded.
+func answersFor(resp *custodyv1.UploadResponse, sum string) error {
+	ev, rc := resp.GetEvidence(), resp.GetReceipt()
+	switch {
+	case ev.GetEvidenceId() == "":
+		return errors.New("the service answered without an evidence id")
+	case ev.GetSha256() != sum:
+		return fmt.Errorf("the service answered for content %q, not %s", ev.GetSha256(), sum)
+	case len(rc.GetPayload()) == 0 || len(rc.GetSignature()) == 0:
+		return errors.New("the service answered without a signed receipt")
+	}
+	return nil
 }
 
 // ReceiptJSON is a receipt as a JSON object (protojson field names), its

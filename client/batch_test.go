@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,8 @@ type fakeEvidence struct {
 	held  []*custodyv1.Evidence // in ingest order
 	sent  []string              // digests of every upload made
 	fails map[string]bool       // digests whose upload the server refuses
+	// answer, if set, alters the response to an upload the server took.
+	answer func(*custodyv1.UploadResponse)
 }
 
 func (f *fakeEvidence) hold(sum string) string {
@@ -94,8 +97,12 @@ func (u *fakeUpload) CloseAndRecv() (*custodyv1.UploadResponse, error) {
 	}
 	u.f.sent = append(u.f.sent, sum)
 	id := u.f.hold(sum)
-	return &custodyv1.UploadResponse{Evidence: &custodyv1.Evidence{EvidenceId: id, Sha256: sum},
-		Receipt: &custodyv1.Receipt{Payload: []byte(`{"evidence_id":"` + id + `"}`), KeyId: "k"}}, nil
+	resp := &custodyv1.UploadResponse{Evidence: &custodyv1.Evidence{EvidenceId: id, Sha256: sum},
+		Receipt: &custodyv1.Receipt{Payload: []byte(`{"evidence_id":"` + id + `"}`), Signature: []byte("sig"), KeyId: "k"}}
+	if u.f.answer != nil {
+		u.f.answer(resp)
+	}
+	return resp, nil
 }
 
 // fakeClient is a Client whose evidence service is f, with a collector's
@@ -262,5 +269,164 @@ func TestExpandFiles(t *testing.T) {
 	want := []string{filepath.Join(dir, "b.jpg"), filepath.Join(dir, "sub", "a.jpg")}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ExpandFiles = %v, want %v", got, want)
+	}
+}
+
+// TestUploadBatchFailedIsNotRecorded: a file whose upload fails is in no
+// manifest on disk, so nothing ever takes it for handed over; the file's
+// siblings are.
+func TestUploadBatchFailedIsNotRecorded(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeEvidence{fails: map[string]bool{digest("refused"): true}}
+	c := fakeClient(t, f)
+	files := writeFiles(t, dir, map[string]string{"ok.jpg": "fine", "no.jpg": "refused"})
+	path := filepath.Join(dir, "m.json")
+	man, _ := LoadManifest(path)
+	rs, err := c.UploadBatch(t.Context(), files, batch(t, man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rs); got != "[no.jpg=failed ok.jpg=uploaded]" {
+		t.Fatalf("statuses %s", got)
+	}
+	onDisk, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := onDisk.Lookup("case-b", digest("refused")); ok {
+		t.Fatalf("the failed upload is in the manifest: %+v", e)
+	}
+	if _, ok := onDisk.Lookup("case-b", digest("fine")); !ok {
+		t.Fatal("the upload made is not in the manifest")
+	}
+	if len(onDisk.entries) != 1 {
+		t.Fatalf("manifest entries %v, want only ok.jpg's", onDisk.entries)
+	}
+}
+
+// TestUploadBatchChangedFile: a file edited since the run that uploaded it
+// (same name, other bytes) is new content: it is uploaded again, and the
+// manifest keeps both versions, each under its own digest.
+func TestUploadBatchChangedFile(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeEvidence{}
+	c := fakeClient(t, f)
+	files := writeFiles(t, dir, map[string]string{"scan.pdf": "version one", "other.pdf": "unchanged"})
+	path := filepath.Join(dir, "m.json")
+	man, _ := LoadManifest(path)
+	if _, err := c.UploadBatch(t.Context(), files, batch(t, man)); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"scan.pdf": "version two"})
+	man, _ = LoadManifest(path)
+	rs, err := c.UploadBatch(t.Context(), files, batch(t, man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rs); got != "[other.pdf=skipped scan.pdf=uploaded]" {
+		t.Fatalf("second run: %s", got)
+	}
+	if rs[1].SHA256 != digest("version two") || len(f.sent) != 3 || f.sent[2] != digest("version two") {
+		t.Fatalf("second run sent %v, result %+v", f.sent, rs[1])
+	}
+	onDisk, _ := LoadManifest(path)
+	one, ok1 := onDisk.Lookup("case-b", digest("version one"))
+	two, ok2 := onDisk.Lookup("case-b", digest("version two"))
+	if !ok1 || !ok2 || one.File != two.File || one.EvidenceID == two.EvidenceID {
+		t.Fatalf("manifest: %+v %v, %+v %v", one, ok1, two, ok2)
+	}
+}
+
+// TestUploadBatchConcurrentWorkers: with many workers and more files than
+// a periodic save covers, every file is uploaded exactly once and recorded
+// exactly once, under the evidence id its own upload returned.
+func TestUploadBatchConcurrentWorkers(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeEvidence{}
+	c := fakeClient(t, f)
+	bodies := map[string]string{}
+	for i := range 130 {
+		bodies[fmt.Sprintf("IMG_%03d.jpg", i)] = fmt.Sprintf("photo %d", i)
+	}
+	files := writeFiles(t, dir, bodies)
+	path := filepath.Join(dir, "m.json")
+	man, _ := LoadManifest(path)
+	b := batch(t, man)
+	b.Parallel = 8
+	var mu sync.Mutex
+	var hashed, uploaded int64
+	b.Progress = func(phase string, _ int, _ int64) (func(int64), func()) {
+		return func(n int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			if phase == "hashing" {
+				hashed += n
+			} else {
+				uploaded += n
+			}
+		}, func() {}
+	}
+	rs, err := c.UploadBatch(t.Context(), files, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := map[string]int{}
+	for _, s := range f.sent {
+		sent[s]++
+	}
+	if len(f.sent) != len(files) || len(sent) != len(files) {
+		t.Fatalf("%d uploads of %d digests for %d files", len(f.sent), len(sent), len(files))
+	}
+	onDisk, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(onDisk.entries) != len(files) {
+		t.Fatalf("%d manifest entries for %d files", len(onDisk.entries), len(files))
+	}
+	var total int64
+	ids := map[string]bool{}
+	for i, r := range rs {
+		total += r.Size
+		if r.File != files[i] || r.Status != StatusUploaded || ids[r.EvidenceID] {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		ids[r.EvidenceID] = true
+		if e, ok := onDisk.Lookup("case-b", r.SHA256); !ok || e.EvidenceID != r.EvidenceID || e.File != r.File {
+			t.Fatalf("manifest entry of %s: %+v %v", r.File, e, ok)
+		}
+	}
+	if hashed != total || uploaded != total {
+		t.Fatalf("progress: hashed %d, uploaded %d, want %d each", hashed, uploaded, total)
+	}
+}
+
+// TestUploadBatchNeedsReceipt: an answer that is no proof of the upload
+// (no signed receipt, no evidence id, another digest) leaves the file
+// failed and out of the manifest, though the bytes were sent.
+func TestUploadBatchNeedsReceipt(t *testing.T) {
+	for name, spoil := range map[string]func(*custodyv1.UploadResponse){
+		"no receipt":     func(r *custodyv1.UploadResponse) { r.Receipt = nil },
+		"unsigned":       func(r *custodyv1.UploadResponse) { r.Receipt.Signature = nil },
+		"no evidence id": func(r *custodyv1.UploadResponse) { r.Evidence.EvidenceId = "" },
+		"other digest":   func(r *custodyv1.UploadResponse) { r.Evidence.Sha256 = digest("something else") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := &fakeEvidence{answer: spoil}
+			c := fakeClient(t, f)
+			path := filepath.Join(dir, "m.json")
+			man, _ := LoadManifest(path)
+			rs, err := c.UploadBatch(t.Context(), writeFiles(t, dir, map[string]string{"a.jpg": "photo"}), batch(t, man))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rs[0].Status != StatusFailed || rs[0].EvidenceID != "" || rs[0].Receipt != nil || !strings.Contains(rs[0].Error, "the service answered") {
+				t.Fatalf("result %+v", rs[0])
+			}
+			if onDisk, _ := LoadManifest(path); len(onDisk.entries) != 0 {
+				t.Fatalf("manifest %v", onDisk.entries)
+			}
+		})
 	}
 }

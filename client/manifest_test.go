@@ -1,6 +1,7 @@
 package client
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +62,57 @@ func TestManifestKeepsEverything(t *testing.T) {
 	os.WriteFile(path, []byte(`{"not": "a manifest"}`), 0o644)
 	if _, err := LoadManifest(path); err == nil || !strings.Contains(err.Error(), "is not a custody manifest") {
 		t.Fatalf("foreign JSON: %v", err)
+	}
+}
+
+// TestManifestSaveIsAtomic: Save never writes the manifest in place. A
+// reader holding the file sees the old content whole; a save that crashed
+// mid-write (its temporary file left half-written beside the manifest)
+// changes nothing a later run reads, and the next save succeeds.
+func TestManifestSaveIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, DefaultManifestName("c1"))
+	m, _ := LoadManifest(path)
+	m.Put(ManifestEntry{CaseID: "c1", SHA256: "aa", File: "a.jpg", EvidenceID: "ev-1", Status: StatusUploaded})
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+
+	held, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	m.Put(ManifestEntry{CaseID: "c1", SHA256: "bb", File: "b.jpg", EvidenceID: "ev-2", Status: StatusUploaded})
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := io.ReadAll(held); string(old) != string(before) {
+		t.Fatalf("Save wrote the manifest in place: a reader of the old file sees\n%s", old)
+	}
+	after, _ := os.ReadFile(path)
+
+	// A crash mid-write: the temporary file holds half of the next
+	// manifest and is never renamed.
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-123456"), after[:len(after)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadManifest(path)
+	if err != nil {
+		t.Fatalf("after a crashed save: %v", err)
+	}
+	if len(got.entries) != 2 {
+		t.Fatalf("after a crashed save: %v", got.entries)
+	}
+	got.Put(ManifestEntry{CaseID: "c1", SHA256: "cc", File: "c.jpg", EvidenceID: "ev-3", Status: StatusUploaded})
+	if err := got.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := LoadManifest(path); err != nil || len(again.entries) != 3 {
+		t.Fatalf("the save after a crashed one: %v, %v", err, again)
+	}
+	if files, _ := ExpandFiles([]string{dir}, path); len(files) != 0 {
+		t.Fatalf("a manifest folder's stray files are taken for evidence: %v", files)
 	}
 }
