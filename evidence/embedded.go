@@ -1,8 +1,6 @@
 package evidence
 
 import (
-	"strings"
-
 	"github.com/custody-dev/custody/media"
 )
 
@@ -24,7 +22,7 @@ func embedded(c *media.Capture) *Capture {
 
 // sanitized is metadata read from an item's own bytes made safe to keep
 // and return whatever the reader missed (package media cleans what it
-// returns; this does not rely on it): strings cleaned (cleanText), a
+// returns; this does not rely on it): strings cleaned (media.CleanText), a
 // time kept only if plausible, a position only if finite and within
 // bounds (an altitude or accuracy that is not is dropped alone), a
 // negative duration dropped. Nil when nothing is left.
@@ -34,13 +32,13 @@ func (c *Capture) sanitized() *Capture {
 	}
 	out := Capture{CapturedAt: plausibleEmbedded(c.CapturedAt), Duration: max(c.Duration, 0)}
 	if d := c.Device; d != nil {
-		dev := Device{Make: cleanText(d.Make), Model: cleanText(d.Model), SerialNumber: cleanText(d.SerialNumber), UniqueID: cleanText(d.UniqueID), Software: cleanText(d.Software)}
+		dev := Device{Make: media.CleanText(d.Make), Model: media.CleanText(d.Model), SerialNumber: media.CleanText(d.SerialNumber), UniqueID: media.CleanText(d.UniqueID), Software: media.CleanText(d.Software)}
 		if dev != (Device{}) {
 			out.Device = &dev
 		}
 	}
 	if l := c.Location; l != nil {
-		loc := &Location{Description: cleanText(l.Description)}
+		loc := &Location{Description: media.CleanText(l.Description)}
 		if p := l.Point; p != nil {
 			pt := *p
 			if pt.AltitudeM != nil && (&Location{Point: &GeoPoint{AltitudeM: pt.AltitudeM}}).validate("") != nil {
@@ -61,22 +59,4 @@ func (c *Capture) sanitized() *Capture {
 		return nil
 	}
 	return &out
-}
-
-// cleanText makes a string read from an item's bytes safe to keep, return
-// and log: valid UTF-8 (invalid bytes become U+FFFD), control characters
-// replaced by U+FFFD, outer spaces trimmed, at most maxShortText bytes.
-func cleanText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f && r <= 0x9f {
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > maxShortText {
-		s = strings.ToValidUTF8(s[:maxShortText], "")
-	}
-	return s
 }

@@ -324,8 +324,8 @@ func TestReplayCatalogsWhatTheRecordStates(t *testing.T) {
 	e := newTamperEnv(t)
 	b := e.ingest(t, "some other item", false)
 	// The catalog write fails, and so does the replay right after it.
-	e.cat.addEvidence.armed.Store(true)
-	e.cat.addEvidence.extra.Store(1)
+	e.cat.FailAddEvidence.Armed.Store(true)
+	e.cat.FailAddEvidence.Extra.Store(1)
 	sum := sha256.Sum256([]byte("orphaned ingest"))
 	if _, _, err := e.s.Ingest(t.Context(), e.collector, UploadMeta{CaseID: "case-tamper", Kind: KindDocument, SHA256: hex.EncodeToString(sum[:]), Size: 15},
 		bytes.NewReader([]byte("orphaned ingest"))); err != nil {

@@ -2,24 +2,19 @@ package evidence
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"filippo.io/age"
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/testenv/parts"
 	"github.com/custody-dev/custody/journal"
@@ -31,63 +26,12 @@ import (
 // store) whose catalog or log fails once on purpose; the write protocol's
 // own tests of such failures are in package ledger (resolve_test.go).
 
-// failOnce fails the next call it is armed for, and as many more after it
-// as extra says.
-type failOnce struct {
-	armed atomic.Bool
-	extra atomic.Int32
-}
+type (
+	flakyCatalog = parts.FlakyCatalog
+	flakyLog     = parts.FlakyLog
+)
 
-func (f *failOnce) fire() bool {
-	if f.armed.CompareAndSwap(true, false) {
-		return true
-	}
-	for n := f.extra.Load(); n > 0; n = f.extra.Load() {
-		if f.extra.CompareAndSwap(n, n-1) {
-			return true
-		}
-	}
-	return false
-}
-
-var errInjected = errors.New("injected failure")
-
-type flakyCatalog struct {
-	catalog.Catalog
-	addEvent, addEvidence failOnce
-	// beforeAddEvidence runs just before the next AddEvidence, once.
-	beforeAddEvidence func()
-}
-
-func (c *flakyCatalog) AddEvent(ctx context.Context, e catalog.Event, prev uint64, st catalog.ItemState) error {
-	if c.addEvent.fire() {
-		return errInjected
-	}
-	return c.Catalog.AddEvent(ctx, e, prev, st)
-}
-
-func (c *flakyCatalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first catalog.Event) error {
-	if c.addEvidence.fire() {
-		return errInjected
-	}
-	if f := c.beforeAddEvidence; f != nil {
-		c.beforeAddEvidence = nil
-		f()
-	}
-	return c.Catalog.AddEvidence(ctx, ev, first)
-}
-
-type flakyLog struct {
-	*custodylog.Log
-	append failOnce
-}
-
-func (l *flakyLog) Append(ctx context.Context, entry []byte) (custodylog.Appended, error) {
-	if l.append.fire() {
-		return custodylog.Appended{}, errInjected // dies before sequencing
-	}
-	return l.Log.Append(ctx, entry)
-}
+var errInjected = parts.ErrInjected
 
 func newTestService(t *testing.T) (*Service, *flakyCatalog, *flakyLog) {
 	t.Helper()

@@ -10,13 +10,11 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/catalog"
-	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/internal/testenv/parts"
 	"github.com/custody-dev/custody/journal"
@@ -29,63 +27,12 @@ import (
 // These tests make such writers with real parts (POSIX log, SQLite, file
 // journal) and a catalog or log that fails once on purpose.
 
-// failOnce fails the next call it is armed for, and as many more after it
-// as extra says.
-type failOnce struct {
-	armed atomic.Bool
-	extra atomic.Int32
-}
+type (
+	flakyCatalog = parts.FlakyCatalog
+	flakyLog     = parts.FlakyLog
+)
 
-func (f *failOnce) fire() bool {
-	if f.armed.CompareAndSwap(true, false) {
-		return true
-	}
-	for n := f.extra.Load(); n > 0; n = f.extra.Load() {
-		if f.extra.CompareAndSwap(n, n-1) {
-			return true
-		}
-	}
-	return false
-}
-
-var errInjected = errors.New("injected failure")
-
-type flakyCatalog struct {
-	catalog.Catalog
-	addEvent, addEvidence failOnce
-	// beforeAddEvidence runs just before the next AddEvidence, once.
-	beforeAddEvidence func()
-}
-
-func (c *flakyCatalog) AddEvent(ctx context.Context, e catalog.Event, prev uint64, st catalog.ItemState) error {
-	if c.addEvent.fire() {
-		return errInjected
-	}
-	return c.Catalog.AddEvent(ctx, e, prev, st)
-}
-
-func (c *flakyCatalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first catalog.Event) error {
-	if c.addEvidence.fire() {
-		return errInjected
-	}
-	if f := c.beforeAddEvidence; f != nil {
-		c.beforeAddEvidence = nil
-		f()
-	}
-	return c.Catalog.AddEvidence(ctx, ev, first)
-}
-
-type flakyLog struct {
-	*custodylog.Log
-	append failOnce
-}
-
-func (l *flakyLog) Append(ctx context.Context, entry []byte) (custodylog.Appended, error) {
-	if l.append.fire() {
-		return custodylog.Appended{}, errInjected // dies before sequencing
-	}
-	return l.Log.Append(ctx, entry)
-}
+var errInjected = parts.ErrInjected
 
 // testDomain states receipts plainly and applies no custody rules: the
 // protocol's tests need none (package evidence has them).
@@ -198,7 +145,7 @@ func TestOrphansAreResolved(t *testing.T) {
 		if _, err := w.ingest(t, id, "orphaned event"); err != nil {
 			t.Fatal(err)
 		}
-		w.cat.addEvent.armed.Store(true)
+		w.cat.FailAddEvent.Armed.Store(true)
 		if _, err := w.note(t, id, "A"); !errors.Is(err, errInjected) {
 			t.Fatalf("the catalog write was to fail: %v", err)
 		}
@@ -223,7 +170,7 @@ func TestOrphansAreResolved(t *testing.T) {
 		if _, err := w.ingest(t, id, "never logged"); err != nil {
 			t.Fatal(err)
 		}
-		w.log.append.armed.Store(true)
+		w.log.FailAppend.Armed.Store(true)
 		if _, err := w.note(t, id, "lost"); err == nil {
 			t.Fatal("the log append was to fail")
 		}
@@ -244,7 +191,7 @@ func TestOrphansAreResolved(t *testing.T) {
 		const id = "ev-racedbyrepair"
 		// Another replica's repair runs between this ingest's log append
 		// and its catalog write.
-		w.cat.beforeAddEvidence = func() {
+		w.cat.BeforeAddEvidence = func() {
 			if n, err := w.Replay(context.Background()); err != nil || n != 1 {
 				t.Errorf("the racing replay cataloged %d entries (%v), want 1", n, err)
 			}
@@ -261,8 +208,8 @@ func TestOrphansAreResolved(t *testing.T) {
 	t.Run("an ingest logged but not cataloged is cataloged by replay", func(t *testing.T) {
 		w := newTestWriter(t)
 		// The catalog write fails, and so does the replay right after it.
-		w.cat.addEvidence.armed.Store(true)
-		w.cat.addEvidence.extra.Store(1)
+		w.cat.FailAddEvidence.Armed.Store(true)
+		w.cat.FailAddEvidence.Extra.Store(1)
 		if _, err := w.ingest(t, "ev-orphanedingest", "orphaned ingest"); err != nil {
 			t.Fatalf("a logged ingest whose catalog write failed is still acknowledged: %v", err)
 		}
@@ -283,7 +230,7 @@ func TestOrphansAreResolved(t *testing.T) {
 func TestLoggedIngestReturnsItsReceipt(t *testing.T) {
 	w := newTestWriter(t)
 	const id = "ev-loggedingest"
-	w.cat.addEvidence.armed.Store(true)
+	w.cat.FailAddEvidence.Armed.Store(true)
 	ev, err := w.ingest(t, id, "logged, then the catalog write fails")
 	if err != nil || len(ev.Receipt.Signature) == 0 || len(ev.Entry) == 0 {
 		t.Fatalf("Append = %v, receipt %d bytes; the ingest is logged and must be acknowledged", err, len(ev.Receipt.Signature))

@@ -144,7 +144,7 @@ func (t tiff) str(ifd map[uint16]entry, tag uint16) string {
 	if !ok || e.typ != 2 {
 		return ""
 	}
-	return cleanText(strings.TrimRight(string(e.value), "\x00"))
+	return CleanText(strings.TrimRight(string(e.value), "\x00"))
 }
 
 func (t tiff) offset(ifd map[uint16]entry, tag uint16) (uint32, bool) {

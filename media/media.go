@@ -85,10 +85,10 @@ func plausible(t time.Time) time.Time {
 	return t
 }
 
-// cleanText makes a string read from a file safe to keep, return and log:
+// CleanText makes a string read from a file safe to keep, return and log:
 // valid UTF-8 (invalid bytes become U+FFFD), control characters replaced by
 // U+FFFD, outer spaces trimmed, at most maxText bytes.
-func cleanText(s string) string {
+func CleanText(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r >= 0x7f && r <= 0x9f {
