@@ -140,7 +140,7 @@ func TestStorageOutageUnderLoad(t *testing.T) {
 		}
 	}
 	if len(rep.Failures) > 0 {
-		t.Errorf("unexpected failures: %q", rep.Failures)
+		t.Errorf("unexpected failures: %q\ncustodyd's log:\n%s", rep.Failures, d.Logs)
 	}
 	if rep.Kinds["upload"].ByOutcome["Unavailable"] == 0 {
 		t.Error("no upload was refused while MinIO was down: the outage was not exercised")

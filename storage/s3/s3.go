@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -291,11 +292,14 @@ func classify(err error, format string, args ...any) error {
 		// MinIO: "Object is WORM protected and cannot be overwritten".
 		return fmt.Errorf("%s: %w: %v", what, storage.ErrSealed, err)
 	case resp.Code == "SlowDown" || resp.Code == "ServiceUnavailable" || resp.Code == "InternalError" ||
-		resp.Code == "XMinioServerNotInitialized" || resp.StatusCode == 503:
+		resp.Code == "XMinioServerNotInitialized" || resp.StatusCode >= 500:
+		// Any 5xx: the server's trouble, not the request's.
 		return fmt.Errorf("%s: %w: %v", what, storage.ErrUnavailable, err)
 	}
 	var netErr net.Error
-	if errors.As(err, &netErr) {
+	if errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+		// The connection failed or ended mid-answer (a server stopping).
 		return fmt.Errorf("%s: %w: %v", what, storage.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
