@@ -21,6 +21,7 @@ import (
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/historymap"
 	"github.com/custody-dev/custody/witness"
 )
 
@@ -84,6 +85,12 @@ type Config struct {
 	// Authorities, if set, timestamp each new checkpoint (RFC 3161), at
 	// most one request to each per checkpoint interval; see Timestamped.
 	Authorities []Authority
+	// NoHistoryMap turns off the history map (docs/HISTORY_MAP.md), which
+	// is on by default: this process follows the log and commits, at most
+	// once per checkpoint interval, to the map from each item to its
+	// last entry; see HistoryProof. Off, bundles cannot prove their
+	// history complete.
+	NoHistoryMap bool
 }
 
 // Log is an open custody log. How many processes may append to the same
@@ -99,6 +106,9 @@ type Log struct {
 	checkpointTime func(context.Context) (time.Time, error)
 	witnesses      *witnessLag // nil: no witnesses
 	stamper        *stamper    // nil: no timestamp authorities
+	mapper         *mapper     // nil: no history map
+	stopMapper     context.CancelFunc
+	mapperDone     chan struct{}
 }
 
 // Open opens (creating if needed) the log on cfg.Backend. The log's
@@ -159,6 +169,15 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 		}
 		l.stamper = newStamper(b.Annex, cfg.Authorities, l)
 		go l.stamper.run(ctx, max(cfg.CheckpointInterval, 100*time.Millisecond))
+	}
+	if !cfg.NoHistoryMap {
+		l.mapper = &mapper{log: l, builder: historymap.NewBuilder()}
+		mctx, stop := context.WithCancel(ctx)
+		l.stopMapper, l.mapperDone = stop, make(chan struct{})
+		go func() {
+			defer close(l.mapperDone)
+			l.mapper.run(mctx, max(cfg.CheckpointInterval, 100*time.Millisecond))
+		}()
 	}
 	return l, nil
 }
@@ -254,5 +273,9 @@ func (l *Log) Reader() tessera.LogReader { return l.reader }
 // Close flushes pending work and stops the appender.
 func (l *Log) Close(ctx context.Context) error {
 	defer l.cancel()
+	if l.mapper != nil {
+		l.stopMapper()
+		<-l.mapperDone
+	}
 	return l.shutdown(ctx)
 }

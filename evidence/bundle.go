@@ -11,6 +11,7 @@ import (
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/failure"
+	"github.com/custody-dev/custody/historymap"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/verify"
 )
@@ -49,7 +50,7 @@ func (s *Service) Bundle(ctx context.Context, who identity.Identity, id string, 
 	}
 	b := &verify.Bundle{
 		Format: verify.Format, Version: verify.Version, CreatedAt: h.CreatedAt, Evidence: h.Evidence,
-		Log: h.Log, Keys: h.Keys, Consistency: h.Consistency,
+		Log: h.Log, Keys: h.Keys, Consistency: h.Consistency, Completeness: h.Completeness,
 	}
 	err = s.bundleEvents(ctx, item, readable, h, func(ev verify.Event) error {
 		b.Events = append(b.Events, ev)
@@ -118,7 +119,26 @@ func (s *Service) bundleHeader(ctx context.Context, who identity.Identity, id st
 			return verify.StreamHeader{}, catalog.Evidence{}, false, err
 		}
 	}
-	cp, err := s.checkpointCovering(ctx, item.LastLogIndex)
+	cp, history, err := s.checkpointCovering(ctx, item.ID, item.LastLogIndex)
+	for tries := 0; err == nil && history != nil && tries < 3; tries++ {
+		// The map may name an event logged after the item was read: the
+		// bundle must hold it, or it proves itself cut short.
+		leaf, perr := historymap.ParseLeaf(history.Leaf)
+		if perr != nil {
+			return verify.StreamHeader{}, catalog.Evidence{}, false, perr
+		}
+		if leaf.Seq <= item.LastSeq {
+			break
+		}
+		if item, err = s.loadItem(ctx, id); err != nil {
+			return verify.StreamHeader{}, catalog.Evidence{}, false, err
+		}
+		cp, history, err = s.checkpointCovering(ctx, item.ID, item.LastLogIndex)
+	}
+	if err != nil {
+		return verify.StreamHeader{}, catalog.Evidence{}, false, err
+	}
+	completeness, err := s.completeness(ctx, history, cp.Size)
 	if err != nil {
 		return verify.StreamHeader{}, catalog.Evidence{}, false, err
 	}
@@ -128,9 +148,10 @@ func (s *Service) bundleHeader(ctx context.Context, who identity.Identity, id st
 			EvidenceID: item.ID, SHA256: item.SHA256, Size: item.Size, MediaType: item.MediaType,
 			Kind: item.Kind, CaseID: item.CaseID, Withheld: !readable,
 		},
-		Log:        verify.Log{Origin: s.log.Origin(), Checkpoint: string(cp.Raw), TreeSize: cp.Size, Timestamps: bundleTimestamps(cp.Timestamps)},
-		Keys:       s.keys,
-		EventCount: item.LastSeq + 1,
+		Log:          verify.Log{Origin: s.log.Origin(), Checkpoint: string(cp.Raw), TreeSize: cp.Size, Timestamps: bundleTimestamps(cp.Timestamps)},
+		Keys:         s.keys,
+		Completeness: completeness,
+		EventCount:   item.LastSeq + 1,
 	}
 	if readable {
 		full, err := s.decode(item, true)
@@ -198,31 +219,71 @@ func (s *Service) bundleEvents(ctx context.Context, item catalog.Evidence, reada
 	return nil
 }
 
-// checkpointCovering waits until a published checkpoint includes index.
-// It prefers the newest timestamped checkpoint that does: when none does
-// yet, it waits up to Config.StampWait for one before settling for the
-// latest checkpoint, which then carries no timestamp.
-func (s *Service) checkpointCovering(ctx context.Context, index uint64) (custodylog.Stamped, error) {
+// checkpointCovering waits until a published checkpoint includes the
+// item's event at index, and returns it with the item's history-map proof
+// under it (nil: none). It prefers the newest timestamped checkpoint that
+// includes the event, waiting up to Config.StampWait for one, and one
+// under which a history-map commitment covers the event, waiting up to
+// Config.HistoryWait; after those waits it settles for what there is.
+func (s *Service) checkpointCovering(ctx context.Context, id string, index uint64) (custodylog.Stamped, *custodylog.HistoryProof, error) {
 	start := time.Now()
-	deadline := start.Add(max(checkpointWait, s.cfg.StampWait))
+	deadline := start.Add(max(checkpointWait, s.cfg.StampWait, s.cfg.HistoryWait))
+	// history is the item's map proof under a tree of size, and whether
+	// its map covers the event at index.
+	history := func(size uint64) (*custodylog.HistoryProof, bool, error) {
+		p, ok, err := s.log.HistoryProof(ctx, id, size)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return &p, p.TreeSize > index, nil
+	}
 	for {
-		st, ok, err := s.log.Timestamped(ctx, index)
-		if err == nil && ok {
-			return st, nil
+		waited := time.Since(start)
+		st, stamped, err := s.log.Timestamped(ctx, index)
+		if err == nil && stamped {
+			p, covered, err := history(st.Size)
+			if err != nil {
+				return custodylog.Stamped{}, nil, err
+			}
+			if covered || waited >= s.cfg.HistoryWait {
+				return st, p, nil
+			}
 		}
 		cp, err := s.log.Latest(ctx)
-		if err == nil && cp.Size > index && time.Since(start) >= s.cfg.StampWait {
-			return custodylog.Stamped{Published: cp}, nil
+		if err == nil && cp.Size > index && waited >= s.cfg.StampWait {
+			p, covered, err := history(cp.Size)
+			if err != nil {
+				return custodylog.Stamped{}, nil, err
+			}
+			if covered || waited >= s.cfg.HistoryWait {
+				return custodylog.Stamped{Published: cp}, p, nil
+			}
 		}
 		if time.Now().After(deadline) {
-			return custodylog.Stamped{}, fmt.Errorf("%w: no checkpoint covers log entry %d yet; retry shortly", ErrUnavailable, index)
+			return custodylog.Stamped{}, nil, fmt.Errorf("%w: no checkpoint covers log entry %d yet; retry shortly", ErrUnavailable, index)
 		}
 		select {
 		case <-ctx.Done():
-			return custodylog.Stamped{}, ctx.Err()
+			return custodylog.Stamped{}, nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// completeness is the bundle's history-map proof under a checkpoint of
+// treeSize (nil for none).
+func (s *Service) completeness(ctx context.Context, p *custodylog.HistoryProof, treeSize uint64) (*verify.Completeness, error) {
+	if p == nil {
+		return nil, nil
+	}
+	incl, err := s.log.InclusionProof(ctx, p.LogIndex, treeSize)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof of the history-map commitment %d: %w", p.LogIndex, err)
+	}
+	return &verify.Completeness{
+		Entry: string(p.Entry), LogIndex: p.LogIndex, InclusionProof: incl,
+		MapLeaf: string(p.Leaf), MapIndex: p.Proof.Index, MapProof: p.Proof.Hashes,
+	}, nil
 }
 
 // Verification is the outcome of VerifyStored.

@@ -92,6 +92,10 @@ type Log interface {
 	// InclusionProof and ConsistencyProof prove against a tree size.
 	InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error)
 	ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error)
+	// HistoryProof proves the item's leaf in the newest history map whose
+	// commitment a tree of treeSize includes (ok false: none, or no leaf
+	// for the item).
+	HistoryProof(ctx context.Context, evidenceID string, treeSize uint64) (custodylog.HistoryProof, bool, error)
 }
 
 // DefaultMaxUploadBytes and DefaultRetention are Config's defaults for
@@ -113,6 +117,11 @@ type Config struct {
 	// timestamp (0: it does not wait; set it when the log has timestamp
 	// authorities).
 	StampWait time.Duration
+	// HistoryWait is how long a bundle waits for a checkpoint that covers
+	// a history-map commitment covering the item's last event (which lets
+	// the bundle prove its history complete up to that event) before it
+	// settles for an older commitment or none (0: it does not wait).
+	HistoryWait time.Duration
 	// MaxUploadBytes is the largest item accepted (default 64 GiB).
 	MaxUploadBytes int64
 	// MaxBundleEvents is the longest history served as one bundle

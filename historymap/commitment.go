@@ -116,33 +116,70 @@ type Event struct {
 // entry hashes to LeafHash and is included at LogIndex. Events from N up
 // to the bundle's checkpoint are not covered.
 func Complete(c Commitment, evidenceID string, leafText []byte, p LeafProof, evs []Event) error {
-	l, err := VerifyLeaf(c, leafText, p)
+	k, err := NewCompletion(c, evidenceID, leafText, p)
 	if err != nil {
 		return err
 	}
-	if l.EvidenceID != evidenceID {
-		return fmt.Errorf("history map: the leaf is %s's, the bundle is %s's", l.EvidenceID, evidenceID)
-	}
-	found := false
 	for _, e := range evs {
-		switch {
-		case e.Seq == l.Seq:
-			if found {
-				return fmt.Errorf("history map: the bundle holds two events %d", e.Seq)
-			}
-			if e.LogIndex != l.LogIndex || e.LeafHash != l.LeafHash {
-				return fmt.Errorf("history map: as of tree size %d the item's last entry is %d (seq %d, leaf %x); the bundle's event %d is entry %d (leaf %x)",
-					c.TreeSize, l.LogIndex, l.Seq, l.LeafHash, e.Seq, e.LogIndex, e.LeafHash)
-			}
-			found = true
-		case e.Seq > l.Seq && e.LogIndex < c.TreeSize:
-			return fmt.Errorf("history map: the bundle's event %d is entry %d, before tree size %d, yet the item's last entry there is event %d", e.Seq, e.LogIndex, c.TreeSize, l.Seq)
-		case e.Seq < l.Seq && e.LogIndex >= l.LogIndex:
-			return fmt.Errorf("history map: the bundle's event %d is entry %d, not before the item's last entry %d (event %d)", e.Seq, e.LogIndex, l.LogIndex, l.Seq)
+		if err := k.Event(e); err != nil {
+			return err
 		}
 	}
-	if !found {
-		return fmt.Errorf("history map: as of tree size %d the item's last entry is event %d (entry %d), which the bundle does not hold: the bundle is cut short", c.TreeSize, l.Seq, l.LogIndex)
+	return k.Done()
+}
+
+// Completion is Complete fed one event at a time, for a history too long
+// to hold (the stream form of a bundle): its memory does not grow with
+// the events.
+type Completion struct {
+	c     Commitment
+	leaf  Leaf
+	found bool
+}
+
+// NewCompletion verifies the item's leaf against the commitment
+// (VerifyLeaf) and that it is evidenceID's.
+func NewCompletion(c Commitment, evidenceID string, leafText []byte, p LeafProof) (*Completion, error) {
+	l, err := VerifyLeaf(c, leafText, p)
+	if err != nil {
+		return nil, err
+	}
+	if l.EvidenceID != evidenceID {
+		return nil, fmt.Errorf("history map: the leaf is %s's, the bundle is %s's", l.EvidenceID, evidenceID)
+	}
+	return &Completion{c: c, leaf: l}, nil
+}
+
+// Leaf is the proven leaf: the item's last entry among the first
+// TreeSize entries.
+func (k *Completion) Leaf() Leaf { return k.leaf }
+
+// Event checks one of the bundle's events against the leaf.
+func (k *Completion) Event(e Event) error {
+	l, c := k.leaf, k.c
+	switch {
+	case e.Seq == l.Seq:
+		if k.found {
+			return fmt.Errorf("history map: the bundle holds two events %d", e.Seq)
+		}
+		if e.LogIndex != l.LogIndex || e.LeafHash != l.LeafHash {
+			return fmt.Errorf("history map: as of tree size %d the item's last entry is %d (seq %d, leaf %x); the bundle's event %d is entry %d (leaf %x)",
+				c.TreeSize, l.LogIndex, l.Seq, l.LeafHash, e.Seq, e.LogIndex, e.LeafHash)
+		}
+		k.found = true
+	case e.Seq > l.Seq && e.LogIndex < c.TreeSize:
+		return fmt.Errorf("history map: the bundle's event %d is entry %d, before tree size %d, yet the item's last entry there is event %d", e.Seq, e.LogIndex, c.TreeSize, l.Seq)
+	case e.Seq < l.Seq && e.LogIndex >= l.LogIndex:
+		return fmt.Errorf("history map: the bundle's event %d is entry %d, not before the item's last entry %d (event %d)", e.Seq, e.LogIndex, l.LogIndex, l.Seq)
+	}
+	return nil
+}
+
+// Done checks, after the last event, that the leaf's event was among
+// them.
+func (k *Completion) Done() error {
+	if !k.found {
+		return fmt.Errorf("history map: as of tree size %d the item's last entry is event %d (entry %d), which the bundle does not hold: the bundle is cut short", k.c.TreeSize, k.leaf.Seq, k.leaf.LogIndex)
 	}
 	return nil
 }

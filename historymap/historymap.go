@@ -128,6 +128,11 @@ func NewBuilder() *Builder {
 // TreeSize is how many log entries the builder has been fed.
 func (b *Builder) TreeSize() uint64 { return b.next }
 
+// Changed reports whether a custody entry was fed since the last Map: a
+// new map would differ from the last one (commitment entries change
+// nothing).
+func (b *Builder) Changed() bool { return len(b.dirty) > 0 || len(b.added) > 0 }
+
 // Add feeds the log entry at index, which must be the next one
 // (TreeSize()). A custody entry (one with an "evidence_id") becomes its
 // item's leaf; a commitment entry (type "history_map") is checked for

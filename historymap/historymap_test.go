@@ -333,3 +333,43 @@ func TestBuilderErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestBuilderChanged: a builder reports a change after a custody entry and
+// none after a map or after only commitment entries, so a committer that
+// commits only on change never commits to its own commitments.
+func TestBuilderChanged(t *testing.T) {
+	l := newLog()
+	b := historymap.NewBuilder()
+	feed := func() {
+		for i := b.TreeSize(); i < uint64(len(l.entries)); i++ {
+			if err := b.Add(i, l.entries[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if b.Changed() {
+		t.Fatal("a new builder reports a change")
+	}
+	l.event(t, id(1), -1)
+	feed()
+	if !b.Changed() {
+		t.Fatal("no change after a custody entry")
+	}
+	m, err := b.Map(b.TreeSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Changed() {
+		t.Fatal("a change reported right after Map")
+	}
+	l.entries = append(l.entries, historymap.EntryFor(m))
+	feed()
+	if b.Changed() {
+		t.Fatal("a commitment entry counted as a change")
+	}
+	l.event(t, id(1), -1)
+	feed()
+	if !b.Changed() {
+		t.Fatal("no change after the item's next event")
+	}
+}

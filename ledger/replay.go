@@ -11,6 +11,7 @@ import (
 	"github.com/custody-dev/custody/catalog"
 	"github.com/custody-dev/custody/custodylog"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/historymap"
 	"github.com/custody-dev/custody/journal"
 	"github.com/custody-dev/custody/receipt"
 )
@@ -158,6 +159,11 @@ func (w *Writer) replayIndexes(ctx context.Context, indexes []uint64, size uint6
 			fields, err := events.ParseEntry(entry)
 			if err != nil {
 				return n, fmt.Errorf("log entry %d: %w", i, err)
+			}
+			if fields["type"] == historymap.EntryType {
+				// The log's own commitment to its history map
+				// (custodylog): no item's event, nothing to catalog.
+				continue
 			}
 			id, _ := fields["evidence_id"].(string)
 			if only != "" && id != only {

@@ -240,3 +240,45 @@ func TestLoggedIngestReturnsItsReceipt(t *testing.T) {
 		t.Fatalf("the item is not cataloged after the repair: %+v, %v", got, err)
 	}
 }
+
+// TestReplaySkipsHistoryMapCommitments: the log's own history-map
+// commitments (custodylog) are no item's events; replay into an empty
+// catalog catalogs every event and steps over them, rather than failing
+// on an entry no journal record commits to.
+func TestReplaySkipsHistoryMapCommitments(t *testing.T) {
+	w := newTestWriter(t)
+	for _, id := range []string{"ev-replaymapone", "ev-replaymaptwo"} {
+		if _, err := w.ingest(t, id, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until the log holds a commitment after the events.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := w.log.HistoryMapping(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.CommittedSize >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no history-map commitment covers the two events: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	size, err := w.log.Settled(t.Context())
+	if err != nil || size < 3 {
+		t.Fatalf("the log holds %d entries (%v), want the events and a commitment", size, err)
+	}
+	// A catalog lost: a new, empty one, rebuilt from the log and journal.
+	fresh := parts.Catalog(t, t.TempDir())
+	w2 := New(Config{Journal: w.journal, Log: w.log, Catalog: fresh, Locks: &testLocks{}, Receipts: w.receipts, Domain: testDomain{}})
+	n, err := w2.Replay(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("Replay cataloged %d entries (%v), want the 2 events", n, err)
+	}
+	if applied, err := fresh.LogApplied(t.Context()); err != nil || applied < size {
+		t.Fatalf("after replay the catalog has applied %d of %d entries (%v)", applied, size, err)
+	}
+}

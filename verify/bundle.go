@@ -41,6 +41,30 @@ type Bundle struct {
 	// Keys are hints: a court should get the keys out of band.
 	Keys        Keys         `json:"keys"`
 	Consistency *Consistency `json:"consistency,omitempty"`
+	// Completeness proves the chain has every event of the item among the
+	// log's first N entries (docs/HISTORY_MAP.md); absent, completeness is
+	// not checked.
+	Completeness *Completeness `json:"completeness,omitempty"`
+}
+
+// Completeness is the history-map proof of a bundle: a map commitment
+// entry included in the bundle's checkpoint, and the item's leaf in that
+// map with its inclusion proof.
+type Completeness struct {
+	// Entry is the commitment log entry, canonical JSON text:
+	// {"map_root","map_size","tree_size","type":"history_map","v":1}.
+	Entry string `json:"entry"`
+	// LogIndex is the commitment entry's index; InclusionProof its audit
+	// path to Log.TreeSize, base64 hashes.
+	LogIndex       uint64   `json:"log_index"`
+	InclusionProof [][]byte `json:"inclusion_proof"`
+	// MapLeaf is the item's map leaf, canonical JSON text:
+	// {"evidence_id","leaf_hash","log_index","seq"}.
+	MapLeaf string `json:"map_leaf"`
+	// MapIndex is the leaf's position in the map; MapProof its audit path
+	// to the committed map root, base64 hashes.
+	MapIndex uint64   `json:"map_index"`
+	MapProof [][]byte `json:"map_proof"`
 }
 
 // Evidence is the item the bundle is about.
@@ -117,7 +141,7 @@ const MaxBundleSize = 256 << 20
 // schema lists the keys each object of a bundle may hold. Keys are matched
 // exactly (encoding/json alone would also take "SHA256" for "sha256").
 var schema = map[string][]string{
-	"":                 {"format", "v", "created_at", "evidence", "log", "events", "keys", "consistency"},
+	"":                 {"format", "v", "created_at", "evidence", "log", "events", "keys", "consistency", "completeness"},
 	"evidence":         {"evidence_id", "sha256", "size", "media_type", "kind", "case_id", "metadata", "withheld"},
 	"log":              {"origin", "checkpoint", "tree_size", "timestamps"},
 	"log.timestamps[]": {"authority", "response"},
@@ -125,6 +149,7 @@ var schema = map[string][]string{
 	"events[].receipt": {"payload", "signature", "key_id"},
 	"keys":             {"log_verifier_key", "receipt_public_key_pem"},
 	"consistency":      {"from_size", "proof"},
+	"completeness":     {"entry", "log_index", "inclusion_proof", "map_leaf", "map_index", "map_proof"},
 }
 
 // required lists the keys each object must hold.
@@ -137,6 +162,7 @@ var required = map[string][]string{
 	"events[].receipt": {"payload", "signature", "key_id"},
 	"keys":             {"log_verifier_key", "receipt_public_key_pem"},
 	"consistency":      {"from_size", "proof"},
+	"completeness":     {"entry", "log_index", "inclusion_proof", "map_leaf", "map_index", "map_proof"},
 }
 
 // Parse decodes a bundle strictly and checks its shape (not its proofs):
@@ -176,14 +202,30 @@ func Parse(b []byte) (*Bundle, error) {
 			}
 		}
 	}
-	if c := bundle.Consistency; c != nil {
-		for j, h := range c.Proof {
+	if err := checkHeaderHashes(bundle.Consistency, bundle.Completeness); err != nil {
+		return nil, err
+	}
+	return &bundle, nil
+}
+
+// checkHeaderHashes checks that every proof hash outside the events is 32
+// bytes.
+func checkHeaderHashes(c *Consistency, k *Completeness) error {
+	lists := map[string][][]byte{}
+	if c != nil {
+		lists["consistency.proof"] = c.Proof
+	}
+	if k != nil {
+		lists["completeness.inclusion_proof"], lists["completeness.map_proof"] = k.InclusionProof, k.MapProof
+	}
+	for _, name := range []string{"consistency.proof", "completeness.inclusion_proof", "completeness.map_proof"} {
+		for j, h := range lists[name] {
 			if len(h) != 32 {
-				return nil, fmt.Errorf("bundle: consistency.proof[%d] is %d bytes, not a SHA-256 hash", j, len(h))
+				return fmt.Errorf("bundle: %s[%d] is %d bytes, not a SHA-256 hash", name, j, len(h))
 			}
 		}
 	}
-	return &bundle, nil
+	return nil
 }
 
 // shape is the keys each object of a document may and must hold, by path.
@@ -248,4 +290,6 @@ var base64Paths = map[string]bool{
 	"events[].receipt.signature": true,
 	"consistency.proof[]":        true,
 	"log.timestamps[].response":  true,
+	"completeness.inclusion_proof[]": true,
+	"completeness.map_proof[]":       true,
 }

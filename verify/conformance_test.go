@@ -101,7 +101,7 @@ func streamForm(t *testing.T, raw []byte, edit func(h *verify.StreamHeader, line
 		t.Fatal(err)
 	}
 	h := verify.StreamHeader{Format: verify.StreamFormat, Version: verify.StreamVersion, CreatedAt: b.CreatedAt, Evidence: b.Evidence,
-		Log: b.Log, Keys: b.Keys, Consistency: b.Consistency, EventCount: uint64(len(b.Events))}
+		Log: b.Log, Keys: b.Keys, Consistency: b.Consistency, Completeness: b.Completeness, EventCount: uint64(len(b.Events))}
 	var lines [][]byte
 	for _, ev := range b.Events {
 		l, err := json.Marshal(ev)

@@ -37,13 +37,15 @@ type StreamHeader struct {
 	Log         Log          `json:"log"`
 	Keys        Keys         `json:"keys"`
 	Consistency *Consistency `json:"consistency,omitempty"`
+	// Completeness is the document form's "completeness".
+	Completeness *Completeness `json:"completeness,omitempty"`
 	// EventCount is how many event lines follow.
 	EventCount uint64 `json:"event_count"`
 }
 
 var streamHeaderShape = func() shape {
 	sh := shape{keys: maps.Clone(schema), required: maps.Clone(required)}
-	sh.keys[""] = []string{"format", "v", "created_at", "evidence", "log", "keys", "consistency", "event_count"}
+	sh.keys[""] = []string{"format", "v", "created_at", "evidence", "log", "keys", "consistency", "completeness", "event_count"}
 	sh.required[""] = []string{"format", "v", "created_at", "evidence", "log", "keys", "event_count"}
 	return sh
 }()
@@ -117,7 +119,11 @@ func VerifyStream(r io.Reader, opts Options) *Report {
 	if _, err := time.Parse(time.RFC3339Nano, h.CreatedAt); err != nil {
 		return fail(fmt.Errorf("created_at is not an RFC 3339 time: %q", h.CreatedAt))
 	}
-	b := &Bundle{Format: Format, Version: Version, CreatedAt: h.CreatedAt, Evidence: h.Evidence, Log: h.Log, Keys: h.Keys, Consistency: h.Consistency}
+	if err := checkHeaderHashes(h.Consistency, h.Completeness); err != nil {
+		return fail(fmt.Errorf("header: %w", err))
+	}
+	b := &Bundle{Format: Format, Version: Version, CreatedAt: h.CreatedAt, Evidence: h.Evidence, Log: h.Log, Keys: h.Keys,
+		Consistency: h.Consistency, Completeness: h.Completeness}
 	v := begin(b, opts)
 	v.r.Checks[0].Detail = "strict JSON lines; every field known, typed and present"
 	batch := make([]Event, 0, streamBatch)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/historymap"
 	"github.com/custody-dev/custody/receipt"
 	"github.com/custody-dev/custody/tsa"
 	"github.com/custody-dev/custody/witness"
@@ -75,7 +76,8 @@ const (
 // Check is one verdict.
 type Check struct {
 	// Step is the docs/VERIFY.md step the check belongs to: format, keys,
-	// checkpoint, event, chain, item, custody, file or consistency.
+	// checkpoint, event, chain, item, custody, file, consistency or
+	// completeness.
 	Step   string `json:"step"`
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
@@ -86,7 +88,7 @@ type Check struct {
 var steps = []struct{ prefix, step string }{
 	{"bundle format", "format"}, {"key hints", "keys"}, {"checkpoint signature", "checkpoint"}, {"checkpoint witnesses", "checkpoint"}, {"checkpoint timestamp", "checkpoint"},
 	{"event #", "event"}, {"custody chain", "chain"}, {"item facts", "item"}, {"custody rules", "custody"},
-	{"evidence file", "file"}, {"consistency", "consistency"},
+	{"evidence file", "file"}, {"consistency", "consistency"}, {"history completeness", "completeness"},
 }
 
 // Fact is one thing a bundle states, and what vouches for it.
@@ -220,6 +222,11 @@ type run struct {
 	custodyStuck bool // a record is missing: custody cannot be replayed
 	witnessed    witness.Result
 	stamped      *tsa.Stamp // the earliest verified timestamp
+	// The history map's proof (step 10): completion is nil when the
+	// bundle has none or it failed before any event (completeErr).
+	commitment  historymap.Commitment
+	completion  *historymap.Completion
+	completeErr error
 }
 
 func (v *run) chainErr(err error) {
@@ -276,7 +283,42 @@ func begin(b *Bundle, opts Options) *run {
 	}
 	v.witnesses([]byte(b.Log.Checkpoint))
 	v.receiptPub, v.receiptKeyID, v.receiptKeyErr = parsePublicKey(receiptKey)
+	v.beginCompleteness()
 	return v
+}
+
+// beginCompleteness checks the history map's commitment and the item's
+// leaf (docs/VERIFY.md step 10); the events are checked against the leaf
+// as they come.
+func (v *run) beginCompleteness() {
+	k, size := v.b.Completeness, v.b.Log.TreeSize
+	if k == nil {
+		return
+	}
+	c, ok, err := historymap.ParseEntry([]byte(k.Entry))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("completeness.entry: %w", err)
+	case !ok:
+		err = errors.New(`completeness.entry is not a history-map commitment (type "history_map")`)
+	case k.LogIndex >= size:
+		err = fmt.Errorf("the commitment's log index %d is not below the checkpoint's %d entries", k.LogIndex, size)
+	case c.TreeSize > k.LogIndex:
+		err = fmt.Errorf("the commitment at log index %d claims to cover %d entries; a commitment covers only entries before it", k.LogIndex, c.TreeSize)
+	case v.root == nil:
+		err = errors.New("the checkpoint does not verify, so the commitment's inclusion cannot be checked")
+	}
+	if err == nil {
+		leaf := leafHash([]byte(k.Entry))
+		if perr := proof.VerifyInclusion(rfc6962.DefaultHasher, k.LogIndex, size, leaf[:], k.InclusionProof, v.root); perr != nil {
+			err = fmt.Errorf("the commitment entry is not in the log at index %d: %w", k.LogIndex, perr)
+		}
+	}
+	if err == nil {
+		v.completion, err = historymap.NewCompletion(c, v.b.Evidence.EvidenceID, []byte(k.MapLeaf),
+			historymap.LeafProof{Index: k.MapIndex, MapSize: c.MapSize, Hashes: k.MapProof})
+	}
+	v.commitment, v.completeErr = c, err
 }
 
 // witnesses checks the checkpoint's cosignatures against the court's
@@ -379,6 +421,13 @@ func (v *run) events(evs []Event) {
 		v.r.Checks = append(v.r.Checks, perEvent[i]...)
 		v.link(evs[i], &checked[i])
 		v.replay(&checked[i])
+		if v.completion != nil && v.completeErr == nil {
+			leaf := checked[i].leaf
+			if checked[i].entry == nil {
+				leaf = leafHash([]byte(evs[i].Entry))
+			}
+			v.completeErr = v.completion.Event(historymap.Event{Seq: evs[i].Seq, LogIndex: evs[i].LogIndex, LeafHash: leaf})
+		}
 		if v.n == 0 {
 			v.first = checked[i]
 		}
@@ -419,9 +468,7 @@ func (v *run) finish() *Report {
 	} else if b.Consistency != nil {
 		r.NotChecked = append(r.NotChecked, "the bundle's consistency proof was not checked: no earlier checkpoint was given")
 	}
-	if v.n > 0 {
-		r.CannotProve = append(r.CannotProve, fmt.Sprintf("that the history is complete: nothing shows that no event of this item was logged after its last one here (log index %d) and before the checkpoint (%d entries); to be sure, read the public entries in between (/log/tile/entries/…) and check that none names %s", v.prevEv.LogIndex, b.Log.TreeSize, b.Evidence.EvidenceID))
-	}
+	complete := v.finishCompleteness()
 	r.Unauthenticated = append(r.Unauthenticated, Fact{Name: "created_at", Value: b.CreatedAt})
 	if ts := b.Log.Timestamps; len(ts) > 0 {
 		labels := make([]string, len(ts))
@@ -454,8 +501,59 @@ func (v *run) finish() *Report {
 			}
 			r.Facts = append(r.Facts, Fact{Name: "same log as the witnesses", Value: fmt.Sprintf("%d of %d: %s", len(names), len(opts.Policy.Witnesses), strings.Join(names, ", ")), BoundBy: "witness cosignatures on the checkpoint (your policy)"})
 		}
+		if complete != nil {
+			r.Facts = append(r.Facts, *complete)
+		}
 	}
 	return r
+}
+
+// finishCompleteness closes step 10: the leaf's event must have been
+// among the bundle's. It states what remains unproven (entries after the
+// map's tree size that are neither the bundle's events nor the
+// commitment) and returns the fact a passing check establishes.
+func (v *run) finishCompleteness() *Fact {
+	b, r := v.b, v.r
+	if v.n == 0 {
+		return nil
+	}
+	id, size, last := b.Evidence.EvidenceID, b.Log.TreeSize, v.prevEv.LogIndex
+	k := b.Completeness
+	if k == nil {
+		r.NotChecked = append(r.NotChecked, fmt.Sprintf("completeness: the bundle carries no history-map proof, so nothing shows that no event of this item was logged after its last one here (log index %d) and before the checkpoint (%d entries); to be sure, read the public entries in between (/log/tile/entries/…) and check that none names %s", last, size, id))
+		return nil
+	}
+	err := v.completeErr
+	if err == nil && v.completion == nil {
+		err = errors.New("the history map's proof could not be checked")
+	}
+	if err == nil {
+		err = v.completion.Done()
+	}
+	n := v.commitment.TreeSize
+	detail := ""
+	if err == nil {
+		l := v.completion.Leaf()
+		detail = fmt.Sprintf("the history map committed at log index %d names event #%d (log index %d) as the item's last among the first %d entries: none of the item's events among them is missing", k.LogIndex, l.Seq, l.LogIndex, n)
+	}
+	r.add("history completeness", err, detail)
+	if err != nil {
+		return nil
+	}
+	// Unproven: the entries from the map's tree size (or after the
+	// bundle's last event, if later) to the checkpoint, but for the
+	// commitment itself.
+	from := max(n, last+1)
+	unproven := size - from
+	if k.LogIndex >= from {
+		unproven--
+	}
+	bound := "the history map committed in the log (docs/HISTORY_MAP.md)"
+	if unproven == 0 {
+		return &Fact{Name: "history complete", Value: fmt.Sprintf("at the checkpoint: no event of the item among its %d entries is missing", size), BoundBy: bound}
+	}
+	r.CannotProve = append(r.CannotProve, fmt.Sprintf("that no event of this item was logged among the %d entries from log index %d to the checkpoint (%d entries), after the history map's tree size; to be sure, read those public entries (/log/tile/entries/…) and check that none names %s", unproven, from, size, id))
+	return &Fact{Name: "history complete", Value: fmt.Sprintf("as of log entry %d: no event of the item among the first %d of the checkpoint's %d entries is missing", n, n, size), BoundBy: bound}
 }
 
 // checkedEvent is what checking one event established.

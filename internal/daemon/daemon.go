@@ -191,6 +191,7 @@ func (d *Daemon) assemble(ctx context.Context, cfg Config, log *slog.Logger, p p
 	}
 	evCfg.UploadDir = filepath.Join(cfg.DataDir, "upload-sessions")
 	evCfg.StampWait = stampWait(cfg.Log)
+	evCfg.HistoryWait = historyWait(cfg.Log)
 	// The service's own re-verification (VerifyEvidence) checks what a
 	// court would: the witnesses' quorum and the timestamps.
 	evCfg.WitnessPolicy = logCfg.Witnesses

@@ -59,3 +59,11 @@ func stampWait(cfg LogConfig) time.Duration {
 	}
 	return 2*cfg.CheckpointInterval + stampRequestTime
 }
+
+// historyWait is how long a bundle waits for a history-map commitment
+// covering its item's last event, under a checkpoint: the event's
+// checkpoint, the map's next commitment and the checkpoint covering it —
+// three checkpoint intervals and a second for the map itself.
+func historyWait(cfg LogConfig) time.Duration {
+	return 3*cfg.CheckpointInterval + time.Second
+}
