@@ -92,6 +92,16 @@ func runVector(t *testing.T, set *vectors.Set, v vectors.Vector) *verify.Report 
 	return verify.VerifyBytes(raw, o)
 }
 
+// eventCount is how many events a bundle document holds.
+func eventCount(t *testing.T, raw []byte) int {
+	t.Helper()
+	b, err := verify.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b.Events)
+}
+
 // streamForm renders a bundle document in the stream form; cut drops the
 // last n event lines.
 func streamForm(t *testing.T, raw []byte, edit func(h *verify.StreamHeader, lines [][]byte) [][]byte) []byte {
@@ -421,6 +431,18 @@ func TestGenerateVectors(t *testing.T) {
 			v.Patch = []vectors.Op{{Op: "replace", Path: "/log/checkpoint", Value: dropLine(t, checkpointOf(t, b.raw), "\u2014 witness.test/b ")}}
 			v.Expect.Outcome = "failed"
 		})
+		// A bundle hiding the item's latest event: its map proof names it.
+		if n := eventCount(t, b.raw); n > 1 {
+			last := fmt.Sprintf("/events/%d", n-1)
+			with("the last event cut off", func(v *vectors.Vector) {
+				v.Patch = []vectors.Op{{Op: "remove", Path: last}}
+				v.Expect.Outcome = "failed"
+			})
+			with("the last event cut off and the map proof removed", func(v *vectors.Vector) {
+				v.Patch = []vectors.Op{{Op: "remove", Path: last}, {Op: "remove", Path: "/completeness"}}
+				v.Expect.Outcome = "verified_with_limits"
+			})
+		}
 		with("no keys given", func(v *vectors.Vector) { v.Keys = false; v.Expect.Outcome = "untrusted_keys" })
 		with("no CA given", func(v *vectors.Vector) {
 			v.CA = false

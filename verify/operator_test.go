@@ -22,6 +22,7 @@ import (
 
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/historymap"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -92,6 +93,26 @@ func (o operator) reissue(t *testing.T, b *verify.Bundle, edit func(recs []event
 		leaves[i] = rfc6962.DefaultHasher.HashLeaf(entry)
 		b.Events[i].Entry, b.Events[i].Record, b.Events[i].LogIndex = string(entry), string(canon), uint64(i)
 	}
+	// The operator's log also commits to its own history map, as the
+	// service's does, so the re-issue proves itself complete.
+	builder := historymap.NewBuilder()
+	for i := range b.Events {
+		if err := builder.Add(uint64(i), []byte(b.Events[i].Entry)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := builder.Map(uint64(len(b.Events)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitment := historymap.EntryFor(m)
+	mapLeaf, mapProof, err := m.Proof(b.Evidence.EvidenceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves = append(leaves, rfc6962.DefaultHasher.HashLeaf(commitment))
+	b.Completeness = &verify.Completeness{Entry: string(commitment), LogIndex: uint64(len(recs)), InclusionProof: auditPath(len(recs), leaves),
+		MapLeaf: string(mapLeaf), MapIndex: mapProof.Index, MapProof: mapProof.Hashes}
 	size := uint64(len(leaves))
 	for i := range recs {
 		b.Events[i].InclusionProof = auditPath(i, leaves)
