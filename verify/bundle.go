@@ -286,10 +286,10 @@ func (sh shape) check(v any, path string) error {
 }
 
 var base64Paths = map[string]bool{
-	"events[].inclusion_proof[]": true,
-	"events[].receipt.signature": true,
-	"consistency.proof[]":        true,
-	"log.timestamps[].response":  true,
+	"events[].inclusion_proof[]":     true,
+	"events[].receipt.signature":     true,
+	"consistency.proof[]":            true,
+	"log.timestamps[].response":      true,
 	"completeness.inclusion_proof[]": true,
 	"completeness.map_proof[]":       true,
 }
