@@ -114,6 +114,7 @@ func rawSharedRate(b *testing.B, c *clustertest.Cluster) float64 {
 	}
 	l, err := custodylog.Open(ctx, custodylog.Config{
 		Backend: backend, Signer: signer, Verifier: verifier, CheckpointInterval: time.Second,
+		NoHistoryMap: true, // the raw baseline: appends alone
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -132,6 +132,13 @@ func TestBundleProvesItsHistoryComplete(t *testing.T) {
 				if rep.Items != 2 {
 					t.Fatalf("the audit counts %d chains, want 2: commitments are not chains", rep.Items)
 				}
+				// Operators see how far the map lags.
+				if _, body := get(t, hc, env.URL("/healthz?ready=1")); !strings.Contains(string(body), `"history_map_lag_entries"`) {
+					t.Fatalf("readiness does not show the history map's lag: %s", body)
+				}
+				if _, body := get(t, env.HTTPClient(t, env.Creds(t, identity.RoleAdmin).Certificate), env.URL("/metrics")); !strings.Contains(string(body), "\ncustody_history_map_lag_entries ") {
+					t.Fatal("/metrics has no custody_history_map_lag_entries")
+				}
 				return
 			}
 			if time.Now().After(deadline) {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/custody-dev/custody/historymap"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -91,12 +92,31 @@ func (s *stack) storedObjects(t *testing.T) int {
 	return n
 }
 
-// logSize is how many entries the log has sequenced.
+// logSize is how many custody entries the log holds once everything
+// sequenced is integrated; the log's own history-map commitments, which
+// it appends in the background, are not counted.
 func (s *stack) logSize(t *testing.T) uint64 {
 	t.Helper()
-	n, err := s.env.Daemon.Log.Reader().NextIndex(t.Context())
+	l := s.env.Daemon.Log
+	size, err := l.Settled(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	indexes := make([]uint64, size)
+	for i := range indexes {
+		indexes[i] = uint64(i)
+	}
+	entries, err := l.Entries(t.Context(), indexes, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(0)
+	for i, e := range entries {
+		if _, commitment, err := historymap.ParseEntry(e); err != nil {
+			t.Fatalf("log entry %d: %v", i, err)
+		} else if !commitment {
+			n++
+		}
 	}
 	return n
 }

@@ -36,8 +36,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			problems["log"] = "the latest checkpoint is " + rd.CheckpointAge.Round(time.Second).String() + " old"
 		}
 	}
-	// Witnesses and timestamp authorities never stop custody events: their
-	// lag is a detail for operators, not a reason to be unready.
+	// Witnesses, timestamp authorities and the history map never stop
+	// custody events: their lag is a detail for operators, not a reason
+	// to be unready.
 	if l := s.cfg.Log; l != nil {
 		if ws, err := l.Witnesses(r.Context()); err == nil && ws != nil {
 			lag := map[string]uint64{}
@@ -45,6 +46,15 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 				lag[w.Name] = w.Lag
 			}
 			body["witness_lag_entries"] = lag
+		}
+		if hs, err := l.HistoryMapping(r.Context()); err == nil {
+			body["history_map_lag_entries"] = hs.PublishedSize - min(hs.CommittedSize, hs.PublishedSize)
+			if hs.Err != "" {
+				// The log holds an entry the map cannot take: bundles
+				// stop proving completeness (events go on).
+				body["history_map_stopped"] = "the history map stopped at a log entry it cannot read; the server log has the details"
+				s.log.WarnContext(r.Context(), "history map stopped", "err", hs.Err)
+			}
 		}
 		if ts, ok, err := l.Timestamping(r.Context()); err == nil && ok {
 			body["timestamp_gap_entries"] = ts.PublishedSize - min(ts.StampedSize, ts.PublishedSize)
@@ -77,6 +87,7 @@ type readinessCollector struct {
 	witness *prometheus.Desc
 	stamp   *prometheus.Desc
 	tsaUp   *prometheus.Desc
+	mapLag  *prometheus.Desc
 }
 
 func newReadinessCollector(s *Server) *readinessCollector {
@@ -92,6 +103,8 @@ func newReadinessCollector(s *Server) *readinessCollector {
 			"Entries the published checkpoint holds beyond the largest timestamped one.", nil, nil),
 		tsaUp: prometheus.NewDesc("custody_timestamp_authority_up",
 			"Whether a timestamp authority's last request succeeded (1) or not (0).", []string{"authority"}, nil),
+		mapLag: prometheus.NewDesc("custody_history_map_lag_entries",
+			"Entries the published checkpoint holds beyond the tree size of this process's newest history-map commitment it covers (docs/HISTORY_MAP.md).", nil, nil),
 	}
 }
 
@@ -102,6 +115,7 @@ func (c *readinessCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.witness
 	ch <- c.stamp
 	ch <- c.tsaUp
+	ch <- c.mapLag
 }
 
 func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
@@ -122,6 +136,9 @@ func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
 			for _, w := range ws {
 				ch <- prometheus.MustNewConstMetric(c.witness, prometheus.GaugeValue, float64(w.Lag), w.Name)
 			}
+		}
+		if hs, err := l.HistoryMapping(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.mapLag, prometheus.GaugeValue, float64(hs.PublishedSize-min(hs.CommittedSize, hs.PublishedSize)))
 		}
 		if ts, ok, err := l.Timestamping(ctx); err == nil && ok {
 			ch <- prometheus.MustNewConstMetric(c.stamp, prometheus.GaugeValue, float64(ts.PublishedSize-min(ts.StampedSize, ts.PublishedSize)))

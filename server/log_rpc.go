@@ -45,6 +45,9 @@ type Log interface {
 	// including index.
 	Timestamping(ctx context.Context) (custodylog.TimestampState, bool, error)
 	Timestamped(ctx context.Context, index uint64) (custodylog.Stamped, bool, error)
+	// HistoryMapping is how far the history map lags (an error: the log
+	// keeps none).
+	HistoryMapping(ctx context.Context) (custodylog.HistoryState, error)
 }
 
 type logService struct {
