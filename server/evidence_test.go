@@ -92,12 +92,15 @@ func (s *stack) storedObjects(t *testing.T) int {
 	return n
 }
 
-// logSize is how many custody entries the log holds once everything
-// sequenced is integrated; the log's own history-map commitments, which
-// it appends in the background, are not counted.
-func (s *stack) logSize(t *testing.T) uint64 {
+// logSize is how many custody entries the log holds (custodyEntries).
+func (s *stack) logSize(t *testing.T) uint64 { return custodyEntries(t, s.env) }
+
+// custodyEntries is how many custody entries env's log holds once
+// everything sequenced is integrated; the log's own history-map
+// commitments, which it appends in the background, are not counted.
+func custodyEntries(t *testing.T, env *servertest.Env) uint64 {
 	t.Helper()
-	l := s.env.Daemon.Log
+	l := env.Daemon.Log
 	size, err := l.Settled(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,19 @@ func waitCheckpoint(t *testing.T, env *servertest.Env, v note.Verifier, origin s
 	return nil
 }
 
+// coveringSize is the smallest tree size that includes every event of
+// the items (the log's own commitments may lie between them).
+func coveringSize(t *testing.T, c *client.Client, ids []string) uint64 {
+	t.Helper()
+	size := uint64(0)
+	for _, id := range ids {
+		for _, e := range checkChain(t, c, id, nil) {
+			size = max(size, e.GetLogIndex()+1)
+		}
+	}
+	return size
+}
+
 func logVerifier(t *testing.T, c *client.Client) (note.Verifier, string) {
 	t.Helper()
 	keys, err := c.PublicKeys(t.Context())
@@ -80,7 +93,7 @@ func TestLogProofsVerifyIndependently(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first := waitCheckpoint(t, env, v, origin, 8)
+	first := waitCheckpoint(t, env, v, origin, coveringSize(t, auditor, ids))
 
 	court := env.Client(t, identity.RoleCourt) // the court may annotate any item
 	for range 300 {                            // past one full tile of 256 entries
@@ -88,7 +101,7 @@ func TestLogProofsVerifyIndependently(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	second := waitCheckpoint(t, env, v, origin, 308)
+	second := waitCheckpoint(t, env, v, origin, coveringSize(t, auditor, ids))
 	logClient := custodyv1.NewLogServiceClient(auditor.Conn())
 
 	// Every event's entry is included, and its bytes hash to the leaf.
