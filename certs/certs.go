@@ -150,6 +150,16 @@ func EncodeCertificate(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
+// EncodeCertificatesPEM encodes certificates as consecutive PEM blocks,
+// in order.
+func EncodeCertificatesPEM(cs []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range cs {
+		out = append(out, EncodeCertificate(c.Raw)...)
+	}
+	return out
+}
+
 func encodeKey(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

@@ -145,11 +145,17 @@ func (l *logService) GetEntry(ctx context.Context, req *custodyv1.GetEntryReques
 }
 
 func (l *logService) GetPublicKeys(context.Context, *custodyv1.GetPublicKeysRequest) (*custodyv1.GetPublicKeysResponse, error) {
-	return &custodyv1.GetPublicKeysResponse{
+	resp := &custodyv1.GetPublicKeysResponse{
 		LogVerifierKey:      l.keys.LogVerifierKey,
 		LogOrigin:           l.keys.LogOrigin,
 		ReceiptPublicKeyPem: l.keys.ReceiptPublicKeyPEM,
-	}, nil
+		ClientCaPem:         l.keys.ClientCAPEM,
+		WitnessPolicy:       l.keys.WitnessPolicy,
+	}
+	for _, a := range l.keys.Authorities {
+		resp.TimestampAuthorities = append(resp.TimestampAuthorities, &custodyv1.TimestampAuthority{Url: a.URL, ChainPem: a.ChainPEM})
+	}
+	return resp, nil
 }
 
 // logPath matches the C2SP tlog-tiles resources: the checkpoint, tiles

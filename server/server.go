@@ -71,7 +71,17 @@ type PublicKeys struct {
 	LogVerifierKey      string
 	LogOrigin           string
 	ReceiptPublicKeyPEM string
+	// ClientCAPEM is the client CA chain signers' certificates chain to;
+	// WitnessPolicy the witness policy text (empty: none); Authorities the
+	// RFC 3161 authorities with their chains: what a court's trust file
+	// holds beside the keys (custody keys --out).
+	ClientCAPEM   string
+	WitnessPolicy string
+	Authorities   []TimestampAuthority
 }
+
+// TimestampAuthority is an RFC 3161 authority and its PEM chain.
+type TimestampAuthority struct{ URL, ChainPEM string }
 
 // Server is a running custodyd network face. Create it with New, run it
 // with Serve.

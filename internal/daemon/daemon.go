@@ -237,6 +237,13 @@ func (d *Daemon) assemble(ctx context.Context, cfg Config, log *slog.Logger, p p
 	srvCfg.Certificate, srvCfg.ClientCAs, srvCfg.Logger = cert, clientCAs, log
 	srvCfg.Keys = server.PublicKeys{
 		LogVerifierKey: ks.LogVerifierKey, LogOrigin: custodyLog.Origin(), ReceiptPublicKeyPEM: ks.ReceiptPublicKeyPEM,
+		ClientCAPEM: string(certs.EncodeCertificatesPEM(clientCACerts)),
+	}
+	if logCfg.Witnesses != nil {
+		srvCfg.Keys.WitnessPolicy = string(logCfg.Witnesses.Text())
+	}
+	for _, a := range logCfg.Authorities {
+		srvCfg.Keys.Authorities = append(srvCfg.Keys.Authorities, server.TimestampAuthority{URL: a.URL, ChainPEM: string(certs.EncodeCertificatesPEM(a.Chain))})
 	}
 	srvCfg.Evidence, srvCfg.Log = d.Evidence, serverLog
 	srvCfg.Collectors = append(srvCfg.Collectors, scrubChecked, scrubMismatches, scrubLastRun, storageErrors, catalogDisagreements, catalogRepairs)

@@ -531,9 +531,18 @@ type GetPublicKeysResponse struct {
 	// PEM SubjectPublicKeyInfo of the receipt key.
 	ReceiptPublicKeyPem string `protobuf:"bytes,2,opt,name=receipt_public_key_pem,json=receiptPublicKeyPem,proto3" json:"receipt_public_key_pem,omitempty"`
 	// The log's origin line.
-	LogOrigin     string `protobuf:"bytes,3,opt,name=log_origin,json=logOrigin,proto3" json:"log_origin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LogOrigin string `protobuf:"bytes,3,opt,name=log_origin,json=logOrigin,proto3" json:"log_origin,omitempty"`
+	// PEM certificates of the operator's client CA (root first): what
+	// signers' certificates chain to.
+	ClientCaPem string `protobuf:"bytes,4,opt,name=client_ca_pem,json=clientCaPem,proto3" json:"client_ca_pem,omitempty"`
+	// The witness policy the log's checkpoints are cosigned under (Sigsum
+	// text format); empty without witnesses.
+	WitnessPolicy string `protobuf:"bytes,5,opt,name=witness_policy,json=witnessPolicy,proto3" json:"witness_policy,omitempty"`
+	// The RFC 3161 timestamp authorities the log's checkpoints are
+	// timestamped by.
+	TimestampAuthorities []*TimestampAuthority `protobuf:"bytes,6,rep,name=timestamp_authorities,json=timestampAuthorities,proto3" json:"timestamp_authorities,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *GetPublicKeysResponse) Reset() {
@@ -587,6 +596,82 @@ func (x *GetPublicKeysResponse) GetLogOrigin() string {
 	return ""
 }
 
+func (x *GetPublicKeysResponse) GetClientCaPem() string {
+	if x != nil {
+		return x.ClientCaPem
+	}
+	return ""
+}
+
+func (x *GetPublicKeysResponse) GetWitnessPolicy() string {
+	if x != nil {
+		return x.WitnessPolicy
+	}
+	return ""
+}
+
+func (x *GetPublicKeysResponse) GetTimestampAuthorities() []*TimestampAuthority {
+	if x != nil {
+		return x.TimestampAuthorities
+	}
+	return nil
+}
+
+// TimestampAuthority is an RFC 3161 authority and its certificate chain.
+type TimestampAuthority struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The authority's URL.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// PEM certificates: its root and any intermediates.
+	ChainPem      string `protobuf:"bytes,2,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimestampAuthority) Reset() {
+	*x = TimestampAuthority{}
+	mi := &file_custody_v1_log_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimestampAuthority) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimestampAuthority) ProtoMessage() {}
+
+func (x *TimestampAuthority) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_v1_log_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimestampAuthority.ProtoReflect.Descriptor instead.
+func (*TimestampAuthority) Descriptor() ([]byte, []int) {
+	return file_custody_v1_log_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TimestampAuthority) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *TimestampAuthority) GetChainPem() string {
+	if x != nil {
+		return x.ChainPem
+	}
+	return ""
+}
+
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -595,7 +680,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_custody_v1_log_proto_msgTypes[10]
+	mi := &file_custody_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +692,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_log_proto_msgTypes[10]
+	mi := &file_custody_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +705,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_custody_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 type WhoAmIResponse struct {
@@ -640,7 +725,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_custody_v1_log_proto_msgTypes[11]
+	mi := &file_custody_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +737,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_log_proto_msgTypes[11]
+	mi := &file_custody_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +750,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_custody_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WhoAmIResponse) GetIdentity() string {
@@ -755,12 +840,18 @@ const file_custody_v1_log_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05entry\x18\x02 \x01(\fR\x05entry\x12\x1b\n" +
 	"\tleaf_hash\x18\x03 \x01(\fR\bleafHash\"\x16\n" +
-	"\x14GetPublicKeysRequest\"\x95\x01\n" +
+	"\x14GetPublicKeysRequest\"\xb5\x02\n" +
 	"\x15GetPublicKeysResponse\x12(\n" +
 	"\x10log_verifier_key\x18\x01 \x01(\tR\x0elogVerifierKey\x123\n" +
 	"\x16receipt_public_key_pem\x18\x02 \x01(\tR\x13receiptPublicKeyPem\x12\x1d\n" +
 	"\n" +
-	"log_origin\x18\x03 \x01(\tR\tlogOrigin\"\x0f\n" +
+	"log_origin\x18\x03 \x01(\tR\tlogOrigin\x12\"\n" +
+	"\rclient_ca_pem\x18\x04 \x01(\tR\vclientCaPem\x12%\n" +
+	"\x0ewitness_policy\x18\x05 \x01(\tR\rwitnessPolicy\x12S\n" +
+	"\x15timestamp_authorities\x18\x06 \x03(\v2\x1e.custody.v1.TimestampAuthorityR\x14timestampAuthorities\"C\n" +
+	"\x12TimestampAuthority\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1b\n" +
+	"\tchain_pem\x18\x02 \x01(\tR\bchainPem\"\x0f\n" +
 	"\rWhoAmIRequest\"\xde\x01\n" +
 	"\x0eWhoAmIResponse\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12$\n" +
@@ -793,7 +884,7 @@ func file_custody_v1_log_proto_rawDescGZIP() []byte {
 	return file_custody_v1_log_proto_rawDescData
 }
 
-var file_custody_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_custody_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_custody_v1_log_proto_goTypes = []any{
 	(*GetCheckpointRequest)(nil),        // 0: custody.v1.GetCheckpointRequest
 	(*GetCheckpointResponse)(nil),       // 1: custody.v1.GetCheckpointResponse
@@ -805,31 +896,33 @@ var file_custody_v1_log_proto_goTypes = []any{
 	(*GetEntryResponse)(nil),            // 7: custody.v1.GetEntryResponse
 	(*GetPublicKeysRequest)(nil),        // 8: custody.v1.GetPublicKeysRequest
 	(*GetPublicKeysResponse)(nil),       // 9: custody.v1.GetPublicKeysResponse
-	(*WhoAmIRequest)(nil),               // 10: custody.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),              // 11: custody.v1.WhoAmIResponse
-	(Role)(0),                           // 12: custody.v1.Role
-	(*timestamppb.Timestamp)(nil),       // 13: google.protobuf.Timestamp
+	(*TimestampAuthority)(nil),          // 10: custody.v1.TimestampAuthority
+	(*WhoAmIRequest)(nil),               // 11: custody.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 12: custody.v1.WhoAmIResponse
+	(Role)(0),                           // 13: custody.v1.Role
+	(*timestamppb.Timestamp)(nil),       // 14: google.protobuf.Timestamp
 }
 var file_custody_v1_log_proto_depIdxs = []int32{
-	12, // 0: custody.v1.WhoAmIResponse.role:type_name -> custody.v1.Role
-	13, // 1: custody.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
-	0,  // 2: custody.v1.LogService.GetCheckpoint:input_type -> custody.v1.GetCheckpointRequest
-	2,  // 3: custody.v1.LogService.GetInclusionProof:input_type -> custody.v1.GetInclusionProofRequest
-	4,  // 4: custody.v1.LogService.GetConsistencyProof:input_type -> custody.v1.GetConsistencyProofRequest
-	6,  // 5: custody.v1.LogService.GetEntry:input_type -> custody.v1.GetEntryRequest
-	8,  // 6: custody.v1.LogService.GetPublicKeys:input_type -> custody.v1.GetPublicKeysRequest
-	10, // 7: custody.v1.IdentityService.WhoAmI:input_type -> custody.v1.WhoAmIRequest
-	1,  // 8: custody.v1.LogService.GetCheckpoint:output_type -> custody.v1.GetCheckpointResponse
-	3,  // 9: custody.v1.LogService.GetInclusionProof:output_type -> custody.v1.GetInclusionProofResponse
-	5,  // 10: custody.v1.LogService.GetConsistencyProof:output_type -> custody.v1.GetConsistencyProofResponse
-	7,  // 11: custody.v1.LogService.GetEntry:output_type -> custody.v1.GetEntryResponse
-	9,  // 12: custody.v1.LogService.GetPublicKeys:output_type -> custody.v1.GetPublicKeysResponse
-	11, // 13: custody.v1.IdentityService.WhoAmI:output_type -> custody.v1.WhoAmIResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	10, // 0: custody.v1.GetPublicKeysResponse.timestamp_authorities:type_name -> custody.v1.TimestampAuthority
+	13, // 1: custody.v1.WhoAmIResponse.role:type_name -> custody.v1.Role
+	14, // 2: custody.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
+	0,  // 3: custody.v1.LogService.GetCheckpoint:input_type -> custody.v1.GetCheckpointRequest
+	2,  // 4: custody.v1.LogService.GetInclusionProof:input_type -> custody.v1.GetInclusionProofRequest
+	4,  // 5: custody.v1.LogService.GetConsistencyProof:input_type -> custody.v1.GetConsistencyProofRequest
+	6,  // 6: custody.v1.LogService.GetEntry:input_type -> custody.v1.GetEntryRequest
+	8,  // 7: custody.v1.LogService.GetPublicKeys:input_type -> custody.v1.GetPublicKeysRequest
+	11, // 8: custody.v1.IdentityService.WhoAmI:input_type -> custody.v1.WhoAmIRequest
+	1,  // 9: custody.v1.LogService.GetCheckpoint:output_type -> custody.v1.GetCheckpointResponse
+	3,  // 10: custody.v1.LogService.GetInclusionProof:output_type -> custody.v1.GetInclusionProofResponse
+	5,  // 11: custody.v1.LogService.GetConsistencyProof:output_type -> custody.v1.GetConsistencyProofResponse
+	7,  // 12: custody.v1.LogService.GetEntry:output_type -> custody.v1.GetEntryResponse
+	9,  // 13: custody.v1.LogService.GetPublicKeys:output_type -> custody.v1.GetPublicKeysResponse
+	12, // 14: custody.v1.IdentityService.WhoAmI:output_type -> custody.v1.WhoAmIResponse
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_custody_v1_log_proto_init() }
@@ -844,7 +937,7 @@ func file_custody_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_v1_log_proto_rawDesc), len(file_custody_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
