@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -181,6 +182,43 @@ func (c *Client) DownloadFile(ctx context.Context, req *custodyv1.DownloadReques
 		return ev, err
 	}
 	return ev, os.Rename(tmp.Name(), path)
+}
+
+// DownloadNewFile is DownloadFile for a file that must not exist yet: it
+// never replaces one. If path exists when the verified bytes are ready, it
+// is kept, nothing is written, and the error wraps fs.ErrExist.
+func (c *Client) DownloadNewFile(ctx context.Context, req *custodyv1.DownloadRequest, path string) (*custodyv1.Evidence, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	ev, err := c.Download(ctx, req, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return ev, err
+	}
+	// A hard link puts the file in place only if the name is free, at
+	// once; the temporary name is then removed by the deferred call.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return ev, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+		}
+		// No hard links on this file system: check, then rename.
+		if _, serr := os.Lstat(path); serr == nil {
+			return ev, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+		}
+		return ev, os.Rename(tmp.Name(), path)
+	}
+	return ev, nil
 }
 
 // GetEvidence returns an item's record.

@@ -23,6 +23,7 @@ type globals struct {
 	creds  string
 	output string
 	stdout io.Writer
+	stderr io.Writer
 }
 
 type command struct {
@@ -33,12 +34,15 @@ var commands = map[string]command{
 	"whoami":     {runWhoAmI},
 	"checkpoint": {runCheckpoint},
 	"keys":       {runKeys},
+	"list":       {runList},
+	"show":       {runShow},
 	"upload":     {runUpload},
 	"download":   {runDownload},
 	"seizure":    {runSeizure},
 	"history":    {runHistory},
 	"release":    {runRelease},
 	"accept":     {runAccept},
+	"cancel":     {runCancel},
 	"event":      {runEvent},
 	"bundle":     {runBundle},
 	"verify":     {runVerify},
@@ -59,8 +63,17 @@ func run(ctx context.Context, g globals, args []string) error {
 	if g.stdout == nil {
 		g.stdout = os.Stdout
 	}
+	if g.stderr == nil {
+		g.stderr = os.Stderr
+	}
 	if len(args) == 0 {
 		return usagef("no command given; run custody -h for the list")
+	}
+	if args[0] == "help" {
+		var err error
+		if args, err = runHelp(g, args[1:]); err != nil {
+			return err
+		}
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -119,11 +132,14 @@ func hintFor(code codes.Code, msg string) string {
 	return ""
 }
 
-func noArgs(name string, args []string) error {
-	if len(args) > 0 {
-		return usagef("%s takes no arguments, got %q", name, args)
+// noArgs parses the flags of a command that takes neither arguments nor
+// flags of its own: -h still prints its help.
+func noArgs(g globals, name string, args []string) error {
+	pos, err := parseInterspersed(g, newFlagSet(name), args)
+	if err != nil {
+		return err
 	}
-	return nil
+	return positionals(name, pos, 0)
 }
 
 // printProto writes m as JSON (field names as in the proto).
@@ -143,7 +159,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func runWhoAmI(ctx context.Context, g globals, args []string) error {
-	if err := noArgs("whoami", args); err != nil {
+	if err := noArgs(g, "whoami", args); err != nil {
 		return err
 	}
 	c, err := dial(ctx, g)
@@ -155,17 +171,19 @@ func runWhoAmI(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return rpcError("whoami", err)
 	}
+	// Text and JSON spell the role the same way: as the docs and the
+	// credential folders name it (court, not ROLE_COURT).
 	if g.output == "json" {
-		return printProto(g.stdout, me)
+		return printJSON(g.stdout, cliJSON(me))
 	}
-	role := strings.ToLower(strings.TrimPrefix(me.GetRole().String(), "ROLE_"))
+	role := enumName(me.GetRole().Descriptor(), me.GetRole().Number())
 	fmt.Fprintf(g.stdout, "identity: %s\nrole:     %s\nsubject:  %s\nserial:   %s\nexpires:  %s\n",
 		me.GetIdentity(), role, me.GetSubject(), me.GetSerialNumber(), me.GetNotAfter().AsTime().Format("2006-01-02 15:04:05 MST"))
 	return nil
 }
 
 func runCheckpoint(ctx context.Context, g globals, args []string) error {
-	if err := noArgs("checkpoint", args); err != nil {
+	if err := noArgs(g, "checkpoint", args); err != nil {
 		return err
 	}
 	c, err := dial(ctx, g)
@@ -185,7 +203,7 @@ func runCheckpoint(ctx context.Context, g globals, args []string) error {
 }
 
 func runKeys(ctx context.Context, g globals, args []string) error {
-	if err := noArgs("keys", args); err != nil {
+	if err := noArgs(g, "keys", args); err != nil {
 		return err
 	}
 	c, err := dial(ctx, g)
