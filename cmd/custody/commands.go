@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody-dev/custody/client"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // globals are the flags that go before the command.
@@ -99,14 +100,27 @@ func rpcError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	msg := fmt.Sprintf("%s: %s (%s)", what, s.Message(), strings.ToLower(s.Code().String()))
-	if hint := hintFor(s.Code(), s.Message()); hint != "" {
+	if hint := hintFor(s.Code(), s.Message(), client.ErrorReason(err)); hint != "" {
 		msg += "\n  " + hint
 	}
 	return errors.New(msg)
 }
 
-// hintFor says what a person can do about an error.
-func hintFor(code codes.Code, msg string) string {
+// hintFor says what a person can do about an error. The service names
+// why it refused (reason): only a refusal by the authorization table is
+// about the caller's role; the custody rules refuse what the caller may do
+// with one item now, e.g. release an item somebody else holds.
+func hintFor(code codes.Code, msg string, reason custodyv1.ErrorReason) string {
+	switch reason {
+	case custodyv1.ErrorReason_ERROR_REASON_ROLE_NOT_ALLOWED:
+		return roleHint
+	case custodyv1.ErrorReason_ERROR_REASON_NOT_CUSTODIAN:
+		return "you do not hold this item now: custody show ID names its current custodian"
+	case custodyv1.ErrorReason_ERROR_REASON_NOT_RECIPIENT:
+		return "the item is released to somebody else: custody show ID names the recipient"
+	case custodyv1.ErrorReason_ERROR_REASON_RELEASE_PENDING:
+		return "withdraw the pending release first (custody cancel ID), or wait for its recipient"
+	}
 	switch {
 	case strings.Contains(msg, "certificate signed by unknown authority"), strings.Contains(msg, "x509:"):
 		return "the server's certificate is not from the CA in your credentials (ca.pem): check --server and --creds"
@@ -118,8 +132,9 @@ func hintFor(code codes.Code, msg string) string {
 		return "your certificate was revoked: contact your operator"
 	case code == codes.Unauthenticated:
 		return "check --creds: the folder must hold ca.pem, cert.pem and key.pem from your operator"
-	case code == codes.PermissionDenied:
-		return "your role cannot do this; see docs/AUTHORIZATION.md or ask your operator"
+	case code == codes.PermissionDenied && reason == custodyv1.ErrorReason_ERROR_REASON_UNSPECIFIED && strings.Contains(msg, "role may not call"):
+		// A server that states no reasons: its table's refusals say this.
+		return roleHint
 	case strings.Contains(msg, "rate limit"):
 		return "you are sending too fast: wait a moment and run the command again"
 	case code == codes.ResourceExhausted:
@@ -134,6 +149,8 @@ func hintFor(code codes.Code, msg string) string {
 
 // noArgs parses the flags of a command that takes neither arguments nor
 // flags of its own: -h still prints its help.
+const roleHint = "your role cannot do this; see docs/AUTHORIZATION.md or ask your operator"
+
 func noArgs(g globals, name string, args []string) error {
 	pos, err := parseInterspersed(g, newFlagSet(name), args)
 	if err != nil {
