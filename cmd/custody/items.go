@@ -123,6 +123,10 @@ func lastEvents(ctx context.Context, c *client.Client, items []listed) {
 	wg.Wait()
 }
 
+// listPageSize is how many items list asks for at once: the service's
+// largest page (a variable for tests, which page through small cases).
+var listPageSize = 1000
+
 func runList(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("list")
 	caseID := fs.String("case", "", "case id (required)")
@@ -149,11 +153,11 @@ func runList(ctx context.Context, g globals, args []string) error {
 	var items []listed
 	next := *token
 	for {
-		size := int32(1000)
+		size := listPageSize
 		if *limit > 0 {
-			size = int32(min(*limit-len(items), 1000))
+			size = min(*limit-len(items), listPageSize)
 		}
-		resp, err := c.ListEvidence(ctx, &custodyv1.ListEvidenceRequest{CaseId: *caseID, PageSize: size, PageToken: next})
+		resp, err := c.ListEvidence(ctx, &custodyv1.ListEvidenceRequest{CaseId: *caseID, PageSize: int32(size), PageToken: next})
 		if err != nil {
 			return rpcError("list "+*caseID, err)
 		}
