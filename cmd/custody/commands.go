@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -99,11 +100,24 @@ func rpcError(what string, err error) error {
 	if !ok {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	msg := fmt.Sprintf("%s: %s (%s)", what, s.Message(), strings.ToLower(s.Code().String()))
+	msg := fmt.Sprintf("%s: %s (%s)", what, s.Message(), codeWords(s.Code()))
 	if hint := hintFor(s.Code(), s.Message(), client.ErrorReason(err)); hint != "" {
 		msg += "\n  " + hint
 	}
 	return errors.New(msg)
+}
+
+// codeWords is a status code in words: PermissionDenied is "permission
+// denied".
+func codeWords(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }
 
 // hintFor says what a person can do about an error. The service names

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -430,13 +431,16 @@ func runSeizureGet(ctx context.Context, g globals, args []string) error {
 	ev := resp.GetEvidence()
 	fmt.Fprintf(g.stdout, "seizure record %s\n  case:        %s\n  sha256:      %s\n  custodian:   %s\n  attachments: %s\n  record:\n",
 		ev.GetEvidenceId(), ev.GetCaseId(), ev.GetSha256(), ev.GetCustodian(), strings.Join(resp.GetAttachmentEvidenceIds(), ", "))
-	b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}.Marshal(resp.GetRecord())
+	// protojson varies its spacing on purpose; json.Indent makes it one.
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(resp.GetRecord())
 	if err != nil {
 		return err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		fmt.Fprintf(g.stdout, "    %s\n", l)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "    ", "  "); err != nil {
+		return err
 	}
+	fmt.Fprintf(g.stdout, "    %s\n", out.Bytes())
 	return nil
 }
 
