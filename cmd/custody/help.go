@@ -22,8 +22,9 @@ var docs = []cmdDoc{
 	{"checkpoint", "", "the log's current signed checkpoint"},
 	{"keys", "", "the log's signed-note verifier key and the receipt public key"},
 	{"list", "--case C [--limit N] [--page-token TOKEN]",
-		"a case's items, oldest first: id, kind, file name, size, current custodian\n" +
-			"and last event; every page, or --limit items and the token for the rest"},
+		"a case's items, oldest first: id, kind, file name, size, current\n" +
+			"custodian and last event; every page, or --limit items and a token\n" +
+			"for the rest"},
 	{"show", "ID", "one item: its record, custodian, pending release and last event"},
 	{"upload", "FILE|DIR... --case C --kind photo|video|audio|document|other [--manifest FILE]\n" +
 		"       [--captured-at TIME] [--location TEXT|geo:LAT,LON] [--derived-from ID]",
