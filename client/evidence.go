@@ -206,19 +206,25 @@ func (c *Client) DownloadNewFile(ctx context.Context, req *custodyv1.DownloadReq
 	if err != nil {
 		return ev, err
 	}
-	// A hard link puts the file in place only if the name is free, at
-	// once; the temporary name is then removed by the deferred call.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return ev, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
-		}
-		// No hard links on this file system: check, then rename.
-		if _, serr := os.Lstat(path); serr == nil {
-			return ev, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
-		}
-		return ev, os.Rename(tmp.Name(), path)
+	return ev, placeNew(tmp.Name(), path)
+}
+
+// placeNew gives the file tmp the name path if no file has it, and fails
+// with fs.ErrExist, leaving both as they are, if one does. A hard link
+// takes the name only if it is free, at once (the caller removes tmp).
+func placeNew(tmp, path string) error {
+	err := os.Link(tmp, path)
+	if err == nil {
+		return nil
 	}
-	return ev, nil
+	if errors.Is(err, fs.ErrExist) {
+		return &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+	}
+	// No hard links on this file system: check, then rename.
+	if _, serr := os.Lstat(path); serr == nil {
+		return &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+	}
+	return os.Rename(tmp, path)
 }
 
 // GetEvidence returns an item's record.
