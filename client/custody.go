@@ -134,6 +134,21 @@ func (c *Client) HistoryPages(ctx context.Context, evidenceID string, fn func([]
 	}
 }
 
+// LastEvent returns the latest event of an item's custody chain.
+func (c *Client) LastEvent(ctx context.Context, evidenceID string) (*custodyv1.CustodyEvent, error) {
+	var last *custodyv1.CustodyEvent
+	err := c.HistoryPages(ctx, evidenceID, func(page []*custodyv1.CustodyEvent) error {
+		if len(page) > 0 {
+			last = page[len(page)-1]
+		}
+		return nil
+	})
+	if err == nil && last == nil {
+		err = fmt.Errorf("client: the service returned no events for %s", evidenceID)
+	}
+	return last, err
+}
+
 // Custody returns the raw CustodyService client, for calls this package
 // does not wrap.
 func (c *Client) Custody() custodyv1.CustodyServiceClient { return c.custody }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -181,6 +182,49 @@ func (c *Client) DownloadFile(ctx context.Context, req *custodyv1.DownloadReques
 		return ev, err
 	}
 	return ev, os.Rename(tmp.Name(), path)
+}
+
+// DownloadNewFile is DownloadFile for a file that must not exist yet: it
+// never replaces one. If path exists when the verified bytes are ready, it
+// is kept, nothing is written, and the error wraps fs.ErrExist.
+func (c *Client) DownloadNewFile(ctx context.Context, req *custodyv1.DownloadRequest, path string) (*custodyv1.Evidence, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	ev, err := c.Download(ctx, req, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return ev, err
+	}
+	return ev, placeNew(tmp.Name(), path)
+}
+
+// placeNew gives the file tmp the name path if no file has it, and fails
+// with fs.ErrExist, leaving both as they are, if one does. A hard link
+// takes the name only if it is free, at once (the caller removes tmp).
+func placeNew(tmp, path string) error {
+	err := os.Link(tmp, path)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+	}
+	// No hard links on this file system: check, then rename.
+	if _, serr := os.Lstat(path); serr == nil {
+		return &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
+	}
+	return os.Rename(tmp, path)
 }
 
 // GetEvidence returns an item's record.

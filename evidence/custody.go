@@ -152,7 +152,9 @@ func ruleError(err error) error {
 	case events.ErrNoPendingRelease, events.ErrReleasePending, events.ErrWrongRelease, events.ErrReleaseLapsed:
 		kind = ErrFailedPrecondition
 	}
-	return fmt.Errorf("%w: %s", kind, re.Msg)
+	// The rule stays in the chain (errors.As finds the *events.RuleError),
+	// so the server can name it to programs; callers read the same text.
+	return fmt.Errorf("%w: %w", kind, re)
 }
 
 // stateOf is an item's custody state in the custody rules' terms.

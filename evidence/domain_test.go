@@ -23,6 +23,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/custody-dev/custody/events"
+	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/testenv/parts"
 	"github.com/custody-dev/custody/journal"
@@ -218,9 +219,17 @@ func TestHandoffRules(t *testing.T) {
 	_, err = custodian.accept(t, s, id)
 	wantErr(t, err, ErrFailedPrecondition, "no pending release")
 
-	// The old custodian can no longer act as one.
+	// The old custodian can no longer act as one, and the error names the
+	// rule (the server states it to programs as ERROR_REASON_NOT_CUSTODIAN).
 	_, err = collector.release(t, s, item, court, "late")
 	wantErr(t, err, identity.ErrPermissionDenied, "only the current custodian")
+	var rule *events.RuleError
+	if !errors.As(err, &rule) || rule.Rule != events.ErrNotCustodian {
+		t.Fatalf("a release by the old custodian: %v does not carry the rule ErrNotCustodian", err)
+	}
+	if msg := failure.Message(err); msg != "permission denied: only the current custodian ("+custodian.String()+") can release "+id {
+		t.Fatalf("the caller reads %q", msg)
+	}
 	_, err = s.RecordEvent(t.Context(), court.Identity, id, EventInput{Type: events.Analysis, Note: "not mine"})
 	wantErr(t, err, identity.ErrPermissionDenied, "only the current custodian")
 

@@ -78,8 +78,23 @@ func authorize(id identity.Identity, method string) error {
 		names[i] = string(r)
 	}
 	short := method[strings.LastIndex(method, "/")+1:]
-	return fmt.Errorf("%w: the %s role may not call %s (allowed: %s; see docs/AUTHORIZATION.md)", identity.ErrPermissionDenied, id.Role, short, strings.Join(names, ", "))
+	return roleRefusal{
+		error:  fmt.Errorf("%w: the %s role may not call %s (allowed: %s; see docs/AUTHORIZATION.md)", identity.ErrPermissionDenied, id.Role, short, strings.Join(names, ", ")),
+		role:   string(id.Role),
+		method: short,
+	}
 }
+
+// roleRefusal is the authorization table's no: the caller's role may not
+// call the method at all, whatever the item. Its status says so in an
+// ErrorInfo (ERROR_REASON_ROLE_NOT_ALLOWED), apart from the custody
+// rules' refusals, which are about one item now.
+type roleRefusal struct {
+	error
+	role, method string
+}
+
+func (r roleRefusal) Unwrap() error { return r.error }
 
 // logAuthorization logs refusals, and every call an admin makes.
 func logAuthorization(ctx context.Context, log *slog.Logger, id identity.Identity, method string, err error) {

@@ -45,6 +45,14 @@ func wantCode(t *testing.T, err error, code codes.Code, message string) {
 	}
 }
 
+// wantReason checks the reason a refusal states for programs.
+func wantReason(t *testing.T, err error, want custodyv1.ErrorReason) {
+	t.Helper()
+	if got := client.ErrorReason(err); got != want {
+		t.Fatalf("error %v states reason %v, want %v", err, got, want)
+	}
+}
+
 func TestHandoffRules(t *testing.T) {
 	env := servertest.StartT(t)
 	collector := env.Client(t, identity.RoleCollector)
@@ -59,6 +67,11 @@ func TestHandoffRules(t *testing.T) {
 
 	_, err := custodian.Release(ctx, id, courtID, "not mine to give")
 	wantCode(t, err, codes.PermissionDenied, "only the current custodian ("+collectorID+") can release")
+	wantReason(t, err, custodyv1.ErrorReason_ERROR_REASON_NOT_CUSTODIAN)
+	// A role the table refuses outright says so apart.
+	_, err = env.Client(t, identity.RoleAuditor).Release(ctx, id, courtID, "auditors hold nothing")
+	wantCode(t, err, codes.PermissionDenied, "the auditor role may not call ReleaseCustody")
+	wantReason(t, err, custodyv1.ErrorReason_ERROR_REASON_ROLE_NOT_ALLOWED)
 
 	rel, err := collector.Release(ctx, id, custodianID, "to the lab for analysis")
 	if err != nil {
@@ -69,9 +82,11 @@ func TestHandoffRules(t *testing.T) {
 	}
 	_, err = collector.Release(ctx, id, courtID, "twice")
 	wantCode(t, err, codes.FailedPrecondition, "already released to "+custodianID)
+	wantReason(t, err, custodyv1.ErrorReason_ERROR_REASON_RELEASE_PENDING)
 
 	_, err = court.Accept(ctx, id)
 	wantCode(t, err, codes.PermissionDenied, "released to "+custodianID+", not to you")
+	wantReason(t, err, custodyv1.ErrorReason_ERROR_REASON_NOT_RECIPIENT)
 
 	acc, err := custodian.Accept(ctx, id)
 	if err != nil {
@@ -87,10 +102,12 @@ func TestHandoffRules(t *testing.T) {
 	// A second accept of the same release.
 	_, err = custodian.Custody().AcceptCustody(ctx, &custodyv1.AcceptCustodyRequest{EvidenceId: id, ReleaseSequence: 1, Signature: acc.GetEvent().GetSignature()})
 	wantCode(t, err, codes.FailedPrecondition, "no pending release")
+	wantReason(t, err, custodyv1.ErrorReason_ERROR_REASON_NO_PENDING_RELEASE)
 
 	// The old custodian can no longer act as one.
 	_, err = collector.Custody().ReleaseCustody(ctx, &custodyv1.ReleaseCustodyRequest{EvidenceId: id, To: courtID, Reason: "late"})
 	wantCode(t, err, codes.PermissionDenied, "only the current custodian")
+	wantReason(t, err, custodyv1.ErrorReason_ERROR_REASON_NOT_CUSTODIAN)
 	_, err = court.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: id, Type: custodyv1.EventType_EVENT_TYPE_ANALYSIS, Note: "not mine"})
 	wantCode(t, err, codes.PermissionDenied, "only the current custodian")
 

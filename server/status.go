@@ -7,11 +7,14 @@ import (
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/failure"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // The error contract (package failure): handlers and the domain return
@@ -80,7 +83,13 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		if code == codes.Internal && kind != failure.Internal {
 			msg = internalMessage
 		}
-		return status.Error(code, msg)
+		st := status.New(code, msg)
+		if info := errorInfo(err); info != nil {
+			if withInfo, derr := st.WithDetails(info); derr == nil {
+				st = withInfo
+			}
+		}
+		return st.Err()
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -92,6 +101,38 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	}
 	log.ErrorContext(ctx, "internal error", attrs("cause", err)...)
 	return status.Error(codes.Internal, internalMessage)
+}
+
+// ErrorDomain is the domain of the google.rpc.ErrorInfo a refusal carries.
+const ErrorDomain = "custody.v1"
+
+// ruleReasons are the custody rules' reasons (package events) as the API
+// names them.
+var ruleReasons = map[error]custodyv1.ErrorReason{
+	events.ErrNotCustodian:     custodyv1.ErrorReason_ERROR_REASON_NOT_CUSTODIAN,
+	events.ErrNotRecipient:     custodyv1.ErrorReason_ERROR_REASON_NOT_RECIPIENT,
+	events.ErrNoPendingRelease: custodyv1.ErrorReason_ERROR_REASON_NO_PENDING_RELEASE,
+	events.ErrReleasePending:   custodyv1.ErrorReason_ERROR_REASON_RELEASE_PENDING,
+	events.ErrWrongRelease:     custodyv1.ErrorReason_ERROR_REASON_WRONG_RELEASE,
+	events.ErrReleaseLapsed:    custodyv1.ErrorReason_ERROR_REASON_RELEASE_LAPSED,
+}
+
+// errorInfo is the machine-readable reason of a refusal (custodyv1.
+// ErrorReason), so a client tells the authorization table's no (the role)
+// from the custody rules' (this item, now); nil for other errors.
+func errorInfo(err error) *errdetails.ErrorInfo {
+	var role roleRefusal
+	if errors.As(err, &role) {
+		return &errdetails.ErrorInfo{Domain: ErrorDomain, Reason: custodyv1.ErrorReason_ERROR_REASON_ROLE_NOT_ALLOWED.String(),
+			Metadata: map[string]string{"role": role.role, "method": role.method}}
+	}
+	var rule *events.RuleError
+	if errors.As(err, &rule) {
+		if reason, ok := ruleReasons[rule.Rule]; ok {
+			return &errdetails.ErrorInfo{Domain: ErrorDomain, Reason: reason.String()}
+		}
+	}
+	return nil
 }
 
 // errorsUnary and errorsStream apply toStatus to what handlers return.

@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/custody-dev/custody/events"
 	"github.com/custody-dev/custody/evidence"
 	"github.com/custody-dev/custody/failure"
 	"github.com/custody-dev/custody/identity"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // TestEveryKindMaps: the table covers every failure kind, and each
@@ -91,5 +95,51 @@ func TestCausesGoOnlyToTheLog(t *testing.T) {
 	}
 	if !errors.Is(failure.Wrap(failure.Unavailable, "x", cause), evidence.ErrUnavailable) || errors.Is(failure.Wrap(failure.Unavailable, "x", cause), evidence.ErrNoSpace) {
 		t.Error("a caused failure does not match (only) its kind's sentinel")
+	}
+}
+
+// TestRefusalReasons: a refusal states why for programs (ErrorInfo): the
+// authorization table's no is ROLE_NOT_ALLOWED with the role and method,
+// a custody rule's no names the rule, and other errors state none. The
+// message is the same as without it.
+func TestRefusalReasons(t *testing.T) {
+	auditor := identity.Identity{Role: identity.RoleAuditor, Name: "a"}
+	for _, c := range []struct {
+		name   string
+		err    error
+		reason custodyv1.ErrorReason
+		meta   map[string]string
+	}{
+		{"the role", authorize(auditor, custodyv1.CustodyService_ReleaseCustody_FullMethodName), custodyv1.ErrorReason_ERROR_REASON_ROLE_NOT_ALLOWED,
+			map[string]string{"role": "auditor", "method": "ReleaseCustody"}},
+		{"not the holder", fmt.Errorf("%w: %w", identity.ErrPermissionDenied, &events.RuleError{Rule: events.ErrNotCustodian, Msg: "only the current custodian (x) can release ev-1"}),
+			custodyv1.ErrorReason_ERROR_REASON_NOT_CUSTODIAN, nil},
+		{"a release pending", fmt.Errorf("%w: %w", evidence.ErrFailedPrecondition, &events.RuleError{Rule: events.ErrReleasePending, Msg: "ev-1 is already released"}),
+			custodyv1.ErrorReason_ERROR_REASON_RELEASE_PENDING, nil},
+		{"another refusal", fmt.Errorf("%w: the history of special-category item ev-1 is for the court", identity.ErrPermissionDenied),
+			custodyv1.ErrorReason_ERROR_REASON_UNSPECIFIED, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := toStatus(t.Context(), slog.New(slog.DiscardHandler), "/m", c.err)
+			st := status.Convert(got)
+			if st.Message() != c.err.Error() {
+				t.Errorf("message %q, want %q", st.Message(), c.err.Error())
+			}
+			var infos []*errdetails.ErrorInfo
+			for _, d := range st.Details() {
+				if info, ok := d.(*errdetails.ErrorInfo); ok {
+					infos = append(infos, info)
+				}
+			}
+			if c.reason == custodyv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+				if len(infos) != 0 {
+					t.Fatalf("states %v, want no reason", infos)
+				}
+				return
+			}
+			if len(infos) != 1 || infos[0].GetDomain() != "custody.v1" || infos[0].GetReason() != c.reason.String() || !maps.Equal(infos[0].GetMetadata(), c.meta) {
+				t.Fatalf("states %v, want %v %v", infos, c.reason, c.meta)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody-dev/custody/client"
+	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
 // globals are the flags that go before the command.
@@ -23,6 +25,7 @@ type globals struct {
 	creds  string
 	output string
 	stdout io.Writer
+	stderr io.Writer
 }
 
 type command struct {
@@ -33,12 +36,15 @@ var commands = map[string]command{
 	"whoami":     {runWhoAmI},
 	"checkpoint": {runCheckpoint},
 	"keys":       {runKeys},
+	"list":       {runList},
+	"show":       {runShow},
 	"upload":     {runUpload},
 	"download":   {runDownload},
 	"seizure":    {runSeizure},
 	"history":    {runHistory},
 	"release":    {runRelease},
 	"accept":     {runAccept},
+	"cancel":     {runCancel},
 	"event":      {runEvent},
 	"bundle":     {runBundle},
 	"verify":     {runVerify},
@@ -59,8 +65,17 @@ func run(ctx context.Context, g globals, args []string) error {
 	if g.stdout == nil {
 		g.stdout = os.Stdout
 	}
+	if g.stderr == nil {
+		g.stderr = os.Stderr
+	}
 	if len(args) == 0 {
 		return usagef("no command given; run custody -h for the list")
+	}
+	if args[0] == "help" {
+		var err error
+		if args, err = runHelp(g, args[1:]); err != nil {
+			return err
+		}
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -85,15 +100,41 @@ func rpcError(what string, err error) error {
 	if !ok {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	msg := fmt.Sprintf("%s: %s (%s)", what, s.Message(), strings.ToLower(s.Code().String()))
-	if hint := hintFor(s.Code(), s.Message()); hint != "" {
+	msg := fmt.Sprintf("%s: %s (%s)", what, s.Message(), codeWords(s.Code()))
+	if hint := hintFor(s.Code(), s.Message(), client.ErrorReason(err)); hint != "" {
 		msg += "\n  " + hint
 	}
 	return errors.New(msg)
 }
 
-// hintFor says what a person can do about an error.
-func hintFor(code codes.Code, msg string) string {
+// codeWords is a status code in words: PermissionDenied is "permission
+// denied".
+func codeWords(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// hintFor says what a person can do about an error. The service names
+// why it refused (reason): only a refusal by the authorization table is
+// about the caller's role; the custody rules refuse what the caller may do
+// with one item now, e.g. release an item somebody else holds.
+func hintFor(code codes.Code, msg string, reason custodyv1.ErrorReason) string {
+	switch reason {
+	case custodyv1.ErrorReason_ERROR_REASON_ROLE_NOT_ALLOWED:
+		return roleHint
+	case custodyv1.ErrorReason_ERROR_REASON_NOT_CUSTODIAN:
+		return "you do not hold this item now: custody show ID names its current custodian"
+	case custodyv1.ErrorReason_ERROR_REASON_NOT_RECIPIENT:
+		return "the item is released to somebody else: custody show ID names the recipient"
+	case custodyv1.ErrorReason_ERROR_REASON_RELEASE_PENDING:
+		return "withdraw the pending release first (custody cancel ID), or wait for its recipient"
+	}
 	switch {
 	case strings.Contains(msg, "certificate signed by unknown authority"), strings.Contains(msg, "x509:"):
 		return "the server's certificate is not from the CA in your credentials (ca.pem): check --server and --creds"
@@ -105,8 +146,9 @@ func hintFor(code codes.Code, msg string) string {
 		return "your certificate was revoked: contact your operator"
 	case code == codes.Unauthenticated:
 		return "check --creds: the folder must hold ca.pem, cert.pem and key.pem from your operator"
-	case code == codes.PermissionDenied:
-		return "your role cannot do this; see docs/AUTHORIZATION.md or ask your operator"
+	case code == codes.PermissionDenied && reason == custodyv1.ErrorReason_ERROR_REASON_UNSPECIFIED && strings.Contains(msg, "role may not call"):
+		// A server that states no reasons: its table's refusals say this.
+		return roleHint
 	case strings.Contains(msg, "rate limit"):
 		return "you are sending too fast: wait a moment and run the command again"
 	case code == codes.ResourceExhausted:
@@ -119,11 +161,16 @@ func hintFor(code codes.Code, msg string) string {
 	return ""
 }
 
-func noArgs(name string, args []string) error {
-	if len(args) > 0 {
-		return usagef("%s takes no arguments, got %q", name, args)
+// noArgs parses the flags of a command that takes neither arguments nor
+// flags of its own: -h still prints its help.
+const roleHint = "your role cannot do this; see docs/AUTHORIZATION.md or ask your operator"
+
+func noArgs(g globals, name string, args []string) error {
+	pos, err := parseInterspersed(g, newFlagSet(name), args)
+	if err != nil {
+		return err
 	}
-	return nil
+	return positionals(name, pos, 0)
 }
 
 // printProto writes m as JSON (field names as in the proto).
@@ -143,7 +190,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func runWhoAmI(ctx context.Context, g globals, args []string) error {
-	if err := noArgs("whoami", args); err != nil {
+	if err := noArgs(g, "whoami", args); err != nil {
 		return err
 	}
 	c, err := dial(ctx, g)
@@ -155,17 +202,19 @@ func runWhoAmI(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return rpcError("whoami", err)
 	}
+	// Text and JSON spell the role the same way: as the docs and the
+	// credential folders name it (court, not ROLE_COURT).
 	if g.output == "json" {
-		return printProto(g.stdout, me)
+		return printJSON(g.stdout, cliJSON(me))
 	}
-	role := strings.ToLower(strings.TrimPrefix(me.GetRole().String(), "ROLE_"))
+	role := enumName(me.GetRole().Descriptor(), me.GetRole().Number())
 	fmt.Fprintf(g.stdout, "identity: %s\nrole:     %s\nsubject:  %s\nserial:   %s\nexpires:  %s\n",
 		me.GetIdentity(), role, me.GetSubject(), me.GetSerialNumber(), me.GetNotAfter().AsTime().Format("2006-01-02 15:04:05 MST"))
 	return nil
 }
 
 func runCheckpoint(ctx context.Context, g globals, args []string) error {
-	if err := noArgs("checkpoint", args); err != nil {
+	if err := noArgs(g, "checkpoint", args); err != nil {
 		return err
 	}
 	c, err := dial(ctx, g)
@@ -185,7 +234,7 @@ func runCheckpoint(ctx context.Context, g globals, args []string) error {
 }
 
 func runKeys(ctx context.Context, g globals, args []string) error {
-	if err := noArgs("keys", args); err != nil {
+	if err := noArgs(g, "keys", args); err != nil {
 		return err
 	}
 	c, err := dial(ctx, g)

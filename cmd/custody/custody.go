@@ -8,9 +8,10 @@ import (
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
+// oneID is the one item id command name takes.
 func oneID(name string, pos []string) (string, error) {
-	if len(pos) != 1 {
-		return "", usagef("usage: custody %s ID ...", name)
+	if err := positionals(name, pos, 1); err != nil {
+		return "", err
 	}
 	return pos[0], nil
 }
@@ -30,7 +31,7 @@ func printEvent(g globals, e *custodyv1.CustodyEvent, r *custodyv1.Receipt) erro
 
 func runHistory(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("history")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -55,32 +56,45 @@ func runHistory(ctx context.Context, g globals, args []string) error {
 		return printJSON(g.stdout, map[string]any{"evidence_id": id, "events": out})
 	}
 	for _, e := range hist {
-		line := fmt.Sprintf("#%-3d %s  %-20s %s", e.GetSequence(), e.GetRecordedAt().AsTime().Format("2006-01-02 15:04:05Z"), eventTypeName(e.GetType()), e.GetPerformer())
-		if e.GetCounterparty() != "" {
-			line += " ↔ " + e.GetCounterparty()
-		}
-		if e.GetPurpose() != "" {
-			line += "  purpose: " + e.GetPurpose()
-		}
-		if e.GetNote() != "" {
-			line += "  note: " + e.GetNote()
-		}
-		fmt.Fprintf(g.stdout, "%s  [log %d]\n", line, e.GetLogIndex())
+		fmt.Fprintln(g.stdout, historyLine(e))
 	}
 	return nil
+}
+
+// historyLine is one event as text history prints it: sequence, time,
+// type, performer, counterparty, then what the record states (purpose,
+// tool and version, note) and the log index.
+func historyLine(e *custodyv1.CustodyEvent) string {
+	line := fmt.Sprintf("#%-3d %s  %-20s %s", e.GetSequence(), e.GetRecordedAt().AsTime().Format("2006-01-02 15:04:05Z"), eventTypeName(e.GetType()), e.GetPerformer())
+	if e.GetCounterparty() != "" {
+		line += " ↔ " + e.GetCounterparty()
+	}
+	if e.GetPurpose() != "" {
+		line += "  purpose: " + e.GetPurpose()
+	}
+	if i := e.GetInstrument(); i.GetName() != "" || i.GetVersion() != "" {
+		line += "  tool: " + strings.TrimSpace(i.GetName()+" "+i.GetVersion())
+	}
+	if e.GetNote() != "" {
+		line += "  note: " + e.GetNote()
+	}
+	return fmt.Sprintf("%s  [log %d]", line, e.GetLogIndex())
 }
 
 func runRelease(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("release")
 	to := fs.String("to", "", "the recipient's identity, e.g. urn:custody:custodian:lab-1 (required)")
 	reason := fs.String("reason", "", "why the item is handed over (required)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
 	id, err := oneID("release", pos)
-	if err != nil || *to == "" || *reason == "" {
-		return usagef("usage: custody release ID --to IDENTITY --reason TEXT")
+	if err != nil {
+		return err
+	}
+	if err := required("release", "to", *to, "reason", *reason); err != nil {
+		return err
 	}
 	c, err := dial(ctx, g)
 	if err != nil {
@@ -96,7 +110,7 @@ func runRelease(ctx context.Context, g globals, args []string) error {
 
 func runAccept(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("accept")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -116,6 +130,29 @@ func runAccept(ctx context.Context, g globals, args []string) error {
 	return printEvent(g, resp.GetEvent(), resp.GetReceipt())
 }
 
+func runCancel(ctx context.Context, g globals, args []string) error {
+	fs := newFlagSet("cancel")
+	reason := fs.String("reason", "", "why the release is withdrawn; recorded in the history")
+	pos, err := parseInterspersed(g, fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID("cancel", pos)
+	if err != nil {
+		return err
+	}
+	c, err := dial(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.CancelRelease(ctx, id, *reason)
+	if err != nil {
+		return rpcError("cancel "+id, err)
+	}
+	return printEvent(g, resp.GetEvent(), resp.GetReceipt())
+}
+
 func runEvent(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("event")
 	typ := fs.String("type", "", "analysis, derivation, submission_to_court or annotation (required)")
@@ -124,13 +161,16 @@ func runEvent(ctx context.Context, g globals, args []string) error {
 	tool := fs.String("tool", "", "instrument name, for analysis and derivation")
 	toolVersion := fs.String("tool-version", "", "instrument version")
 	related := fs.String("related", "", "the derived item's evidence id, for derivation")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
 	id, err := oneID("event", pos)
-	if err != nil || *typ == "" || *note == "" {
-		return usagef("usage: custody event ID --type TYPE --note TEXT")
+	if err != nil {
+		return err
+	}
+	if err := required("event", "type", *typ, "note", *note); err != nil {
+		return err
 	}
 	t, ok := custodyv1.EventType_value["EVENT_TYPE_"+strings.ToUpper(*typ)]
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -18,29 +19,6 @@ import (
 	"github.com/custody-dev/custody/client"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
-
-// parseInterspersed parses flags that may come before, between or after
-// positional arguments, as in `custody upload a.jpg b.jpg --case C`.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
-
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	return fs
-}
 
 // multiFlag collects a repeated flag.
 type multiFlag []string
@@ -97,49 +75,50 @@ func (b *bar) finish() {
 
 func runDownload(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("download")
-	out := fs.String("out", "", "file to write (required)")
+	out := fs.String("out", "", "file to write (required); an existing file is kept unless --force")
+	force := fs.Bool("force", false, "replace --out if it exists")
 	purpose := fs.String("purpose", "", "why you read the content; logged (required)")
-	authType := fs.String("authority-type", "", "the authority for the access, e.g. court-order")
-	authID := fs.String("authority-id", "", "the authority's reference")
-	authBy := fs.String("authority-issued-by", "", "who issued the authority")
-	authFrom := fs.String("authority-valid-from", "", "when the authority took effect (RFC 3339)")
-	authUntil := fs.String("authority-valid-until", "", "when the authority ends (RFC 3339)")
-	pos, err := parseInterspersed(fs, args)
+	authf := authorityFlags(fs)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || *out == "" || *purpose == "" {
-		return usagef("usage: custody download ID --out FILE --purpose TEXT [--authority-type T --authority-id ID --authority-issued-by WHO --authority-valid-from TIME --authority-valid-until TIME]")
+	id, err := oneID("download", pos)
+	if err != nil {
+		return err
 	}
-	authority := &custodyv1.Authority{Type: *authType, Identifier: *authID, IssuedBy: *authBy}
-	for _, f := range []struct {
-		flag, v string
-		to      **timestamppb.Timestamp
-	}{{"--authority-valid-from", *authFrom, &authority.ValidFrom}, {"--authority-valid-until", *authUntil, &authority.ValidUntil}} {
-		if f.v == "" {
-			continue
+	if err := required("download", "out", *out, "purpose", *purpose); err != nil {
+		return err
+	}
+	authority, err := authf.authority()
+	if err != nil {
+		return err
+	}
+	if !*force {
+		if _, err := os.Lstat(*out); err == nil {
+			return usagef("%s exists; custody download keeps it: give another --out, or --force to replace it", *out)
 		}
-		t, err := time.Parse(time.RFC3339Nano, f.v)
-		if err != nil {
-			return usagef("%s %q is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)", f.flag, f.v)
-		}
-		*f.to = timestamppb.New(t)
 	}
 	c, err := dial(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	req := &custodyv1.DownloadRequest{EvidenceId: pos[0], Purpose: *purpose}
-	if *authType != "" || *authID != "" || *authBy != "" || authority.ValidFrom != nil || authority.ValidUntil != nil {
-		req.Authority = authority
+	req := &custodyv1.DownloadRequest{EvidenceId: id, Purpose: *purpose, Authority: authority}
+	var ev *custodyv1.Evidence
+	if *force {
+		ev, err = c.DownloadFile(ctx, req, *out)
+	} else {
+		ev, err = c.DownloadNewFile(ctx, req, *out)
 	}
-	ev, err := c.DownloadFile(ctx, req, *out)
 	if err != nil {
-		if errors.Is(err, client.ErrDigestMismatch) {
-			return fmt.Errorf("download %s: %w; nothing was written to %s", pos[0], err, *out)
+		switch {
+		case errors.Is(err, client.ErrDigestMismatch):
+			return fmt.Errorf("download %s: %w; nothing was written to %s", id, err, *out)
+		case errors.Is(err, iofs.ErrExist):
+			return usagef("%s appeared while downloading; it was kept and nothing was written: give another --out, or --force to replace it", *out)
 		}
-		return rpcError("download "+pos[0], err)
+		return rpcError("download "+id, err)
 	}
 	if g.output == "json" {
 		return printJSON(g.stdout, map[string]any{"evidence_id": ev.GetEvidenceId(), "file": *out, "sha256": ev.GetSha256(), "size_bytes": ev.GetSizeBytes(), "verified": true})
@@ -148,22 +127,81 @@ func runDownload(ctx context.Context, g globals, args []string) error {
 	return nil
 }
 
-func runSeizure(ctx context.Context, g globals, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usagef("usage: custody seizure create --record FILE.json [--attach FILE]... [--case C]")
+// authorityFlags are the flags that cite the authority for a read.
+type authFlags struct{ typ, id, by, from, until *string }
+
+func authorityFlags(fs *flag.FlagSet) authFlags {
+	return authFlags{
+		typ:   fs.String("authority-type", "", "the authority for the access, e.g. court-order"),
+		id:    fs.String("authority-id", "", "the authority's reference"),
+		by:    fs.String("authority-issued-by", "", "who issued the authority"),
+		from:  fs.String("authority-valid-from", "", "when the authority took effect (RFC 3339)"),
+		until: fs.String("authority-valid-until", "", "when the authority ends (RFC 3339)"),
 	}
+}
+
+// authority is the authority the flags cite, or nil if they cite none.
+func (a authFlags) authority() (*custodyv1.Authority, error) {
+	out := &custodyv1.Authority{Type: *a.typ, Identifier: *a.id, IssuedBy: *a.by}
+	for _, f := range []struct {
+		flag, v string
+		to      **timestamppb.Timestamp
+	}{{"--authority-valid-from", *a.from, &out.ValidFrom}, {"--authority-valid-until", *a.until, &out.ValidUntil}} {
+		if f.v == "" {
+			continue
+		}
+		t, err := parseTime(f.flag, f.v)
+		if err != nil {
+			return nil, err
+		}
+		*f.to = timestamppb.New(t)
+	}
+	if out.Type == "" && out.Identifier == "" && out.IssuedBy == "" && out.ValidFrom == nil && out.ValidUntil == nil {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// parseTime reads an RFC 3339 time given to flag.
+func parseTime(flag, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, usagef("%s %q is not an RFC 3339 time (e.g. 2026-01-31T14:05:00Z or 2026-01-31T15:05:00+01:00)", flag, v)
+	}
+	return t, nil
+}
+
+func runSeizure(ctx context.Context, g globals, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "create":
+			return runSeizureCreate(ctx, g, args[1:])
+		case "get":
+			return runSeizureGet(ctx, g, args[1:])
+		case "-h", "-help", "--help":
+			commandHelp(g.stdout, "seizure", nil)
+			return errHelp
+		}
+	}
+	return usagef("usage: custody seizure create|get ...; run custody help seizure")
+}
+
+func runSeizureCreate(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("seizure create")
 	recordFile := fs.String("record", "", "the seizure record, JSON (see examples/seizure-record.json)")
 	caseID := fs.String("case", "", "case id (default: the record's case_id)")
 	description := fs.String("description", "", "a description of the record")
 	var attach multiFlag
 	fs.Var(&attach, "attach", "a raw file seized with the record (repeatable); uploaded encrypted")
-	pos, err := parseInterspersed(fs, args[1:])
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *recordFile == "" {
-		return usagef("usage: custody seizure create --record FILE.json [--attach FILE]... [--case C]")
+	if err := positionals("seizure create", pos, 0); err != nil {
+		return err
+	}
+	if err := required("seizure create", "record", *recordFile); err != nil {
+		return err
 	}
 	raw, err := os.ReadFile(*recordFile)
 	if err != nil {

@@ -25,7 +25,7 @@ func TestCLIGlobals(t *testing.T) {
 		cmd := exec.Command(custody, "-o", "json", "whoami")
 		cmd.Env = append(cmd.Environ(), "CUSTODY_SERVER="+d.GRPCAddr, "CUSTODY_CREDS="+d.CredsDir("auditor"))
 		var me struct{ Identity, Role string }
-		if err := json.Unmarshal([]byte(runOK(t, cmd)), &me); err != nil || me.Role != "ROLE_AUDITOR" {
+		if err := json.Unmarshal([]byte(runOK(t, cmd)), &me); err != nil || me.Role != "auditor" {
 			t.Fatalf("json whoami = %+v, %v", me, err)
 		}
 	})

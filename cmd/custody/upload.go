@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"math"
+	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody-dev/custody/client"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -19,14 +23,24 @@ func runUpload(ctx context.Context, g globals, args []string) error {
 	special := fs.Bool("special", false, "special-category data (biometric): stored encrypted, read-restricted")
 	parallel := fs.Int("j", 4, "files hashed and uploaded at once")
 	manifestPath := fs.String("manifest", "", "the manifest to add to (default custody-manifest-<case>.json in the current folder): case, sha256, file, evidence id, receipt; a rerun skips content it lists for the case")
-	paths, err := parseInterspersed(fs, args)
+	capturedAt := fs.String("captured-at", "", "when the items were captured, RFC 3339 (e.g. 2026-01-31T14:05:00+01:00); stated for every file and signed with the capture statement")
+	location := fs.String("location", "", "where the items were captured: a description, or geo:LAT,LON[,ALT] (WGS 84 degrees, altitude in metres) for a point")
+	derivedFrom := fs.String("derived-from", "", "the evidence id of the item these were derived from (a redacted or transcoded copy)")
+	paths, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 || *caseID == "" || *kind == "" {
-		return usagef("usage: custody upload FILE|DIR... --case C --kind photo|video|audio|document|other")
+	if len(paths) == 0 {
+		return usagef("upload needs a FILE or DIR\nusage: %s", usageLine("upload"))
+	}
+	if err := required("upload", "case", *caseID, "kind", *kind); err != nil {
+		return err
 	}
 	k, err := parseKind(*kind)
+	if err != nil {
+		return err
+	}
+	capture, err := parseCapture(*capturedAt, *location)
 	if err != nil {
 		return err
 	}
@@ -56,7 +70,8 @@ func runUpload(ctx context.Context, g globals, args []string) error {
 	}
 	defer c.Close()
 	results, err := c.UploadBatch(ctx, files, client.Batch{
-		Metadata: &custodyv1.UploadMetadata{CaseId: *caseID, Kind: k, Description: *description, SpecialCategory: *special},
+		Metadata: &custodyv1.UploadMetadata{CaseId: *caseID, Kind: k, Description: *description, SpecialCategory: *special,
+			Capture: capture, DerivedFrom: *derivedFrom},
 		Manifest: man,
 		Parallel: *parallel,
 		Progress: func(phase string, files int, bytes int64) (func(int64), func()) {
@@ -113,11 +128,69 @@ func printUploadResults(g globals, results []client.BatchResult) {
 		}
 		fmt.Fprintln(g.stdout, line)
 		if r.Status == client.StatusFailed {
-			fmt.Fprintf(os.Stderr, "custody: %s\n", r.Error)
+			fmt.Fprintf(g.stderr, "custody: %s\n", r.Error)
 		}
 	}
 	if len(results) == 1 && results[0].Status == client.StatusUploaded {
 		r := results[0]
 		fmt.Fprintf(g.stdout, "  sha256:  %s\n  receipt: %s\n", r.SHA256, r.Receipt["payload"])
 	}
+}
+
+// parseCapture is the capture --captured-at and --location state, or nil.
+func parseCapture(capturedAt, location string) (*custodyv1.Capture, error) {
+	if capturedAt == "" && location == "" {
+		return nil, nil
+	}
+	c := &custodyv1.Capture{}
+	if capturedAt != "" {
+		t, err := parseTime("--captured-at", capturedAt)
+		if err != nil {
+			return nil, err
+		}
+		c.CapturedAt = timestamppb.New(t)
+	}
+	if location != "" {
+		loc, err := parseLocation(location)
+		if err != nil {
+			return nil, err
+		}
+		c.Location = loc
+	}
+	return c, nil
+}
+
+// parseLocation reads --location: geo:LAT,LON[,ALT] (RFC 5870's form,
+// without parameters) is a point, anything else a description.
+func parseLocation(v string) (*custodyv1.Location, error) {
+	rest, ok := strings.CutPrefix(v, "geo:")
+	if !ok {
+		if !utf8.ValidString(v) {
+			return nil, usagef("--location is not valid UTF-8")
+		}
+		return &custodyv1.Location{Description: v}, nil
+	}
+	bad := func() error {
+		return usagef("--location %q: want geo:LAT,LON or geo:LAT,LON,ALT (degrees, -90..90 and -180..180; altitude in metres), or a description", v)
+	}
+	parts := strings.Split(rest, ",")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, bad()
+	}
+	var nums []float64
+	for _, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, bad()
+		}
+		nums = append(nums, f)
+	}
+	if nums[0] < -90 || nums[0] > 90 || nums[1] < -180 || nums[1] > 180 {
+		return nil, bad()
+	}
+	pt := &custodyv1.GeoPoint{Latitude: nums[0], Longitude: nums[1]}
+	if len(nums) == 3 {
+		pt.AltitudeM = &nums[2]
+	}
+	return &custodyv1.Location{Point: pt}, nil
 }

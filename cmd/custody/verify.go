@@ -4,17 +4,20 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/custody-dev/custody/client"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/custody-dev/custody/certs"
+	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/internal/atomicfile"
 	"github.com/custody-dev/custody/verify"
 	"github.com/custody-dev/custody/witness"
@@ -25,13 +28,16 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	out := fs.String("out", "", "file to write the bundle to (required)")
 	since := fs.String("checkpoint", "", "a checkpoint you saved before: the bundle then carries a consistency proof from it")
 	stream := fs.Bool("stream", false, "write the stream form (JSON lines) even for a short history; histories too long for one document are always written in it")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
 	id, err := oneID("bundle", pos)
-	if err != nil || *out == "" {
-		return usagef("usage: custody bundle ID --out FILE [--checkpoint OLD] [--stream]")
+	if err != nil {
+		return err
+	}
+	if err := required("bundle", "out", *out); err != nil {
+		return err
 	}
 	var from uint64
 	if *since != "" {
@@ -120,19 +126,36 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("verify")
 	bundleFile := fs.String("bundle", "", "the court bundle (required)")
 	evidenceFile := fs.String("file", "", "the evidence file, to check its SHA-256")
-	logKey := fs.String("log-key", "", "the log's signed-note verifier key, or a file holding it (from the operator, out of band)")
-	receiptKey := fs.String("receipt-key", "", "PEM file of the receipt public key (from the operator, out of band)")
+	logKey := fs.String("log-key", "", "the log's signed-note verifier key (origin+hash+key), or a file holding it (from the operator, out of band); a malformed key exits 2")
+	receiptKey := fs.String("receipt-key", "", "PEM file of the receipt public key (from the operator, out of band); a file that holds none exits 2")
 	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
 	caFile := fs.String("ca", "", "PEM file of the operator's CA, to check hand-off signers' certificates")
 	var tsaChains multiFlag
 	fs.Var(&tsaChains, "tsa-chain", "PEM file of a timestamp authority's certificate chain (root and any intermediates) to check the checkpoint's RFC 3161 timestamps; repeatable")
 	policyFile := fs.String("policy", "", "witness policy file (Sigsum format): the witnesses whose cosignatures show the checkpoint is the one everybody sees")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *bundleFile == "" {
-		return usagef("usage: custody verify --bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE] [--tsa-chain PEM]...")
+	if err := positionals("verify", pos, 0); err != nil {
+		return err
+	}
+	if err := required("verify", "bundle", *bundleFile); err != nil {
+		return err
+	}
+	// The keys the court trusts are checked before the bundle: a key that
+	// cannot be read is unusable input (exit 2), never a verdict on the
+	// bundle.
+	var opts verify.Options
+	if *logKey != "" {
+		if opts.LogVerifierKey, err = readLogKey(*logKey); err != nil {
+			return err
+		}
+	}
+	if *receiptKey != "" {
+		if opts.ReceiptKeyPEM, err = readReceiptKey(*receiptKey); err != nil {
+			return err
+		}
 	}
 	bf, err := os.Open(*bundleFile)
 	if err != nil {
@@ -153,7 +176,6 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 		printVerdict(g, verify.VerifyBytes(raw, verify.Options{}))
 		return usagef("%s: %v", *bundleFile, err)
 	}
-	var opts verify.Options
 	if *evidenceFile != "" {
 		f, err := os.Open(*evidenceFile)
 		if err != nil {
@@ -161,17 +183,6 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 		}
 		defer f.Close()
 		opts.File = f
-	}
-	if *logKey != "" {
-		opts.LogVerifierKey = *logKey
-		if data, err := os.ReadFile(*logKey); err == nil {
-			opts.LogVerifierKey = strings.TrimSpace(string(data))
-		}
-	}
-	if *receiptKey != "" {
-		if opts.ReceiptKeyPEM, err = os.ReadFile(*receiptKey); err != nil {
-			return usageError{err.Error()}
-		}
 	}
 	if *oldCheckpoint != "" {
 		if opts.OldCheckpoint, err = os.ReadFile(*oldCheckpoint); err != nil {
@@ -278,4 +289,36 @@ func printReport(w io.Writer, r *verify.Report) {
 		fmt.Fprintf(w, "  [%s] %s: %s\n", mark, c.Name, c.Detail)
 	}
 	fmt.Fprintf(w, "\n%s\n", r.Headline())
+}
+
+// readLogKey reads --log-key: a signed-note verifier key, given as it is
+// or in a file. A value that is neither is a usage error.
+func readLogKey(v string) (string, error) {
+	key, from := v, ""
+	if data, err := os.ReadFile(v); err == nil {
+		key, from = strings.TrimSpace(string(data)), " (read from the file "+v+")"
+	}
+	if _, err := note.NewVerifier(key); err != nil {
+		if from == "" && !strings.Contains(v, "+") {
+			return "", usagef("--log-key %q is neither a readable file nor a signed-note verifier key (origin+hash+base64 key, from custody keys or the operator)", v)
+		}
+		return "", usagef("--log-key%s is not a signed-note verifier key (origin+hash+base64 key, from custody keys or the operator): %v", from, err)
+	}
+	return key, nil
+}
+
+// readReceiptKey reads --receipt-key: a PEM file of a public key.
+func readReceiptKey(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, usagef("--receipt-key %s holds no PEM public key (-----BEGIN PUBLIC KEY-----)", path)
+	}
+	if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+		return nil, usagef("--receipt-key %s: not a public key: %v", path, err)
+	}
+	return raw, nil
 }

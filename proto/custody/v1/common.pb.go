@@ -87,6 +87,90 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_custody_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
+// ErrorReason says, for programs, why a call was refused. A refusal's
+// status carries a google.rpc.ErrorInfo whose domain is "custody.v1" and
+// whose reason is the name of one of these values (e.g.
+// "ERROR_REASON_NOT_CUSTODIAN"), so a client can tell a refusal by the
+// authorization table (the caller's role) from one by the item's custody
+// rules (what the caller may do with this item now) without reading the
+// message. Values may be added; treat an unknown reason as unspecified.
+type ErrorReason int32
+
+const (
+	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
+	// PERMISSION_DENIED: the caller's role may not call this method at all
+	// (docs/AUTHORIZATION.md). ErrorInfo metadata: "role", "method".
+	ErrorReason_ERROR_REASON_ROLE_NOT_ALLOWED ErrorReason = 1
+	// PERMISSION_DENIED: only the item's current custodian may do this (a
+	// release, its cancellation, analysis...), and the caller does not hold
+	// the item.
+	ErrorReason_ERROR_REASON_NOT_CUSTODIAN ErrorReason = 2
+	// PERMISSION_DENIED: the pending release names another recipient.
+	ErrorReason_ERROR_REASON_NOT_RECIPIENT ErrorReason = 3
+	// FAILED_PRECONDITION: the item has no pending release to accept or
+	// cancel.
+	ErrorReason_ERROR_REASON_NO_PENDING_RELEASE ErrorReason = 4
+	// FAILED_PRECONDITION: a release of the item is already pending; cancel
+	// it first.
+	ErrorReason_ERROR_REASON_RELEASE_PENDING ErrorReason = 5
+	// FAILED_PRECONDITION: the call names another release than the pending
+	// one.
+	ErrorReason_ERROR_REASON_WRONG_RELEASE ErrorReason = 6
+	// FAILED_PRECONDITION: the pending release's time is up.
+	ErrorReason_ERROR_REASON_RELEASE_LAPSED ErrorReason = 7
+)
+
+// Enum value maps for ErrorReason.
+var (
+	ErrorReason_name = map[int32]string{
+		0: "ERROR_REASON_UNSPECIFIED",
+		1: "ERROR_REASON_ROLE_NOT_ALLOWED",
+		2: "ERROR_REASON_NOT_CUSTODIAN",
+		3: "ERROR_REASON_NOT_RECIPIENT",
+		4: "ERROR_REASON_NO_PENDING_RELEASE",
+		5: "ERROR_REASON_RELEASE_PENDING",
+		6: "ERROR_REASON_WRONG_RELEASE",
+		7: "ERROR_REASON_RELEASE_LAPSED",
+	}
+	ErrorReason_value = map[string]int32{
+		"ERROR_REASON_UNSPECIFIED":        0,
+		"ERROR_REASON_ROLE_NOT_ALLOWED":   1,
+		"ERROR_REASON_NOT_CUSTODIAN":      2,
+		"ERROR_REASON_NOT_RECIPIENT":      3,
+		"ERROR_REASON_NO_PENDING_RELEASE": 4,
+		"ERROR_REASON_RELEASE_PENDING":    5,
+		"ERROR_REASON_WRONG_RELEASE":      6,
+		"ERROR_REASON_RELEASE_LAPSED":     7,
+	}
+)
+
+func (x ErrorReason) Enum() *ErrorReason {
+	p := new(ErrorReason)
+	*p = x
+	return p
+}
+
+func (x ErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_custody_v1_common_proto_enumTypes[1].Descriptor()
+}
+
+func (ErrorReason) Type() protoreflect.EnumType {
+	return &file_custody_v1_common_proto_enumTypes[1]
+}
+
+func (x ErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorReason.Descriptor instead.
+func (ErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_custody_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
 // Receipt is a statement signed with the service's receipt key. The payload is
 // the exact byte sequence that was signed (canonical JSON, documented in
 // docs/RECEIPTS.md); decode it to read the fields, verify the signature over
@@ -616,7 +700,16 @@ const file_custody_v1_common_proto_rawDesc = "" +
 	"ROLE_COURT\x10\x03\x12\x10\n" +
 	"\fROLE_AUDITOR\x10\x04\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x05B;Z9github.com/custody-dev/custody/proto/custody/v1;custodyv1b\x06proto3"
+	"ROLE_ADMIN\x10\x05*\x96\x02\n" +
+	"\vErrorReason\x12\x1c\n" +
+	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dERROR_REASON_ROLE_NOT_ALLOWED\x10\x01\x12\x1e\n" +
+	"\x1aERROR_REASON_NOT_CUSTODIAN\x10\x02\x12\x1e\n" +
+	"\x1aERROR_REASON_NOT_RECIPIENT\x10\x03\x12#\n" +
+	"\x1fERROR_REASON_NO_PENDING_RELEASE\x10\x04\x12 \n" +
+	"\x1cERROR_REASON_RELEASE_PENDING\x10\x05\x12\x1e\n" +
+	"\x1aERROR_REASON_WRONG_RELEASE\x10\x06\x12\x1f\n" +
+	"\x1bERROR_REASON_RELEASE_LAPSED\x10\aB;Z9github.com/custody-dev/custody/proto/custody/v1;custodyv1b\x06proto3"
 
 var (
 	file_custody_v1_common_proto_rawDescOnce sync.Once
@@ -630,24 +723,25 @@ func file_custody_v1_common_proto_rawDescGZIP() []byte {
 	return file_custody_v1_common_proto_rawDescData
 }
 
-var file_custody_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_custody_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_custody_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_custody_v1_common_proto_goTypes = []any{
 	(Role)(0),                     // 0: custody.v1.Role
-	(*Receipt)(nil),               // 1: custody.v1.Receipt
-	(*GeoPoint)(nil),              // 2: custody.v1.GeoPoint
-	(*Location)(nil),              // 3: custody.v1.Location
-	(*Device)(nil),                // 4: custody.v1.Device
-	(*Authority)(nil),             // 5: custody.v1.Authority
-	(*Instrument)(nil),            // 6: custody.v1.Instrument
-	(*PartySignature)(nil),        // 7: custody.v1.PartySignature
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(ErrorReason)(0),              // 1: custody.v1.ErrorReason
+	(*Receipt)(nil),               // 2: custody.v1.Receipt
+	(*GeoPoint)(nil),              // 3: custody.v1.GeoPoint
+	(*Location)(nil),              // 4: custody.v1.Location
+	(*Device)(nil),                // 5: custody.v1.Device
+	(*Authority)(nil),             // 6: custody.v1.Authority
+	(*Instrument)(nil),            // 7: custody.v1.Instrument
+	(*PartySignature)(nil),        // 8: custody.v1.PartySignature
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_custody_v1_common_proto_depIdxs = []int32{
-	2, // 0: custody.v1.Location.point:type_name -> custody.v1.GeoPoint
-	8, // 1: custody.v1.Authority.valid_from:type_name -> google.protobuf.Timestamp
-	8, // 2: custody.v1.Authority.valid_until:type_name -> google.protobuf.Timestamp
-	8, // 3: custody.v1.PartySignature.signed_at:type_name -> google.protobuf.Timestamp
+	3, // 0: custody.v1.Location.point:type_name -> custody.v1.GeoPoint
+	9, // 1: custody.v1.Authority.valid_from:type_name -> google.protobuf.Timestamp
+	9, // 2: custody.v1.Authority.valid_until:type_name -> google.protobuf.Timestamp
+	9, // 3: custody.v1.PartySignature.signed_at:type_name -> google.protobuf.Timestamp
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
@@ -666,7 +760,7 @@ func file_custody_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_v1_common_proto_rawDesc), len(file_custody_v1_common_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
