@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode"
 
@@ -15,8 +18,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/client"
+	"github.com/custody-dev/custody/internal/atomicfile"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	"github.com/custody-dev/custody/verify"
 )
 
 // globals are the flags that go before the command.
@@ -234,22 +240,79 @@ func runCheckpoint(ctx context.Context, g globals, args []string) error {
 }
 
 func runKeys(ctx context.Context, g globals, args []string) error {
-	if err := noArgs(g, "keys", args); err != nil {
-		return err
-	}
-	c, err := dial(ctx, g)
+	fs := newFlagSet("keys")
+	out := fs.String("out", "", "write the trust file (keys, CA chain, witness policy, timestamp authorities, fingerprints) to this file, for custody verify --trust")
+	baseURL := fs.String("url", "", "custodyd's HTTPS address (default https://HOST:8080, HOST from --server); no client certificate is needed")
+	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	keys, err := c.PublicKeys(ctx)
+	if err := positionals("keys", pos, 0); err != nil {
+		return err
+	}
+	if *baseURL == "" {
+		host, _, err := net.SplitHostPort(g.server)
+		if err != nil {
+			return usagef("--server %q: %v", g.server, err)
+		}
+		*baseURL = "https://" + net.JoinHostPort(host, "8080")
+	}
+	// The server's certificate: the credentials folder's CA when there is
+	// one (the development CA), else the system's roots.
+	var roots *x509.CertPool
+	if g.creds != "" {
+		if roots, err = certs.ReadCertPool(filepath.Join(g.creds, "ca.pem")); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	keys, err := client.FetchPublicKeys(ctx, *baseURL, roots)
 	if err != nil {
-		return rpcError("keys", err)
+		return fmt.Errorf("keys: %w\n  the keys are served at GET %s/v1/keys; give --url, or --creds DIR whose ca.pem signed the server's certificate", err, *baseURL)
+	}
+	var authorities []verify.TrustAuthority
+	for _, a := range keys.GetTimestampAuthorities() {
+		authorities = append(authorities, verify.TrustAuthority{URL: a.GetUrl(), ChainPEM: a.GetChainPem()})
+	}
+	trust, err := verify.NewTrust(keys.GetLogOrigin(), keys.GetLogVerifierKey(), keys.GetReceiptPublicKeyPem(), keys.GetClientCaPem(), keys.GetWitnessPolicy(), authorities)
+	if err != nil {
+		return fmt.Errorf("keys: the server's answer: %w", err)
+	}
+	doc, err := json.MarshalIndent(trust, "", "  ")
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := atomicfile.Write(*out, append(doc, '\n'), 0o644); err != nil {
+			return err
+		}
 	}
 	if g.output == "json" {
-		return printProto(g.stdout, keys)
+		_, err := g.stdout.Write(append(doc, '\n'))
+		return err
 	}
-	fmt.Fprintf(g.stdout, "log origin:        %s\nlog verifier key:  %s\nreceipt public key:\n%s",
-		keys.GetLogOrigin(), keys.GetLogVerifierKey(), keys.GetReceiptPublicKeyPem())
+	printTrust(g.stdout, trust)
+	if *out != "" {
+		fmt.Fprintf(g.stdout, "\ntrust file written to %s: custody verify --bundle B --trust %s\n", *out, *out)
+	}
+	fmt.Fprint(g.stdout, "\nRead the fingerprints back to the operator over another channel (a phone call) before you rely on these keys:\nthis connection alone does not prove whose they are.\n")
 	return nil
+}
+
+// printTrust writes a trust file's keys and their fingerprints.
+func printTrust(w io.Writer, t *verify.Trust) {
+	fp := t.Fingerprints
+	fmt.Fprintf(w, "log origin:          %s\nlog verifier key:    %s\n  fingerprint:       %s\nreceipt public key:  fingerprint %s\n",
+		t.LogOrigin, t.LogVerifierKey, fp.LogVerifierKey, fp.ReceiptPublicKey)
+	for i, f := range fp.ClientCA {
+		fmt.Fprintf(w, "client CA cert %d:    fingerprint %s\n", i+1, f)
+	}
+	if fp.WitnessPolicy != "" {
+		fmt.Fprintf(w, "witness policy:      fingerprint %s\n", fp.WitnessPolicy)
+	}
+	for _, a := range t.TimestampAuthorities {
+		fmt.Fprintf(w, "timestamp authority: %s\n", a.URL)
+	}
+	for i, f := range fp.TimestampAuthorities {
+		fmt.Fprintf(w, "  TSA chain cert %d:  fingerprint %s\n", i+1, f)
+	}
 }

@@ -110,7 +110,19 @@ func TestCLIEvidence(t *testing.T) {
 		LogVerifierKey      string `json:"log_verifier_key"`
 		ReceiptPublicKeyPEM string `json:"receipt_public_key_pem"`
 	}
-	if err := json.Unmarshal([]byte(runOK(t, cli("court", "-o", "json", "keys"))), &keys); err != nil {
+	// The keys come from the public route, with no client certificate:
+	// the credentials folder lends only its CA, to trust the server.
+	trustFile := filepath.Join(dir, "trust.json")
+	keysCmd := exec.Command(custody, "--server", d.GRPCAddr, "keys", "--url", "https://"+d.HTTPAddr)
+	if out, err := keysCmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--creds DIR whose ca.pem") {
+		t.Fatalf("keys without a CA to trust the server: %v\n%s", err, out)
+	}
+	anon := filepath.Join(dir, "anonymous")
+	os.MkdirAll(anon, 0o700)
+	caPEM, _ := os.ReadFile(filepath.Join(d.CredsDir("court"), "ca.pem"))
+	os.WriteFile(filepath.Join(anon, "ca.pem"), caPEM, 0o644)
+	keysCmd = exec.Command(custody, "--server", d.GRPCAddr, "--creds", anon, "-o", "json", "keys", "--url", "https://"+d.HTTPAddr, "--out", trustFile)
+	if err := json.Unmarshal([]byte(runOK(t, keysCmd)), &keys); err != nil {
 		t.Fatal(err)
 	}
 	receiptKey := filepath.Join(dir, "receipt-key.pem")
@@ -123,6 +135,19 @@ func TestCLIEvidence(t *testing.T) {
 	// checks, and only those, are left unmade.
 	if !strings.Contains(out, "VERIFIED, WITH LIMITS: every check made passed, but 2 thing(s)") || !strings.Contains(out, "- time: ") || !strings.Contains(out, "- split view: ") || strings.Contains(out, "WARNING") {
 		t.Fatalf("verify output:\n%s", out)
+	}
+	// The trust file gives the same keys and the CA in one; its
+	// fingerprints are printed, and an edited file is refused (exit 2).
+	trusted := runOK(t, exec.Command(custody, "verify", "--bundle", bundle, "--file", item.File, "--trust", trustFile))
+	if !strings.Contains(trusted, "VERIFIED, WITH LIMITS: every check made passed, but 2 thing(s)") || !strings.Contains(trusted, "Keys from the trust file") || !strings.Contains(trusted, "client CA cert 1:    fingerprint ") {
+		t.Fatalf("verify --trust output:\n%s", trusted)
+	}
+	trustRaw, _ := os.ReadFile(trustFile)
+	edited := filepath.Join(dir, "trust-edited.json")
+	os.WriteFile(edited, bytes.Replace(trustRaw, []byte(keys.LogVerifierKey), []byte(keys.LogVerifierKey[:len(keys.LogVerifierKey)-4]+"AAA="), 1), 0o644)
+	editedCmd := exec.Command(custody, "verify", "--bundle", bundle, "--trust", edited)
+	if out, err := editedCmd.CombinedOutput(); editedCmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "fingerprints do not match") {
+		t.Fatalf("verify with an edited trust file: %v\n%s", err, out)
 	}
 	raw, _ := os.ReadFile(bundle)
 	tampered := filepath.Join(dir, "tampered.json")

@@ -20,7 +20,10 @@ type cmdDoc struct {
 var docs = []cmdDoc{
 	{"whoami", "", "identity and role as the server sees them"},
 	{"checkpoint", "", "the log's current signed checkpoint"},
-	{"keys", "", "the log's signed-note verifier key and the receipt public key"},
+	{"keys", "[--out TRUST.json] [--url URL]",
+		"the trust file: log key, receipt key, client CA chain, witness policy\n" +
+			"and timestamp authorities, with fingerprints to read back to the\n" +
+			"operator; from the public GET /v1/keys, no client certificate needed"},
 	{"list", "--case C [--limit N] [--page-token TOKEN]",
 		"a case's items, oldest first: id, kind, file name, size, current\n" +
 			"custodian and last event; every page, or --limit items and a token\n" +
@@ -49,7 +52,8 @@ var docs = []cmdDoc{
 	{"bundle", "ID --out FILE [--checkpoint OLD] [--stream]",
 		"the court bundle: one JSON file that verifies offline (JSON lines,\n" +
 			"the stream form, for histories longer than the server's document limit)"},
-	{"verify", "--bundle FILE [--file EVIDENCE] [--log-key KEY] [--receipt-key PEM] [--checkpoint OLD] [--ca PEM] [--policy FILE] [--tsa-chain PEM]...",
+	{"verify", "--bundle FILE [--file EVIDENCE] [--trust TRUST.json | --log-key KEY --receipt-key PEM --ca PEM]\n" +
+		"       [--policy FILE] [--tsa-chain PEM]... [--checkpoint OLD]",
 		"offline verification, no network; either bundle form; exit 0 verified\n" +
 			"(with or without limits), 1 not verified, 2 unusable input (a bundle\n" +
 			"that is not well-formed, a malformed key or file)"},

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -126,13 +127,9 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("verify")
 	bundleFile := fs.String("bundle", "", "the court bundle (required)")
 	evidenceFile := fs.String("file", "", "the evidence file, to check its SHA-256")
-	logKey := fs.String("log-key", "", "the log's signed-note verifier key (origin+hash+key), or a file holding it (from the operator, out of band); a malformed key exits 2")
-	receiptKey := fs.String("receipt-key", "", "PEM file of the receipt public key (from the operator, out of band); a file that holds none exits 2")
 	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
-	caFile := fs.String("ca", "", "PEM file of the operator's CA, to check hand-off signers' certificates")
-	var tsaChains multiFlag
-	fs.Var(&tsaChains, "tsa-chain", "PEM file of a timestamp authority's certificate chain (root and any intermediates) to check the checkpoint's RFC 3161 timestamps; repeatable")
-	policyFile := fs.String("policy", "", "witness policy file (Sigsum format): the witnesses whose cosignatures show the checkpoint is the one everybody sees")
+	var tf trustFlags
+	tf.register(fs)
 	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
 		return err
@@ -146,16 +143,9 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	// The keys the court trusts are checked before the bundle: a key that
 	// cannot be read is unusable input (exit 2), never a verdict on the
 	// bundle.
-	var opts verify.Options
-	if *logKey != "" {
-		if opts.LogVerifierKey, err = readLogKey(*logKey); err != nil {
-			return err
-		}
-	}
-	if *receiptKey != "" {
-		if opts.ReceiptKeyPEM, err = readReceiptKey(*receiptKey); err != nil {
-			return err
-		}
+	opts, trust, err := tf.options()
+	if err != nil {
+		return err
 	}
 	bf, err := os.Open(*bundleFile)
 	if err != nil {
@@ -189,32 +179,6 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 			return usageError{err.Error()}
 		}
 	}
-	if *caFile != "" {
-		cs, err := certs.ReadCertificates(*caFile)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		opts.Roots = x509.NewCertPool()
-		for _, c := range cs {
-			opts.Roots.AddCert(c)
-		}
-	}
-	if *policyFile != "" {
-		text, err := os.ReadFile(*policyFile)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		if opts.Policy, err = witness.ParsePolicy(text); err != nil {
-			return usagef("%s: %v", *policyFile, err)
-		}
-	}
-	for _, f := range tsaChains {
-		chain, err := certs.ReadCertificates(f)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		opts.TSAChains = append(opts.TSAChains, chain)
-	}
 	var report *verify.Report
 	if streamForm {
 		report = verify.VerifyStream(br, opts)
@@ -223,6 +187,10 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 	}
 	if err := printVerdict(g, report); err != nil {
 		return err
+	}
+	if trust != nil && g.output != "json" {
+		fmt.Fprintf(g.stdout, "\nKeys from the trust file %s (fingerprints to compare with the operator's):\n", tf.trust)
+		printTrust(g.stdout, trust)
 	}
 	if fs := report.Failures(); len(fs) > 0 && fs[0].Step == "format" {
 		return usagef("%s: not a well-formed bundle: %s", *bundleFile, fs[0].Detail)
@@ -321,4 +289,84 @@ func readReceiptKey(path string) ([]byte, error) {
 		return nil, usagef("--receipt-key %s: not a public key: %v", path, err)
 	}
 	return raw, nil
+}
+
+// trustFlags are how a court gives what it trusts: a trust file
+// (custody keys --out), or the keys one by one; --policy and --tsa-chain
+// given beside a trust file take the place of its own.
+type trustFlags struct {
+	trust, logKey, receiptKey, ca, policy string
+	tsaChains                             multiFlag
+}
+
+func (t *trustFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.trust, "trust", "", "trust file from the operator (custody keys --out): log and receipt keys, CA, witness policy, timestamp authorities; instead of --log-key, --receipt-key and --ca")
+	fs.StringVar(&t.logKey, "log-key", "", "the log's signed-note verifier key (origin+hash+key), or a file holding it (from the operator, out of band); a malformed key exits 2")
+	fs.StringVar(&t.receiptKey, "receipt-key", "", "PEM file of the receipt public key (from the operator, out of band); a file that holds none exits 2")
+	fs.StringVar(&t.ca, "ca", "", "PEM file of the operator's CA, to check hand-off signers' certificates")
+	fs.Var(&t.tsaChains, "tsa-chain", "PEM file of a timestamp authority's certificate chain (root and any intermediates) to check the checkpoint's RFC 3161 timestamps; repeatable")
+	fs.StringVar(&t.policy, "policy", "", "witness policy file (Sigsum format): the witnesses whose cosignatures show the checkpoint is the one everybody sees")
+}
+
+// options reads what the flags name. A file that cannot be read or does
+// not hold what it should is a usage error (exit 2).
+func (t *trustFlags) options() (verify.Options, *verify.Trust, error) {
+	var opts verify.Options
+	var trust *verify.Trust
+	var err error
+	if t.trust != "" {
+		if t.logKey != "" || t.receiptKey != "" || t.ca != "" {
+			return opts, nil, usagef("give --trust or the keys (--log-key, --receipt-key, --ca), not both")
+		}
+		raw, err := os.ReadFile(t.trust)
+		if err != nil {
+			return opts, nil, usageError{err.Error()}
+		}
+		if trust, err = verify.ParseTrust(raw); err != nil {
+			return opts, nil, usagef("%s: %v", t.trust, err)
+		}
+		if opts, err = trust.Options(); err != nil {
+			return opts, nil, usagef("%s: %v", t.trust, err)
+		}
+	}
+	if t.logKey != "" {
+		if opts.LogVerifierKey, err = readLogKey(t.logKey); err != nil {
+			return opts, nil, err
+		}
+	}
+	if t.receiptKey != "" {
+		if opts.ReceiptKeyPEM, err = readReceiptKey(t.receiptKey); err != nil {
+			return opts, nil, err
+		}
+	}
+	if t.ca != "" {
+		cs, err := certs.ReadCertificates(t.ca)
+		if err != nil {
+			return opts, nil, usageError{err.Error()}
+		}
+		opts.Roots = x509.NewCertPool()
+		for _, c := range cs {
+			opts.Roots.AddCert(c)
+		}
+	}
+	if t.policy != "" {
+		text, err := os.ReadFile(t.policy)
+		if err != nil {
+			return opts, nil, usageError{err.Error()}
+		}
+		if opts.Policy, err = witness.ParsePolicy(text); err != nil {
+			return opts, nil, usagef("%s: %v", t.policy, err)
+		}
+	}
+	if len(t.tsaChains) > 0 {
+		opts.TSAChains = nil
+	}
+	for _, f := range t.tsaChains {
+		chain, err := certs.ReadCertificates(f)
+		if err != nil {
+			return opts, nil, usageError{err.Error()}
+		}
+		opts.TSAChains = append(opts.TSAChains, chain)
+	}
+	return opts, trust, nil
 }

@@ -63,7 +63,10 @@ func TestWitnessedTimestampedBundle(t *testing.T) {
 	var keys struct {
 		Receipt string `json:"receipt_public_key_pem"`
 	}
-	if err := json.Unmarshal([]byte(runOK(t, cli(honest, "court", "-o", "json", "keys"))), &keys); err != nil || keys.Receipt == "" {
+	// The court's trust file: keys, CA, the witness policy and the
+	// authority's chain, as the service states them.
+	trustFile := filepath.Join(work, "trust.json")
+	if err := json.Unmarshal([]byte(runOK(t, cli(honest, "court", "-o", "json", "keys", "--url", "https://"+honest.HTTPAddr, "--out", trustFile))), &keys); err != nil || keys.Receipt == "" {
 		t.Fatalf("custody keys: %v", err)
 	}
 	writeFile(t, receiptKey, keys.Receipt)
@@ -118,6 +121,12 @@ func TestWitnessedTimestampedBundle(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("verify with the policy and the authority: exit %d, want 0 and %q:\n%s", code, want, out)
 		}
+	}
+	// The trust file alone gives the verifier all of it.
+	trusted := exec.Command(custody, "verify", "--bundle", bundle, "--file", file, "--trust", trustFile)
+	if out, err := trusted.CombinedOutput(); err != nil || !strings.Contains(string(out), "VERIFIED: every check passed") ||
+		!strings.Contains(string(out), "2 of 2: A, B") || !strings.Contains(string(out), "Keys from the trust file") {
+		t.Fatalf("verify --trust: %v\n%s", err, out)
 	}
 	// The service's own re-verification checks the quorum and the
 	// timestamp too.
