@@ -95,15 +95,14 @@ func ftypBrands(head []byte) (major string, compatible []string, ok bool) {
 }
 
 // isoBrandType is the media type of an ISO base media file of a brand, or
-// "" for brands http.DetectContentType names well enough (mp4) or unknown
-// ones.
+// "" for unknown ones.
 func isoBrandType(brand string) string {
 	switch brand {
 	case "qt  ":
 		return "video/quicktime"
 	case "M4A ", "M4B ", "M4P ":
 		return "audio/mp4"
-	case "M4V ", "M4VH", "M4VP":
+	case "M4V ", "M4VH", "M4VP", "isom", "iso2", "iso3", "iso4", "iso5", "iso6", "mp41", "mp42", "avc1", "dash":
 		return "video/mp4"
 	case "3g2a", "3g2b", "3g2c":
 		return "video/3gpp2"
