@@ -28,7 +28,7 @@ Commands:
   whoami       identity and role as the server sees them
   checkpoint   the log's current signed checkpoint
   keys         the log's signed-note verifier key and the receipt public key
-  upload FILE|DIR... --case C --kind photo|video|audio|document|other [--manifest FILE]
+  upload FILE|DIR... --case C [--kind photo|video|audio|document|other] [--manifest FILE]
                hash locally, upload, print each file's id and status (uploaded,
                already-held, skipped, failed); one file: its sha256 and signed receipt;
                adds to the case's manifest, custody-manifest-<case>.json

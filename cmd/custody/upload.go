@@ -14,7 +14,7 @@ import (
 func runUpload(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("upload")
 	caseID := fs.String("case", "", "case id (required)")
-	kind := fs.String("kind", "", "photo, video, audio, document or other (required)")
+	kind := fs.String("kind", "", "photo, video, audio, document or other (default: the service infers it from each file's bytes)")
 	description := fs.String("description", "", "what the items show")
 	special := fs.Bool("special", false, "special-category data (biometric): stored encrypted, read-restricted")
 	parallel := fs.Int("j", 4, "files hashed and uploaded at once")
@@ -23,12 +23,14 @@ func runUpload(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 || *caseID == "" || *kind == "" {
-		return usagef("usage: custody upload FILE|DIR... --case C --kind photo|video|audio|document|other")
+	if len(paths) == 0 || *caseID == "" {
+		return usagef("usage: custody upload FILE|DIR... --case C [--kind photo|video|audio|document|other]")
 	}
-	k, err := parseKind(*kind)
-	if err != nil {
-		return err
+	var k custodyv1.EvidenceKind
+	if *kind != "" {
+		if k, err = parseKind(*kind); err != nil {
+			return err
+		}
 	}
 	if *parallel < 1 {
 		return usagef("-j must be at least 1")
