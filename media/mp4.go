@@ -54,18 +54,17 @@ type boxHeader struct {
 // parseBoxHeader reads the header of the box at start from b, which holds
 // the first 8 (or, for a 64-bit size, 16) bytes of the box; parentEnd is
 // where the enclosing box (or the file) ends, and a size of 0 means the box
-// runs to it. ok is false for a header that does not fit: too short to be a
-// box or running past its parent. need > 0 asks for that many bytes of b
-// first (a 64-bit size follows the type).
-func parseBoxHeader(b []byte, start, parentEnd int64) (h boxHeader, need int, ok bool) {
+// runs to it. ok is false for a header that does not fit: cut short, a
+// size below the header's, or a box running past its parent.
+func parseBoxHeader(b []byte, start, parentEnd int64) (h boxHeader, ok bool) {
 	if len(b) < 8 {
-		return h, 8, false
+		return h, false
 	}
 	size := uint64(binary.BigEndian.Uint32(b))
 	h = boxHeader{typ: string(b[4:8]), start: start, hdr: 8}
 	if size == 1 {
 		if len(b) < 16 {
-			return h, 16, false
+			return h, false
 		}
 		size, h.hdr = binary.BigEndian.Uint64(b[8:]), 16
 	}
@@ -73,10 +72,10 @@ func parseBoxHeader(b []byte, start, parentEnd int64) (h boxHeader, need int, ok
 		size = uint64(parentEnd - start)
 	}
 	if size < uint64(h.hdr) || size > uint64(parentEnd-start) {
-		return h, 0, false
+		return h, false
 	}
 	h.end = start + int64(size)
-	return h, 0, true
+	return h, true
 }
 
 // movie holds the moov children the reader keeps: each the payload of the
@@ -144,7 +143,7 @@ func ReadMP4At(r io.ReaderAt, size int64) *Capture {
 		if k, err := r.ReadAt(hdr[:n], start); int64(k) < n && err != nil {
 			return boxHeader{}, false
 		}
-		h, _, ok := parseBoxHeader(hdr[:n], start, parentEnd)
+		h, ok := parseBoxHeader(hdr[:n], start, parentEnd)
 		return h, ok
 	}
 	off := int64(0)
@@ -204,7 +203,6 @@ type MP4Scanner struct {
 	child string
 	buf   []byte
 	m     movie
-	done  bool
 }
 
 type scanState int
@@ -236,7 +234,7 @@ func (s *MP4Scanner) Write(p []byte) (int, error) {
 			k := int(min(int64(len(p)), s.skipTo-s.off))
 			p, s.off = p[k:], s.off+int64(k)
 			if s.off == s.skipTo {
-				s.state = s.level()
+				s.toLevel()
 			}
 		case scanChild:
 			k := int(min(int64(len(p)), int64(cap(s.buf)-len(s.buf))))
@@ -270,7 +268,7 @@ func (s *MP4Scanner) Write(p []byte) (int, error) {
 			if want == 8 && binary.BigEndian.Uint32(s.hdr[:]) == 1 {
 				continue // the 64-bit size follows
 			}
-			h, _, ok := parseBoxHeader(s.hdr[:s.nhdr], s.hdrAt, parentEnd)
+			h, ok := parseBoxHeader(s.hdr[:s.nhdr], s.hdrAt, parentEnd)
 			s.nhdr = 0
 			if !ok {
 				s.state = scanNone
@@ -304,19 +302,19 @@ func (s *MP4Scanner) enter(h boxHeader) {
 	s.skipTo = h.end
 	s.state = scanSkip
 	if s.off == s.skipTo {
-		s.state = s.level()
+		s.toLevel()
 	}
 }
 
-// level is the state between boxes at the current depth, after a box ends.
-func (s *MP4Scanner) level() scanState {
+// toLevel returns to the state between boxes at the current depth, once
+// a skipped box ends.
+func (s *MP4Scanner) toLevel() {
 	if s.moov == 0 {
 		s.state = scanTop
 	} else {
 		s.state = scanMoov
 	}
 	s.afterBox()
-	return s.state
 }
 
 // afterBox checks the walk's bounds once a box has been passed: the moov
@@ -416,7 +414,7 @@ func readMVHD(mvhd []byte) (created time.Time, d time.Duration) {
 func children(b []byte, f func(typ string, payload []byte) bool) {
 	off := int64(0)
 	for range maxInnerBoxes {
-		h, _, ok := parseBoxHeader(b[off:], off, int64(len(b)))
+		h, ok := parseBoxHeader(b[off:], off, int64(len(b)))
 		if !ok || !f(h.typ, b[h.start+h.hdr:h.end]) {
 			return
 		}
