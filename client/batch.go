@@ -55,7 +55,8 @@ type BatchResult struct {
 
 // Batch says how UploadBatch hands files over.
 type Batch struct {
-	// Metadata is what every item states (CaseId and Kind required);
+	// Metadata is what every item states (CaseId required; without a
+	// Kind the service infers each item's from its bytes);
 	// UploadBatch fills in each file's digest and size, and its name
 	// unless Filename is set.
 	Metadata *custodyv1.UploadMetadata

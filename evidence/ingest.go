@@ -69,7 +69,7 @@ func (s *Service) ingestValidated(ctx context.Context, who identity.Identity, me
 	var prep preparedIngest
 	check := func(provisional storage.Object) error {
 		var err error
-		prep, err = s.prepareIngest(who, id, meta, src.head, provisional, encrypt, captureSig)
+		prep, err = s.prepareIngest(who, id, meta, content{head: src.head, movie: src.movie.Capture()}, provisional, encrypt, captureSig)
 		return err
 	}
 	var obj storage.Object
@@ -99,13 +99,25 @@ type preparedIngest struct {
 	mdJSON    []byte
 	stored    []byte // mdJSON, encrypted for special categories
 	mediaType string
+	// kind is the kind recorded: the one stated, or inferred from
+	// mediaType when none was.
+	kind Kind
 }
 
-// prepareIngest reads the item's head (media type, EXIF or container
-// metadata), encodes and, for special categories, encrypts the metadata,
-// and builds the ingest record with the provisional object to check that
-// it encodes: every step of the record that can fail, before the seal.
-func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMeta, head []byte, provisional storage.Object, encrypted bool, captureSig canonicaljson.Object) (preparedIngest, error) {
+// content is what the ingest reader saw of an item's bytes: its head, and
+// what its movie box says (nil if it has none, or it says nothing).
+type content struct {
+	head  []byte
+	movie *media.Capture
+}
+
+// prepareIngest reads what the item's bytes say (media type from the head;
+// EXIF from the head, or the movie box's metadata wherever it sat), checks
+// the stated kind against the media type or infers it, encodes and, for
+// special categories, encrypts the metadata, and builds the ingest record
+// with the provisional object to check that it encodes: every step of the
+// record that can fail, before the seal.
+func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMeta, c content, provisional storage.Object, encrypted bool, captureSig canonicaljson.Object) (preparedIngest, error) {
 	md := Metadata{
 		Filename: meta.Filename, Description: meta.Description, DeclaredMediaType: meta.DeclaredMediaType,
 		Capture: meta.Capture, SeizureAttachments: meta.seizureAttachments,
@@ -113,16 +125,19 @@ func (s *Service) prepareIngest(who identity.Identity, id string, meta UploadMet
 	if err := md.Capture.validate("capture"); err != nil {
 		return preparedIngest{}, err
 	}
-	p := preparedIngest{mediaType: media.SniffType(head)}
+	p := preparedIngest{mediaType: media.SniffType(c.head)}
+	var err error
+	if p.kind, err = checkKind(meta.Kind, p.mediaType); err != nil {
+		return preparedIngest{}, err
+	}
 	var found *media.Capture
 	switch {
-	case meta.Kind == KindPhoto || isImage(p.mediaType):
-		found = media.ReadEXIF(head)
-	case meta.Kind == KindVideo || meta.Kind == KindAudio || strings.HasPrefix(p.mediaType, "video/") || strings.HasPrefix(p.mediaType, "audio/"):
-		found = media.ReadMP4(head)
+	case p.kind == KindPhoto || isImage(p.mediaType):
+		found = media.ReadEXIF(c.head)
+	case p.kind == KindVideo || p.kind == KindAudio || strings.HasPrefix(p.mediaType, "video/") || strings.HasPrefix(p.mediaType, "audio/"):
+		found = c.movie
 	}
 	md.Embedded = embedded(found).sanitized()
-	var err error
 	if p.mdJSON, err = canonicalMetadata(md); err != nil {
 		return preparedIngest{}, wrapCause(ErrInvalid, err, "the metadata cannot be encoded")
 	}
@@ -240,7 +255,7 @@ func (s *Service) uploadError(ctx context.Context, err error) error {
 // ingestRecord builds an item's catalog row and ingest record.
 func (s *Service) ingestRecord(who identity.Identity, id string, meta UploadMeta, p preparedIngest, obj storage.Object, encrypted bool, captureSig canonicaljson.Object, now time.Time) (catalog.Evidence, events.Record) {
 	ev := catalog.Evidence{
-		ID: id, CaseID: meta.CaseID, Kind: string(meta.Kind), SHA256: meta.SHA256, Size: meta.Size,
+		ID: id, CaseID: meta.CaseID, Kind: string(p.kind), SHA256: meta.SHA256, Size: meta.Size,
 		MediaType: p.mediaType, DeclaredMediaType: meta.DeclaredMediaType, Collector: who.String(),
 		IngestedAt: now, Object: obj, Encrypted: encrypted, Special: meta.Special, Metadata: p.stored,
 		Custodian: who.String(), DerivedFrom: meta.DerivedFrom,

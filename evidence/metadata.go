@@ -59,7 +59,9 @@ type Capture struct {
 
 // UploadMeta is what the uploader states about an item.
 type UploadMeta struct {
-	CaseID            string
+	CaseID string
+	// Kind is what the uploader says the item is; empty means the service
+	// infers it from the media type sniffed from the bytes (kind.go).
 	Kind              Kind
 	SHA256            string
 	Size              int64
@@ -108,7 +110,7 @@ func (m *UploadMeta) Validate(maxSize int64) error {
 	if err := checkCaseID(m.CaseID); err != nil {
 		return err
 	}
-	if !validKind(m.Kind) {
+	if m.Kind != "" && !validKind(m.Kind) {
 		return fmt.Errorf("%w: kind %q is not one of photo, video, audio, document, biometric_seizure_record, other", ErrInvalid, m.Kind)
 	}
 	if m.Kind == KindBiometricSeizureRecord && !m.seizureRecord {

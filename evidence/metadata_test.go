@@ -22,6 +22,7 @@ func TestUploadMetaValidate(t *testing.T) {
 		{"no case", func(m *UploadMeta) { m.CaseID = "" }, ErrInvalid, "case_id"},
 		{"case with spaces", func(m *UploadMeta) { m.CaseID = "case 1" }, ErrInvalid, "case_id"},
 		{"unknown kind", func(m *UploadMeta) { m.Kind = "selfie" }, ErrInvalid, "kind"},
+		{"no kind (inferred at ingest)", func(m *UploadMeta) { m.Kind = "" }, nil, ""},
 		{"short digest", func(m *UploadMeta) { m.SHA256 = "abc" }, ErrInvalid, "64 hex"},
 		{"non-hex digest", func(m *UploadMeta) { m.SHA256 = strings.Repeat("zz", 32) }, ErrInvalid, "hex"},
 		{"negative size", func(m *UploadMeta) { m.Size = -1 }, ErrInvalid, "negative"},

@@ -7,16 +7,29 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/custody-dev/custody/media"
 )
 
 // headSize is how much of an item's start is kept for media-type sniffing
 // and EXIF (a JPEG's EXIF segment is at most 64 KiB and comes first).
 const headSize = 128 << 10
 
-// ingestReader passes exactly size bytes from src, hashing them, and keeps
-// the first headSize bytes. When the last byte arrives it checks the digest
+// ingestReader passes exactly size bytes from src, hashing them, keeps the
+// first headSize bytes, and shows every byte to an MP4 scanner, which finds
+// a movie's moov box wherever it sits (phones write it at the end) keeping
+// only its bounded metadata (media.MP4Scanner: at most three boxes of
+// media.MaxMetaBox each). When the last byte arrives it checks the digest
 // before handing that read on: bytes that do not match never complete a
 // write, so storage is left with nothing.
+//
+// Reading the movie box as the bytes stream by, rather than from storage
+// once they are stored, costs no second read: the store offers whole
+// objects only, so a moov box at the end of a stored item would mean
+// reading (and, for encrypted items, decrypting) all of it again, or
+// spooling it, to reach the box. The scanner sees exactly the bytes that
+// are hashed and stored, in every ingest path: plain, encrypted, already
+// held (drain) and resumed (the session's pieces read back in order).
 type ingestReader struct {
 	src      io.Reader
 	want     string
@@ -24,12 +37,13 @@ type ingestReader struct {
 	n        int64
 	h        hash.Hash
 	head     []byte
+	movie    *media.MP4Scanner
 	err      error
 	verified bool
 }
 
 func newIngestReader(src io.Reader, wantSHA256 string, size int64) *ingestReader {
-	return &ingestReader{src: src, want: wantSHA256, size: size, h: sha256.New()}
+	return &ingestReader{src: src, want: wantSHA256, size: size, h: sha256.New(), movie: media.NewMP4Scanner(size)}
 }
 
 func (r *ingestReader) Read(p []byte) (int, error) {
@@ -48,6 +62,7 @@ func (r *ingestReader) Read(p []byte) (int, error) {
 	k, err := r.src.Read(p)
 	if k > 0 {
 		r.h.Write(p[:k])
+		r.movie.Write(p[:k])
 		if len(r.head) < headSize {
 			r.head = append(r.head, p[:min(k, headSize-len(r.head))]...)
 		}

@@ -1,8 +1,10 @@
 package media_test
 
 import (
+	"bytes"
 	"math"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,15 +32,40 @@ func TestReadMP4(t *testing.T) {
 }
 
 // FuzzReadMedia: the EXIF and MP4 readers take attacker-controlled bytes
-// and must never panic or hang; they may only return nothing.
+// and must never panic or hang; they may only return nothing. The MP4
+// scanner, however the stream is cut into writes, finds exactly what
+// ReadMP4At finds seeking in the same bytes.
 func FuzzReadMedia(f *testing.F) {
 	if b, err := os.ReadFile("testdata/gps.jpg"); err == nil {
-		f.Add(b[:min(len(b), 4096)])
+		f.Add(b[:min(len(b), 4096)], uint8(7))
 	}
-	f.Add(mediatest.MP4(time.Now(), 1000, 5000))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	if b, err := os.ReadFile("testdata/apple-keys.mov"); err == nil {
+		f.Add(b, uint8(0))
+		f.Add(b, uint8(13))
+	}
+	f.Add(mediatest.MP4(time.Now(), 1000, 5000), uint8(1))
+	when := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.Add(mediatest.MovieAtEnd(64, mediatest.MVHD(when, 600, 6000),
+		mediatest.Box("udta", mediatest.UserText("\xa9xyz", "+50.4501+030.5234/"), mediatest.UserText("\xa9mak", "Apple"), mediatest.FullMeta(mediatest.Key{Name: "com.apple.quicktime.model", Value: "iPhone"})),
+		mediatest.Meta(mediatest.Key{Name: "com.apple.quicktime.creationdate", Value: "2024-05-01T14:59:30+0300"})), uint8(5))
+	f.Add(append(mediatest.FTYP("qt  "), mediatest.LargeBox("moov", mediatest.MVHD(when, 1, 1))...), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, cut uint8) {
 		media.ReadEXIF(b)
-		media.ReadMP4(b)
+		media.SniffType(b)
+		media.ParseISO6709(string(b))
+		want := media.ReadMP4At(bytes.NewReader(b), int64(len(b)))
+		if got := media.ReadMP4(b); !reflect.DeepEqual(got, want) {
+			t.Fatalf("ReadMP4 = %+v, ReadMP4At = %+v", got, want)
+		}
+		s := media.NewMP4Scanner(int64(len(b)))
+		for rest, i := b, 0; len(rest) > 0; i++ {
+			n := min(len(rest), 1+(int(cut)+i*31)%97)
+			s.Write(rest[:n])
+			rest = rest[n:]
+		}
+		if got := s.Capture(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("MP4Scanner = %+v, ReadMP4At = %+v", got, want)
+		}
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -55,10 +56,11 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 }
 
 // handleUpload serves POST /v1/evidence:upload?case_id=&kind=&sha256=&filename=
-// with the raw bytes as body. Optional: description, captured_at (RFC 3339),
-// special_category=true, derived_from, size_bytes (when the body is sent
-// without Content-Length). The Content-Type header is kept as the declared
-// media type.
+// with the raw bytes as body. Optional: kind (inferred from the bytes when
+// absent), description, captured_at (RFC 3339), special_category=true,
+// derived_from, size_bytes (when the body is sent without Content-Length),
+// declared_media_type. The declared media type is what the caller
+// declares explicitly (declaredMediaType), never a default.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	md, err := uploadMetadataFromQuery(q, r.ContentLength, r.Header.Get("Content-Type"))
@@ -243,6 +245,46 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// declaredMediaType is the media type a raw upload declares explicitly,
+// normalised (lower case, parameters as mime.FormatMediaType writes them),
+// or "" when it declares none. Explicit are the query parameter
+// declared_media_type, and a Content-Type other than
+// application/octet-stream (what clients send for "some bytes") and other
+// than the form and text types a browser sends cross-site
+// (corsSafelisted: curl's default application/x-www-form-urlencoded among
+// them), which browserGuard refuses before this is reached; the query
+// parameter is how to declare one of those, e.g. text/plain. A query
+// parameter and an explicit Content-Type that differ are refused. The
+// media type the item is recorded as is always the one sniffed from its
+// bytes; the declaration is kept beside it.
+func declaredMediaType(param, contentType string) (string, error) {
+	var fromParam, fromHeader string
+	if param != "" {
+		mt, params, err := mime.ParseMediaType(param)
+		if err != nil || !strings.Contains(mt, "/") {
+			return "", fmt.Errorf("declared_media_type %q is not a media type (type/subtype)", truncateText(param, 64))
+		}
+		fromParam = mime.FormatMediaType(mt, params)
+	}
+	if mt, params, err := mime.ParseMediaType(contentType); err == nil && strings.Contains(mt, "/") && mt != "application/octet-stream" && !corsSafelisted[mt] {
+		fromHeader = mime.FormatMediaType(mt, params)
+	}
+	if fromParam != "" && fromHeader != "" && fromParam != fromHeader {
+		return "", fmt.Errorf("declared_media_type %s and Content-Type %s differ: declare the file's media type once (Content-Type application/octet-stream with the parameter)", fromParam, fromHeader)
+	}
+	if fromParam != "" {
+		return fromParam, nil
+	}
+	return fromHeader, nil
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
 // uploadMetadataFromQuery builds upload metadata from query parameters.
 func uploadMetadataFromQuery(q map[string][]string, contentLength int64, contentType string) (*custodyv1.UploadMetadata, error) {
 	get := func(k string) string {
@@ -257,10 +299,14 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 		}
 		switch k {
 		case "case_id", "kind", "sha256", "filename", "description", "captured_at", "special_category", "derived_from", "size_bytes",
-			"upload_id", "resume_offset":
+			"upload_id", "resume_offset", "declared_media_type":
 		default:
 			return nil, fmt.Errorf("unknown query parameter %q", k)
 		}
+	}
+	declared, err := declaredMediaType(get("declared_media_type"), contentType)
+	if err != nil {
+		return nil, err
 	}
 	md := &custodyv1.UploadMetadata{
 		CaseId:            get("case_id"),
@@ -268,7 +314,7 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 		Filename:          get("filename"),
 		Description:       get("description"),
 		DerivedFrom:       get("derived_from"),
-		DeclaredMediaType: contentType,
+		DeclaredMediaType: declared,
 	}
 	if k := get("kind"); k != "" {
 		v, ok := custodyv1.EvidenceKind_value["EVIDENCE_KIND_"+strings.ToUpper(k)]

@@ -29,7 +29,7 @@ var docs = []cmdDoc{
 			"custodian and last event; every page, or --limit items and a token\n" +
 			"for the rest"},
 	{"show", "ID", "one item: its record, custodian, pending release and last event"},
-	{"upload", "FILE|DIR... --case C --kind photo|video|audio|document|other [--manifest FILE]\n" +
+	{"upload", "FILE|DIR... --case C [--kind photo|video|audio|document|other] [--manifest FILE]\n" +
 		"       [--captured-at TIME] [--location TEXT|geo:LAT,LON] [--derived-from ID]",
 		"hash locally, upload, print each file's id and status (uploaded,\n" +
 			"already-held, skipped, failed); one file: its sha256 and signed receipt;\n" +

@@ -18,7 +18,7 @@ import (
 func runUpload(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("upload")
 	caseID := fs.String("case", "", "case id (required)")
-	kind := fs.String("kind", "", "photo, video, audio, document or other (required)")
+	kind := fs.String("kind", "", "photo, video, audio, document or other (default: the service infers it from each file's bytes)")
 	description := fs.String("description", "", "what the items show")
 	special := fs.Bool("special", false, "special-category data (biometric): stored encrypted, read-restricted")
 	parallel := fs.Int("j", 4, "files hashed and uploaded at once")
@@ -33,12 +33,14 @@ func runUpload(ctx context.Context, g globals, args []string) error {
 	if len(paths) == 0 {
 		return usagef("upload needs a FILE or DIR\nusage: %s", usageLine("upload"))
 	}
-	if err := required("upload", "case", *caseID, "kind", *kind); err != nil {
+	if err := required("upload", "case", *caseID); err != nil {
 		return err
 	}
-	k, err := parseKind(*kind)
-	if err != nil {
-		return err
+	var k custodyv1.EvidenceKind
+	if *kind != "" {
+		if k, err = parseKind(*kind); err != nil {
+			return err
+		}
 	}
 	capture, err := parseCapture(*capturedAt, *location)
 	if err != nil {
