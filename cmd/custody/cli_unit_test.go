@@ -107,7 +107,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"event", "ev-1", "--note", "n"}, "--type is required"},
 		{[]string{"event", "ev-1", "--type", "analysis"}, "--note is required"},
 		{[]string{"upload", "a.jpg", "--kind", "photo"}, "--case is required"},
-		{[]string{"upload", "a.jpg", "--case", "c"}, "--kind is required"},
+		{[]string{"upload", "a.jpg"}, "--case is required"},
 		{[]string{"upload", "--case", "c", "--kind", "photo"}, "upload needs a FILE or DIR"},
 		{[]string{"upload", "a.jpg", "--case", "c", "--kind", "photo", "--captured-at", "yesterday"}, `--captured-at "yesterday" is not an RFC 3339 time`},
 		{[]string{"upload", "a.jpg", "--case", "c", "--kind", "photo", "--location", "geo:91,0"}, `--location "geo:91,0"`},
