@@ -74,6 +74,7 @@ type pageReport struct {
 	Facts             []verify.Fact  `json:"facts"`
 	Unauthenticated   []verify.Fact  `json:"unauthenticated"`
 	NotChecked        []string       `json:"not_checked"`
+	CannotProve       []string       `json:"cannot_prove"`
 	TrustedFromBundle []string       `json:"trusted_from_bundle"`
 }
 
@@ -212,7 +213,8 @@ func sameDetail(goDetail, pageDetail string) bool {
 // run with the options the page had: the same outcome and headline, the
 // same checks (step, name, verdict and detail, in order; see sameDetail,
 // and a malformed bundle's detail is not compared), facts, context, keys
-// taken from the bundle and limits, the CA limit worded for the page.
+// taken from the bundle, limits (the CA limit worded for the page) and what
+// the bundle cannot prove.
 func sameAsGo(g *verify.Report, p pageReport) []string {
 	var diffs []string
 	d := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
@@ -254,6 +256,9 @@ func sameAsGo(g *verify.Report, p pageReport) []string {
 	}
 	if !slices.Equal(g.TrustedFromBundle, p.TrustedFromBundle) {
 		d("trusted from bundle %v, Go %v", p.TrustedFromBundle, g.TrustedFromBundle)
+	}
+	if !slices.Equal(g.CannotProve, p.CannotProve) {
+		d("cannot prove %q, Go %q", p.CannotProve, g.CannotProve)
 	}
 	return diffs
 }
