@@ -7,7 +7,8 @@
 //   line decides: a stream form header names "custody-bundle-stream"; a file
 //   in the stream form is read a line at a time), with
 //   opts = { logKey, receiptKeyPem, caPem, file, earlierCheckpoint }
-//   -> { outcome, step, failures: [{step, message}], notChecked: [...], unauthenticated: [...], exitCode }
+//   -> { outcome, step, failures: [{step, message}], notChecked: [...], unauthenticated: [...], exitCode,
+//        cannotProve: [...], facts: [...], completeness }   (the last three: step 10, completeness.mjs)
 //   verifyStream(lines, opts) takes any iterable of lines (fdLines, bufferLines).
 //
 // CLI:  node verify.mjs --bundle F [--log-key KEY|FILE] [--receipt-key PEM] [--ca PEM]
@@ -588,7 +589,7 @@ class Run {
     else outcome = 'verified';
     // exit 2 when the failure is in step 1 (the input is not a well-formed bundle)
     const exitCode = outcome === 'verified' || outcome === 'verified_with_limits' ? 0 : failures.length && failures[0].step === 'format' ? 2 : 1;
-    return { outcome, step: failures.length ? failures[0].step : undefined, failures, notChecked, untrustedKeys: untrusted, unauthenticated: failures.length ? [] : this.unauthenticated || ['created_at'], cannotProve: this.cannotProve, facts: failures.length ? [] : this.facts, exitCode };
+    return { outcome, step: failures.length ? failures[0].step : undefined, failures, notChecked, untrustedKeys: untrusted, unauthenticated: failures.length ? [] : this.unauthenticated || ['created_at'], cannotProve: this.cannotProve, facts: failures.length ? [] : this.facts, completeness: this.completenessOut || null, exitCode };
   }
 
   // Step 1's value checks shared by the document and the header line.
@@ -987,6 +988,7 @@ class Run {
     }
     // ---- Step 10: history completeness (completeness.mjs)
     const k = this.completeness.finish(this.count, this.prev ? BigInt(this.prev.logIndex) : 0n, ev.evidence_id, big(h.log.tree_size));
+    this.completenessOut = k;
     if (k.notChecked) this.notChecked.push(k.notChecked);
     if (k.check && !k.check.ok) this.fail('completeness', `history completeness: ${k.check.detail}`);
     if (k.cannotProve) this.cannotProve.push(k.cannotProve);
