@@ -509,6 +509,8 @@ const T = {
   // an integer in 0…2^53−1 ("-0" is not written as a non-negative integer)
   uint: (v) => v instanceof JNum && v.isInt && !v.raw.startsWith('-') && BigInt(v.raw) <= MAX_SAFE,
   int: (v) => v instanceof JNum && v.isInt,
+  // an integer in 0…2^64−1, as the reference reads step 10's indexes (completeness.mjs)
+  uint64: (v) => v instanceof JNum && v.isInt && !v.raw.startsWith('-') && BigInt(v.raw) < 2n ** 64n,
   bool: (v) => typeof v === 'boolean',
   obj: (v) => isObj(v),
   metadata: (v) => isObj(v),
@@ -516,7 +518,7 @@ const T = {
   hashes: (v) => Array.isArray(v) && v.every((e) => { const b = b64strict(e); return b !== null && b.length === 32; }),
   objarr: (v) => Array.isArray(v) && v.every(isObj),
 };
-const TYPE_NAME = { str: 'a string', uint: 'an integer in 0…2^53−1', int: 'an integer', bool: 'a boolean', obj: 'an object', metadata: 'an object', b64: 'a strict base64 string', hashes: 'an array of strict base64 strings of 32 bytes each', objarr: 'an array of objects' };
+const TYPE_NAME = { str: 'a string', uint: 'an integer in 0…2^53−1', uint64: 'an integer in 0…2^64−1', int: 'an integer', bool: 'a boolean', obj: 'an object', metadata: 'an object', b64: 'a strict base64 string', hashes: 'an array of strict base64 strings of 32 bytes each', objarr: 'an array of objects' };
 const TOP = { format: ['str', 1], created_at: ['str', 1], v: ['uint', 1], evidence: ['obj', 1, 'evidence'], log: ['obj', 1, 'log'], keys: ['obj', 1, 'keys'], consistency: ['obj', 0, 'consistency'], completeness: ['obj', 0, 'completeness'] };
 const SCHEMA = {
   bundle: { ...TOP, events: ['objarr', 1, 'event'] },
@@ -529,7 +531,7 @@ const SCHEMA = {
   keys: { log_verifier_key: ['str', 1], receipt_public_key_pem: ['str', 1] },
   consistency: { from_size: ['uint', 1], proof: ['hashes', 1] },
   // step 10 (completeness.mjs, added by the Custody team)
-  completeness: { entry: ['str', 1], log_index: ['uint', 1], inclusion_proof: ['hashes', 1], map_leaf: ['str', 1], map_index: ['uint', 1], map_proof: ['hashes', 1] },
+  completeness: { entry: ['str', 1], log_index: ['uint64', 1], inclusion_proof: ['hashes', 1], map_leaf: ['str', 1], map_index: ['uint64', 1], map_proof: ['hashes', 1] },
 };
 function checkSchema(obj, kind, where, fail) {
   const spec = SCHEMA[kind];
