@@ -199,7 +199,8 @@ func TestVerifyPageInChromium(t *testing.T) {
 		!strings.HasPrefix(r.NotCheck[1], "split view: no witness policy") || !strings.Contains(r.NotCheck[2], "not checked against the operator's CA") {
 		t.Errorf("not checked: %q, want time, split view and the CA", r.NotCheck)
 	}
-	for _, want := range []string{"case-page", "shelter.jpg", "photo", "105000 bytes", hex.EncodeToString(sum[:]), "urn:custody:collector:dev-collector", "checked against the ingest receipt"} {
+	for _, want := range []string{"case-page", "shelter.jpg", "photo", "105000 bytes", hex.EncodeToString(sum[:]), "urn:custody:collector:dev-collector", "checked against the ingest receipt",
+		"history complete", "no event of the item among", "checked against the history map committed in the log"} {
 		if !r.FactsOn || !strings.Contains(r.Facts, want) {
 			t.Errorf("the checked facts do not show %q:\n%s", want, r.Facts)
 		}
@@ -221,10 +222,12 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if r.Outcome != "verified_with_limits" || len(r.Failed) > 0 || !strings.Contains(strings.Join(r.Checks, "\n"), "strict JSON lines") || !strings.Contains(r.Facts, "case-page") {
 		t.Errorf("the stream form: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
+	// Cut short, the stream fails its format and, its history-map proof
+	// naming the event cut off, completeness.
 	cutStream := stream.Bytes()[:bytes.LastIndexByte(stream.Bytes()[:stream.Len()-1], '\n')+1]
 	in.bundle = writeTemp(t, "cut.jsonl", cutStream)
 	r = verifyInUI(cctx, t, tb, pageURL, in)
-	if r.Outcome != "failed" || len(r.Failed) != 1 || !strings.Contains(r.Failed[0], "its header announces") {
+	if r.Outcome != "failed" || len(r.Failed) != 2 || !strings.Contains(r.Failed[0], "its header announces") || !strings.Contains(r.Failed[1], "the bundle is cut short") {
 		t.Errorf("the stream cut short: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
 

@@ -56,7 +56,7 @@ async (data) => {
     results.push({
       name: c.name, outcome: r.outcome, ok: r.ok, headline: r.headline,
       checks: r.checks, facts: r.facts, unauthenticated: r.unauthenticated,
-      not_checked: r.not_checked, trusted_from_bundle: r.trusted_from_bundle,
+      not_checked: r.not_checked, cannot_prove: r.cannot_prove, trusted_from_bundle: r.trusted_from_bundle,
     });
   }
   return results;
