@@ -162,9 +162,12 @@ export class Completeness {
     // Unproven: the entries from the map's tree size (or after the last
     // event, if later) to the checkpoint, but for the commitment itself
     // (uint64 arithmetic, as the reference's).
-    const from = n > last + 1n ? n : last + 1n;
-    let unproven = BigInt.asUintN(64, treeSize - from);
-    if (logIndex >= from) unproven = BigInt.asUintN(64, unproven - 1n);
+    let from = n, unproven = 0n;
+    if (last < treeSize) { // else the last event lies past the checkpoint: step 4 failed
+      from = n > last + 1n ? n : last + 1n;
+      unproven = treeSize - from;
+      if (logIndex >= from) unproven -= 1n;
+    }
     if (unproven === 0n) {
       out.fact = { name: 'history complete', value: `at the checkpoint: no event of the item among its ${treeSize} entries is missing`, boundBy: BOUND };
       return out;
