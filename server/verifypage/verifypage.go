@@ -19,6 +19,18 @@ import (
 //go:embed index.html
 var page []byte
 
+// reportJS is the custody report's renderer (docs/REPORT.md): a pure
+// JavaScript function the page embeds and `custody report` runs in Go
+// (goja), so both render one report the same way.
+//
+//go:embed report.js
+var reportJS string
+
+// ReportScript returns report.js: it defines CustodyReport, with
+// renderReport(report, bundle, keys, meta) returning the report's HTML
+// document.
+func ReportScript() string { return reportJS }
+
 // csp is the page's content security policy: no script or style but the
 // page's own inline ones, named by their SHA-256 (so no 'unsafe-inline'),
 // and no fetches at all: the page reads only the files the user picks.
