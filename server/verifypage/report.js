@@ -322,7 +322,7 @@ function custody(evs) {
 // order of events, one column each, not a time scale: the times are
 // written under the columns. Long histories are cut into rows of at most
 // MAX_COLS columns, each its own figure (a page break never cuts one).
-const W = 680, LABEL_W = 142, PAD_R = 8, HEAD_H = 30, LANE_H = 30, FOOT_H = 30, MAX_COLS = 10;
+const W = 680, LABEL_W = 142, PAD_R = 8, HEAD_H = 30, LANE_H = 38, FOOT_H = 30, MAX_COLS = 10;
 const PALETTE = ["#2b6cb0", "#2f855a", "#b7791f", "#6b46c1", "#2c7a7b", "#975a16", "#4a5568", "#b83280"];
 const INK = "#1a1a1a";
 const f1 = (x) => String(Math.round(x * 10) / 10);
@@ -352,6 +352,15 @@ function clip(text, fit, size) {
   return text.length <= max ? text : text.slice(0, max - 1) + "…";
 }
 
+function markerTitle(e) {
+  let t = `#${e.seq} ${typeInfo(e.type).label}`;
+  if (e.performer) t += " by " + party(e.performer).name;
+  if (e.purpose) t += "; purpose: " + e.purpose;
+  if (isObj(e.details.authority)) t += "; authority: " + authorityText(e.details.authority);
+  if (e.details.note) t += "; " + str(e.details.note);
+  return t;
+}
+
 function lanesOf(evs, withheld) {
   if (withheld || !evs.some((e) => e.hasRecord)) return [{ id: "", name: withheld ? "holders withheld" : "holders unreadable", role: "", color: "#4a5568" }];
   const ids = [];
@@ -373,7 +382,7 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
   const hatch = `cr-hatch-${segIndex}`;
   parts.push(`<svg class="tl" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="custody timeline, events #${esc(evs[from].seq)} to #${esc(evs[to - 1].seq)}">`);
   parts.push(`<defs><pattern id="${hatch}" width="5" height="5" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="5" height="5" fill="#fff"/><rect width="2" height="5" fill="#8a8a8a"/></pattern></defs>`);
-  if (unverified) parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff5f5"/><text x="${W - PAD_R}" y="${H - 4}" font-size="9" font-weight="700" text-anchor="end" fill="#a61b1b">UNVERIFIED</text>`);
+  if (unverified) parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff5f5"/><text x="4" y="12" font-size="9.5" font-weight="700" fill="#a61b1b">UNVERIFIED</text>`);
   // Lanes: name and role on the left, a rule across.
   lanes.forEach((l, i) => {
     const y = laneY(i);
@@ -442,7 +451,14 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
     if (e.type === "release_cancelled" || e.type === "release_expired") li = b >= 0 ? b : a;
     if (li < 0) li = lanes.length === 1 ? 0 : -1;
     if (li < 0) continue;
-    parts.push(marker(e.type, x, laneY(li), lanes[li].color));
+    const y = laneY(li);
+    parts.push(`<g><title>${esc(markerTitle(e))}</title>${marker(e.type, x, y, lanes[li].color)}</g>`);
+    // An access names its purpose and authority under its mark.
+    if (e.type === "access" && e.hasRecord) {
+      const lines = [e.purpose || "no purpose stated"];
+      if (isObj(e.details.authority)) lines.push([str(e.details.authority.type), str(e.details.authority.identifier)].filter(Boolean).join(" ") || "authority");
+      lines.forEach((t, k) => parts.push(`<text x="${f1(x)}" y="${f1(y + 14 + 7.5 * k)}" font-size="7" text-anchor="middle" fill="#333">${esc(clip(t, colW - 4, 7))}</text>`));
+    }
   }
   parts.push("</svg>");
   return parts.join("");
@@ -738,6 +754,16 @@ function checksHTML(report) {
   return `<ul class="checks">${out.join("")}</ul>`;
 }
 
+// CANNOT_PROVE is what no bundle proves, whatever the court brings
+// (docs/VERIFY.md, "What a bundle cannot prove"); the report's own
+// cannot_prove, listed first, adds what this bundle leaves open.
+const CANNOT_PROVE = [
+  "That what a record states is true: the log proves who recorded what and that it was not changed since, not that the statement was right.",
+  "Who the person behind an identity is: that is the statement of the operator's certificate authority, not of the log.",
+  "When things happened, beyond the bounds a timestamp or a witness gives: an RFC 3161 timestamp shows the log existed no later than its time; nothing bounds how early an event happened, and times inside records are the operator's or the collector's statements.",
+  "That the operator shows everyone the same log, unless the court's witnesses cosigned the checkpoint; even then, witnesses colluding with the operator could cosign a fork.",
+];
+
 function listOr(items, none) {
   items = arr(items).map(str);
   return items.length ? `<ul>${items.map((t) => `<li>${esc(t)}</li>`).join("")}</ul>` : `<p class="note">${esc(none)}</p>`;
@@ -790,7 +816,7 @@ function renderReportBody(report, bundle, keys, meta) {
   out.push(`<section class="limits"><h2>What could not be checked</h2>`);
   out.push(listOr(report.not_checked, "Nothing: every check was made."));
   out.push(`<h3>What no bundle proves</h3>`);
-  out.push(listOr(report.cannot_prove, "Nothing beyond the limits above."));
+  out.push(listOr(arr(report.cannot_prove).map(str).concat(CANNOT_PROVE), ""));
   const ctx = arr(report.unauthenticated).map(obj);
   if (ctx.length) {
     out.push(`<h3>Unauthenticated context</h3><p class="note">No signature covers these; they are shown for context only and must not be relied on.</p>`);
