@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +56,11 @@ func runReport(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	meta := reportMeta{GeneratedAt: time.Now().UTC().Format(time.RFC3339), Generator: "custody report", BundleFile: reportFile{Name: filepath.Base(*bundleFile), SHA256: sha256Hex(raw)}}
+	made, err := reportTime()
+	if err != nil {
+		return err
+	}
+	meta := reportMeta{GeneratedAt: made.Format(time.RFC3339), Generator: "custody report", BundleFile: reportFile{Name: filepath.Base(*bundleFile), SHA256: sha256Hex(raw)}}
 	if *evidenceFile != "" {
 		f, err := os.Open(*evidenceFile)
 		if err != nil {
@@ -105,6 +110,21 @@ func runReport(ctx context.Context, g globals, args []string) error {
 		return errors.New("not verified: the keys came from the bundle itself (the report says NOT VERIFIED)")
 	}
 	return nil
+}
+
+// reportTime is when the report says it was made: now, or, for a
+// reproducible report, SOURCE_DATE_EPOCH (seconds since the Unix epoch, the
+// reproducible-builds convention).
+func reportTime() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Now().UTC().Truncate(time.Second), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, usagef("SOURCE_DATE_EPOCH %q is not a number of seconds since the Unix epoch", v)
+	}
+	return time.Unix(n, 0).UTC(), nil
 }
 
 func sha256Hex(b []byte) string {

@@ -386,10 +386,11 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
   // Lanes: name and role on the left, a rule across.
   lanes.forEach((l, i) => {
     const y = laneY(i);
-    parts.push(`<line x1="${LABEL_W - 4}" y1="${f1(y)}" x2="${W - PAD_R}" y2="${f1(y)}" stroke="#d4d4d4" stroke-width="1"/>`);
+    parts.push(`<g class="lane" data-party="${esc(l.id)}"><line x1="${LABEL_W - 4}" y1="${f1(y)}" x2="${W - PAD_R}" y2="${f1(y)}" stroke="#d4d4d4" stroke-width="1"/>`);
     parts.push(`<rect x="2" y="${f1(y - 9)}" width="4" height="18" fill="${l.color}"/>`);
     parts.push(`<text x="10" y="${f1(l.role ? y - 1 : y + 3.5)}" font-size="10.5" font-weight="700" fill="${INK}">${esc(clip(l.name, LABEL_W - 16, 10.5))}</text>`);
     if (l.role) parts.push(`<text x="10" y="${f1(y + 10)}" font-size="8.5" fill="#555">${esc(clip(l.role, LABEL_W - 16, 8.5))}</text>`);
+    parts.push("</g>");
   });
   // Column heads: the event number and a short name; gridlines.
   let lastDate = "";
@@ -417,7 +418,7 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
     const x1 = per.from < from ? LABEL_W : colX(per.from);
     const x2 = end >= to ? (per.to < 0 && to - 1 === last ? W - PAD_R - 6 : W - PAD_R) : colX(end);
     const y = laneY(li);
-    parts.push(`<rect x="${f1(x1)}" y="${f1(y - 6)}" width="${f1(Math.max(x2 - x1, 1))}" height="12" rx="2" fill="${lanes[li].color}" fill-opacity="0.8"/>`);
+    parts.push(`<rect class="band" data-holder="${esc(per.who)}" data-from="${esc(evs[per.from].seq)}" x="${f1(x1)}" y="${f1(y - 6)}" width="${f1(Math.max(x2 - x1, 1))}" height="12" rx="2" fill="${lanes[li].color}" fill-opacity="0.8"/>`);
     if (per.to < 0 && to - 1 === last) parts.push(`<path d="M${f1(x2)} ${f1(y - 8)}L${f1(x2 + 6)} ${f1(y)}L${f1(x2)} ${f1(y + 8)}Z" fill="${lanes[li].color}"/>`);
   }
   // Releases waiting to be accepted: hatched on the recipient's lane.
@@ -429,7 +430,7 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
     const x1 = rel.start < from ? LABEL_W : colX(rel.start);
     const x2 = end >= to ? W - PAD_R : colX(end);
     const y = laneY(li);
-    parts.push(`<rect x="${f1(x1)}" y="${f1(y - 4)}" width="${f1(Math.max(x2 - x1, 1))}" height="8" fill="url(#${hatch})" stroke="#8a8a8a" stroke-width="0.8"/>`);
+    parts.push(`<rect class="pending" data-release="${esc(rel.seq)}" x="${f1(x1)}" y="${f1(y - 4)}" width="${f1(Math.max(x2 - x1, 1))}" height="8" fill="url(#${hatch})" stroke="#8a8a8a" stroke-width="0.8"/>`);
   }
   // Events: hand-offs as arrows between lanes, the rest as symbols on the
   // lane of whoever acted; the number of each is the column head.
@@ -442,9 +443,9 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
       const [s, t] = e.type === "release" ? [a, b] : [b, a];
       const ys = laneY(s), yt = laneY(t), down = yt > ys;
       const tip = down ? yt - 7 : yt + 7;
-      parts.push(`<line x1="${f1(x)}" y1="${f1(ys)}" x2="${f1(x)}" y2="${f1(tip)}" stroke="${INK}" stroke-width="${e.type === "accept" ? 2 : 1.5}"${e.type === "release" ? ' stroke-dasharray="3 2"' : ""}/>`);
+      parts.push(`<g class="ev" data-seq="${esc(e.seq)}" data-type="${esc(e.type)}"><title>${esc(markerTitle(e))}</title><line x1="${f1(x)}" y1="${f1(ys)}" x2="${f1(x)}" y2="${f1(tip)}" stroke="${INK}" stroke-width="${e.type === "accept" ? 2 : 1.5}"${e.type === "release" ? ' stroke-dasharray="3 2"' : ""}/>`);
       parts.push(arrowHead(x, tip + (down ? 1 : -1), down, INK));
-      parts.push(`<circle cx="${f1(x)}" cy="${f1(ys)}" r="3" fill="${INK}"/>`);
+      parts.push(`<circle cx="${f1(x)}" cy="${f1(ys)}" r="3" fill="${INK}"/></g>`);
       continue;
     }
     let li = a;
@@ -452,13 +453,14 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
     if (li < 0) li = lanes.length === 1 ? 0 : -1;
     if (li < 0) continue;
     const y = laneY(li);
-    parts.push(`<g><title>${esc(markerTitle(e))}</title>${marker(e.type, x, y, lanes[li].color)}</g>`);
+    parts.push(`<g class="ev" data-seq="${esc(e.seq)}" data-type="${esc(e.type)}"><title>${esc(markerTitle(e))}</title>${marker(e.type, x, y, lanes[li].color)}`);
     // An access names its purpose and authority under its mark.
     if (e.type === "access" && e.hasRecord) {
       const lines = [e.purpose || "no purpose stated"];
       if (isObj(e.details.authority)) lines.push([str(e.details.authority.type), str(e.details.authority.identifier)].filter(Boolean).join(" ") || "authority");
       lines.forEach((t, k) => parts.push(`<text x="${f1(x)}" y="${f1(y + 14 + 7.5 * k)}" font-size="7" text-anchor="middle" fill="#333">${esc(clip(t, colW - 4, 7))}</text>`));
     }
+    parts.push("</g>");
   }
   parts.push("</svg>");
   return parts.join("");
@@ -661,7 +663,7 @@ function keyRows(keys, bundle, report) {
   const bk = obj(obj(bundle).keys);
   const fromBundle = new Set(arr(report.trusted_from_bundle).map(str));
   const rows = [];
-  const row = (what, value, fp, src, untrusted) => rows.push(`<tr><th>${esc(what)}</th><td>${value}${fp ? `<div class="mono">fingerprint ${esc(fp)}</div>` : ""}</td><td class="src${untrusted ? " fail" : ""}">${esc(src)}</td></tr>`);
+  const row = (what, value, fp, src, untrusted) => rows.push(`<tr data-key="${esc(what)}"><th>${esc(what)}</th><td>${value}${fp ? `<div class="mono">fingerprint ${esc(fp)}</div>` : ""}</td><td class="src${untrusted ? " fail" : ""}">${esc(src)}</td></tr>`);
   const supplied = "supplied by the court" + (keys.source ? " (" + str(keys.source) + ")" : "");
   const notIndependent = "taken from the bundle itself: NOT an independent trust anchor";
   // The log key: its text, as written (trimmed).
@@ -786,7 +788,7 @@ function renderReportBody(report, bundle, keys, meta) {
   out.push(`<main class="custody-report" data-outcome="${esc(outcome || "failed")}">`);
   out.push(`<header><h1>Custody report${id ? " — " + esc(id) : ""}</h1>`);
   const bf = obj(meta.bundle_file);
-  out.push(`<p class="sub">Made ${meta.generated_at ? esc(fmtTime(meta.generated_at)) + " " : ""}by ${esc(str(meta.generator) || "Custody")} from the court bundle${bf.name ? " “" + esc(str(bf.name)) + "”" : ""}${bf.sha256 ? ` (SHA-256 <span class="mono">${esc(str(bf.sha256))}</span>)` : ""}, checked offline as docs/VERIFY.md specifies.</p></header>`);
+  out.push(`<p class="sub">Made <span class="generated">${meta.generated_at ? esc(fmtTime(meta.generated_at)) + " " : ""}by ${esc(str(meta.generator) || "Custody")}</span> from the court bundle${bf.name ? " “" + esc(str(bf.name)) + "”" : ""}${bf.sha256 ? ` (SHA-256 <span class="mono">${esc(str(bf.sha256))}</span>)` : ""}, checked offline as docs/VERIFY.md specifies.</p></header>`);
   out.push(verdictHTML(report, bundle, meta, withheld));
 
   if (bundle) {
