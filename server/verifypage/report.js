@@ -322,7 +322,7 @@ function custody(evs) {
 // order of events, one column each, not a time scale: the times are
 // written under the columns. Long histories are cut into rows of at most
 // MAX_COLS columns, each its own figure (a page break never cuts one).
-const W = 680, LABEL_W = 142, PAD_R = 8, HEAD_H = 30, LANE_H = 38, FOOT_H = 30, MAX_COLS = 10;
+const W = 680, LABEL_W = 142, PAD_R = 8, HEAD_H = 30, LANE_H = 44, FOOT_H = 30, MAX_COLS = 10;
 const PALETTE = ["#2b6cb0", "#2f855a", "#b7791f", "#6b46c1", "#2c7a7b", "#975a16", "#4a5568", "#b83280"];
 const INK = "#1a1a1a";
 const f1 = (x) => String(Math.round(x * 10) / 10);
@@ -359,6 +359,22 @@ function markerTitle(e) {
   if (isObj(e.details.authority)) t += "; authority: " + authorityText(e.details.authority);
   if (e.details.note) t += "; " + str(e.details.note);
   return t;
+}
+
+// wrap breaks text into at most n lines of about fit px at size px per
+// character, the last one clipped.
+function wrap(text, fit, size, n) {
+  const max = Math.max(3, Math.floor(fit / (size * 0.56)));
+  const lines = [];
+  let rest = text;
+  while (rest.length > max && lines.length < n - 1) {
+    let cut = rest.lastIndexOf(" ", max);
+    if (cut <= 0) cut = max;
+    lines.push(rest.slice(0, cut));
+    rest = rest.slice(cut).replace(/^ /, "");
+  }
+  lines.push(clip(rest, fit, size));
+  return lines;
 }
 
 function lanesOf(evs, withheld) {
@@ -456,8 +472,9 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
     parts.push(`<g class="ev" data-seq="${esc(e.seq)}" data-type="${esc(e.type)}"><title>${esc(markerTitle(e))}</title>${marker(e.type, x, y, lanes[li].color)}`);
     // An access names its purpose and authority under its mark.
     if (e.type === "access" && e.hasRecord) {
-      const lines = [e.purpose || "no purpose stated"];
-      if (isObj(e.details.authority)) lines.push([str(e.details.authority.type), str(e.details.authority.identifier)].filter(Boolean).join(" ") || "authority");
+      const auth = isObj(e.details.authority) ? [str(e.details.authority.type), str(e.details.authority.identifier)].filter(Boolean).join(" ") || "authority" : "";
+      const lines = wrap(e.purpose || "no purpose stated", colW - 4, 7, 2);
+      if (auth) lines.push(...wrap(auth, colW - 4, 7, 2));
       lines.forEach((t, k) => parts.push(`<text x="${f1(x)}" y="${f1(y + 14 + 7.5 * k)}" font-size="7" text-anchor="middle" fill="#333">${esc(clip(t, colW - 4, 7))}</text>`));
     }
     parts.push("</g>");
@@ -495,7 +512,7 @@ function legendHTML(types, lanesMany) {
 }
 
 function timelineHTML(evs, lanes, cust, unverified) {
-  if (evs.length === 0) return `<p class="note">The bundle holds no events to draw.</p>`;
+  if (evs.length === 0) return `<p class="note">The bundle holds no events to draw.</p></div>`;
   const segs = Math.ceil(evs.length / MAX_COLS);
   const per = Math.ceil(evs.length / segs);
   const out = [];
@@ -504,6 +521,7 @@ function timelineHTML(evs, lanes, cust, unverified) {
     if (from >= to) break;
     const cap = segs > 1 ? `<figcaption>Events #${esc(evs[from].seq)} to #${esc(evs[to - 1].seq)} (part ${s + 1} of ${segs})</figcaption>` : "";
     out.push(`<figure class="timeline">${cap}${timelineSVG(evs, lanes, cust, from, to, per, s, unverified)}</figure>`);
+    if (s === 0) out.push("</div>");
   }
   const types = new Set(evs.map((e) => (TYPES[e.type] ? e.type : "?")));
   out.push(legendHTML(types, lanes.length > 1));
@@ -797,11 +815,13 @@ function renderReportBody(report, bundle, keys, meta) {
     else out.push(unverified("the item's description,"));
     out.push(`<table><tbody>${factRows(report, bundle, trusted)}</tbody></table></section>`);
 
-    out.push(`<section class="custody"><h2>Who held it, when${trusted ? "" : " (UNVERIFIED)"}</h2>`);
+    out.push(`<section class="custody"><div class="keep"><h2>Who held it, when${trusted ? "" : " (UNVERIFIED)"}</h2>`);
     if (!trusted) out.push(unverified("the custody history,"));
     out.push(`<p class="note">${withheld
       ? "The records of this item were withheld from the requester, so who held it is not shown: only the order, kinds and times of its events, which the public log states."
       : "One row per person or office; a coloured band shows who held the item, an arrow each hand-off (dashed: offered; solid: accepted, signed by both). Columns are the events in order (not to scale); times are the service's clock, in UTC."}</p>`);
+    // The heading stays with the first row of the picture (timelineHTML
+    // closes the div.keep after it).
     out.push(timelineHTML(evs, lanes, cust, !trusted));
     if (!withheld) out.push(periodsTable(evs, cust, trusted));
     out.push(`</section>`);
