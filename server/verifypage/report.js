@@ -250,7 +250,21 @@ const TYPES = {
 };
 const typeInfo = (t) => TYPES[t] || { label: t ? "Unknown type: " + t : "Unreadable event", short: t ? String(t).slice(0, 10) : "?" };
 
-function readEvents(bundle) {
+// eventFailures maps an event's seq to the names of its failed checks
+// ("record commitment", "receipt"...), from the report's checks named
+// "event #N (log L): what".
+function eventFailures(report) {
+  const out = {};
+  for (const c of arr(obj(report).checks).map(obj)) {
+    if (c.ok === true) continue;
+    const m = /^event #(\d+) \(log \d+\): (.*)$/.exec(str(c.name));
+    if (m) (out[m[1]] = out[m[1]] || []).push(m[2]);
+  }
+  return out;
+}
+
+function readEvents(bundle, report) {
+  const failures = eventFailures(report);
   return arr(obj(bundle).events).map((raw, i) => {
     const ev = obj(raw);
     const entry = obj(tryJSON(ev.entry));
@@ -267,6 +281,7 @@ function readEvents(bundle) {
       counterparty: str(r.counterparty),
       purpose: str(r.purpose),
       details: obj(r.details),
+      failed: failures[String(typeof ev.seq === "number" ? ev.seq : i)] || [],
     };
   });
 }
@@ -322,7 +337,7 @@ function custody(evs) {
 // order of events, one column each, not a time scale: the times are
 // written under the columns. Long histories are cut into rows of at most
 // MAX_COLS columns, each its own figure (a page break never cuts one).
-const W = 680, LABEL_W = 142, PAD_R = 8, HEAD_H = 30, LANE_H = 44, FOOT_H = 30, MAX_COLS = 10;
+const W = 680, LABEL_W = 142, PAD_R = 8, HEAD_H = 30, LANE_H = 44, FOOT_H = 36, MAX_COLS = 10;
 const PALETTE = ["#2b6cb0", "#2f855a", "#b7791f", "#6b46c1", "#2c7a7b", "#975a16", "#4a5568", "#b83280"];
 const INK = "#1a1a1a";
 const f1 = (x) => String(Math.round(x * 10) / 10);
@@ -413,13 +428,14 @@ function timelineSVG(evs, lanes, cust, from, to, cols, segIndex, unverified) {
   for (let p = from; p < to; p++) {
     const e = evs[p], x = colX(p);
     parts.push(`<line x1="${f1(x)}" y1="${HEAD_H - 3}" x2="${f1(x)}" y2="${f1(HEAD_H + lanes.length * LANE_H)}" stroke="#ececec" stroke-width="1"/>`);
-    parts.push(`<text x="${f1(x)}" y="11" font-size="9.5" font-weight="700" text-anchor="middle" fill="${INK}">#${esc(e.seq)}</text>`);
-    parts.push(`<text x="${f1(x)}" y="22" font-size="8" text-anchor="middle" fill="#333">${esc(clip(typeInfo(e.type).short, colW - 2, 8))}</text>`);
+    parts.push(`<text x="${f1(x)}" y="11" font-size="9.5" font-weight="700" text-anchor="middle" fill="${e.failed.length ? "#a61b1b" : INK}">#${esc(e.seq)}</text>`);
+    if (e.failed.length) parts.push(`<text class="failed" x="${f1(x)}" y="22" font-size="8" font-weight="700" text-anchor="middle" fill="#a61b1b">FAILED</text>`);
+    else parts.push(`<text x="${f1(x)}" y="22" font-size="8" text-anchor="middle" fill="#333">${esc(clip(typeInfo(e.type).short, colW - 2, 8))}</text>`);
     const tp = timeParts(e.time);
     const footY = HEAD_H + lanes.length * LANE_H;
     if (tp) {
-      if (tp.date !== lastDate || p === from) parts.push(`<text x="${f1(x)}" y="${footY + 12}" font-size="7.5" text-anchor="middle" fill="#333">${esc(tp.date)}</text>`);
-      parts.push(`<text x="${f1(x)}" y="${footY + 22}" font-size="7.5" text-anchor="middle" fill="#333">${esc(tp.time)}</text>`);
+      if (tp.date !== lastDate || p === from) parts.push(`<text x="${f1(x)}" y="${footY + 23}" font-size="7.5" text-anchor="middle" fill="#333">${esc(tp.date)}</text>`);
+      parts.push(`<text x="${f1(x)}" y="${footY + 32}" font-size="7.5" text-anchor="middle" fill="#333">${esc(tp.time)}</text>`);
       lastDate = tp.date;
     }
   }
@@ -615,8 +631,9 @@ function eventDetails(e, trusted) {
 function eventTable(evs, withheld, trusted) {
   const rows = evs.map((e) => {
     const who = e.hasRecord ? whoHTML(e.performer) : `<span class="note">${withheld ? "withheld" : "unreadable"}</span>`;
+    const failed = e.failed.length ? `<div class="fail">this event failed its checks: ${esc(e.failed.join(", "))}</div>` : "";
     return `<tr><td class="seq">#${esc(e.seq)}<div class="note">log ${esc(str(e.logIndex))}</div></td><td class="when">${esc(fmtTime(e.time, true))}</td>` +
-      `<td class="what">${esc(typeInfo(e.type).label)}</td><td class="who">${who}</td><td>${e.hasRecord ? eventDetails(e, trusted) : ""}</td></tr>`;
+      `<td class="what">${esc(typeInfo(e.type).label)}</td><td class="who">${who}</td><td>${failed}${e.hasRecord ? eventDetails(e, trusted) : ""}</td></tr>`;
   });
   return `<table class="events"><thead><tr><th>Event</th><th>When (service clock)</th><th>What</th><th>By</th><th>Details</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
@@ -797,7 +814,7 @@ function renderReportBody(report, bundle, keys, meta) {
   const trusted = outcome === "verified" || outcome === "verified_with_limits";
   const ev = obj(obj(bundle).evidence);
   const withheld = ev.withheld === true;
-  const evs = readEvents(bundle);
+  const evs = readEvents(bundle, report);
   const lanes = lanesOf(evs, withheld);
   const cust = custody(evs);
   const id = str(report.evidence_id) || str(ev.evidence_id);
