@@ -50,7 +50,8 @@ body.custody-report-doc { margin: 0; background: #fff; }
 .custody-report .verdict .failed-list { font-size: 8pt; color: #5a1010; }
 .custody-report .unverified-banner { border: 2px dashed #a61b1b; color: #a61b1b; background: #fff7f7; font-weight: 700; font-size: 9pt; padding: 3pt 7pt; margin: 4pt 0 6pt; break-inside: avoid; }
 .custody-report table { border-collapse: collapse; width: 100%; font-size: 9pt; margin: 2pt 0 6pt; }
-.custody-report th, .custody-report td { text-align: left; vertical-align: top; padding: 2.5pt 6pt 2.5pt 0; border-bottom: 0.75px solid #d4d4d4; }
+.custody-report th, .custody-report td { text-align: left; vertical-align: top; padding: 2.5pt 6pt 2.5pt 0; border-bottom: 0.75px solid #d4d4d4; width: auto; font-weight: 400; }
+.custody-report th { font-weight: 600; }
 .custody-report thead th { border-bottom: 1.25px solid #1a1a1a; font-size: 8.5pt; }
 .custody-report tbody th { font-weight: 600; width: 33%; }
 .custody-report tr { break-inside: avoid; page-break-inside: avoid; }

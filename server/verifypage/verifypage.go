@@ -12,8 +12,10 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 //go:embed index.html
@@ -30,6 +32,52 @@ var reportJS string
 // renderReport(report, bundle, keys, meta) returning the report's HTML
 // document.
 func ReportScript() string { return reportJS }
+
+// The markers in index.html where the page takes the report's renderer
+// (inside its one inline script) and the report's style (inside its one
+// inline style), and the bounds of that style in report.js.
+const (
+	scriptMarker = "// @custody-report.js@"
+	styleMarker  = "/* @custody-report.css@ */"
+	cssBegin     = "const REPORT_CSS = String.raw`"
+	cssEnd       = "`; // end REPORT_CSS"
+)
+
+// reportCSS returns the report's style, as report.js holds it: the text
+// of its REPORT_CSS template, which is its value (String.raw, and no
+// substitution in it).
+func reportCSS(js string) (string, error) {
+	i := strings.Index(js, cssBegin)
+	j := strings.Index(js, cssEnd)
+	if i < 0 || j < i || strings.Count(js, cssBegin) != 1 {
+		return "", errors.New("verifypage: report.js holds no REPORT_CSS template")
+	}
+	css := js[i+len(cssBegin) : j]
+	if strings.Contains(css, "${") || strings.Contains(css, "`") || strings.Contains(strings.ToLower(css), "</style") {
+		return "", errors.New("verifypage: REPORT_CSS must be plain text: no substitution, backquote or </style")
+	}
+	return css, nil
+}
+
+// assemble returns the page as served: index.html with report.js in its
+// script and the report's style in its style, each at its marker.
+func assemble(index []byte, js string) ([]byte, error) {
+	css, err := reportCSS(js)
+	if err != nil {
+		return nil, err
+	}
+	if strings.Contains(strings.ToLower(js), "</script") || strings.Contains(js, "<!--") {
+		return nil, errors.New("verifypage: report.js must not hold </script or <!-- (it goes into an inline script)")
+	}
+	out := index
+	for _, m := range []struct{ marker, text string }{{scriptMarker, js}, {styleMarker, css}} {
+		if n := bytes.Count(out, []byte(m.marker)); n != 1 {
+			return nil, fmt.Errorf("verifypage: index.html holds the marker %q %d times, want once", m.marker, n)
+		}
+		out = bytes.Replace(out, []byte(m.marker), []byte(m.text), 1)
+	}
+	return out, nil
+}
 
 // csp is the page's content security policy: no script or style but the
 // page's own inline ones, named by their SHA-256 (so no 'unsafe-inline'),
