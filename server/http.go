@@ -118,12 +118,11 @@ func (s *Server) newGateway(ctx context.Context) (http.Handler, error) {
 		// A form POST to a GET route would otherwise be served as that
 		// GET ("path length fallback").
 		runtime.WithDisablePathLengthFallback(),
-		// A case id may hold "/" (ICC-01/22): the path route
-		// /v1/cases/{case_id=**}/evidence takes it as is or as %2F. In
-		// this mode %2F splits segments as "/" does, so a deep variable
-		// gets it back as "/" and a one-segment variable (an evidence
-		// id) never holds one.
-		runtime.WithUnescapingMode(runtime.UnescapingModeAllCharacters),
+		// The gateway matches the decoded path (its default, "legacy"
+		// unescaping): a case id's "/" sent as %2F splits segments as
+		// "/" does, so /v1/cases/{case_id=**}/evidence takes ICC-01/22
+		// either way, and a one-segment variable (an evidence id) never
+		// holds a "/".
 		runtime.WithMiddlewares(checkQuery),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{

@@ -1087,8 +1087,9 @@ func (x *GetEvidenceResponse) GetEvidence() *Evidence {
 }
 
 type ListEvidenceRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	CaseId string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The case, e.g. ICC-01/22. Required.
+	CaseId string `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	// At most this many items; 0 means the server default (100), max 1000.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token.

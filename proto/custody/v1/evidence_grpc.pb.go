@@ -52,8 +52,8 @@ type EvidenceServiceClient interface {
 	// GetEvidence returns them. REST: GET /v1/evidence?case_id=ICC-01/22
 	// takes any case id as a query parameter; GET
 	// /v1/cases/{case_id}/evidence takes it in the path, where a "/" in the
-	// id may be sent as is or as %2F (an id with an empty or "." or ".."
-	// segment only as %2F, or in the query form).
+	// id may be sent as is or as %2F (an id with an empty, "." or ".." part
+	// only in the query form: HTTP servers and clients clean such paths).
 	ListEvidence(ctx context.Context, in *ListEvidenceRequest, opts ...grpc.CallOption) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
@@ -184,8 +184,8 @@ type EvidenceServiceServer interface {
 	// GetEvidence returns them. REST: GET /v1/evidence?case_id=ICC-01/22
 	// takes any case id as a query parameter; GET
 	// /v1/cases/{case_id}/evidence takes it in the path, where a "/" in the
-	// id may be sent as is or as %2F (an id with an empty or "." or ".."
-	// segment only as %2F, or in the query form).
+	// id may be sent as is or as %2F (an id with an empty, "." or ".." part
+	// only in the query form: HTTP servers and clients clean such paths).
 	ListEvidence(context.Context, *ListEvidenceRequest) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
