@@ -25,7 +25,9 @@ func TestCaseIDWithSlashOverREST(t *testing.T) {
 	collector := env.HTTPClient(t, env.Creds(t, identity.RoleCollector).Certificate)
 	court := env.HTTPClient(t, env.Creds(t, identity.RoleCourt).Certificate)
 
-	cases := []string{"ICC-01/22", "ICC-01", "ICC-01/22/evidence", "a:b/c"}
+	// The last has parts that HTTP clients and servers clean out of a
+	// path: it goes in the query, or in the path with %2F, never as is.
+	cases := []string{"ICC-01/22", "ICC-01", "ICC-01/22/evidence", "a:b/c", "x//y/./z/.."}
 	held := map[string][]string{}
 	for i, c := range cases {
 		for j := range 3 - min(i, 2) { // ICC-01/22 has three items: two pages of two
@@ -78,6 +80,9 @@ func TestCaseIDWithSlashOverREST(t *testing.T) {
 	}
 	for _, f := range forms {
 		for _, c := range cases {
+			if f.name == "path, / as is" && strings.Contains(c, "//") {
+				continue
+			}
 			t.Run(f.name+"/"+c, func(t *testing.T) {
 				var got []string
 				token := ""

@@ -53,7 +53,7 @@ type EvidenceServiceClient interface {
 	// takes any case id as a query parameter; GET
 	// /v1/cases/{case_id}/evidence takes it in the path, where a "/" in the
 	// id may be sent as is or as %2F (an id with an empty, "." or ".." part
-	// only in the query form: HTTP servers and clients clean such paths).
+	// only as %2F: HTTP clients and servers clean such paths).
 	ListEvidence(ctx context.Context, in *ListEvidenceRequest, opts ...grpc.CallOption) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
@@ -185,7 +185,7 @@ type EvidenceServiceServer interface {
 	// takes any case id as a query parameter; GET
 	// /v1/cases/{case_id}/evidence takes it in the path, where a "/" in the
 	// id may be sent as is or as %2F (an id with an empty, "." or ".." part
-	// only in the query form: HTTP servers and clients clean such paths).
+	// only as %2F: HTTP clients and servers clean such paths).
 	ListEvidence(context.Context, *ListEvidenceRequest) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
