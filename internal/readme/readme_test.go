@@ -41,7 +41,10 @@ import (
 //     joined, and lines are added until bash can parse the command.
 //     Comment lines are skipped. A command must exit 0.
 //   - Placeholders: ev-… is the first evidence id an earlier command
-//     printed (the README's first upload). The default addresses
+//     printed (the README's first upload); any other … fails the test. A
+//     block that needs another item's id can capture it in a shell
+//     variable, as a reader would, or a placeholder can be added here. The
+//     default addresses
 //     127.0.0.1:8443 (gRPC) and 127.0.0.1:8080 (HTTPS) are replaced by the
 //     test server's, and CUSTODY_SERVER is set to its gRPC address.
 //   - `go build -o OUT ./cmd/NAME` copies the binary internal/testenv/
