@@ -59,8 +59,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		okStatus                         string
 	}{
 		{http.MethodPost, "/v1/evidence:upload", "application/octet-stream", "",
-			[]string{"case_id", "kind", "sha256", "body"},
-			[]string{"filename", "description", "captured_at", "special_category", "derived_from", "size_bytes", "upload_id", "resume_offset"}, "201"},
+			[]string{"case_id", "sha256", "body"},
+			[]string{"kind", "filename", "description", "captured_at", "special_category", "derived_from", "size_bytes", "upload_id", "resume_offset", "declared_media_type"}, "201"},
 		{http.MethodGet, "/v1/evidence/{evidence_id}/content", "", "application/octet-stream",
 			[]string{"evidence_id", "purpose"},
 			[]string{"authority_type", "authority_id", "authority_issued_by", "authority_valid_from", "authority_valid_until"}, "200"},
