@@ -131,7 +131,9 @@ func TestVerifyPageCAChains(t *testing.T) {
 	leaf := func(parent kit, key crypto.Signer, mod func(*x509.Certificate)) kit {
 		return mint(t, leafTemplate(collectorURI, mod), key, &parent)
 	}
-	withCA := func(name string, mod func(*x509.Certificate)) kit { return mint(t, caTemplate(name, mod), p256(t), nil) }
+	withCA := func(name string, mod func(*x509.Certificate)) kit {
+		return mint(t, caTemplate(name, mod), p256(t), nil)
+	}
 	notCA := withCA("not a CA", func(c *x509.Certificate) { c.IsCA = false })
 	noBC := withCA("no basic constraints", func(c *x509.Certificate) { c.IsCA, c.BasicConstraintsValid = false, false })
 	noCertSign := withCA("no keyCertSign", func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature })
@@ -155,7 +157,9 @@ func TestVerifyPageCAChains(t *testing.T) {
 		{name: "server authentication only", signer: leaf(ca, p256(t), func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }), cas: []kit{ca}, goErr: "incompatible key usage"},
 		{name: "no extended key usage", signer: leaf(ca, p256(t), func(c *x509.Certificate) { c.ExtKeyUsage = nil }), cas: []kit{ca}, goOK: true},
 		{name: "any extended key usage", signer: leaf(ca, p256(t), func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageAny} }), cas: []kit{ca}, goOK: true},
-		{name: "an unknown extended key usage", signer: leaf(ca, p256(t), func(c *x509.Certificate) { c.ExtKeyUsage, c.UnknownExtKeyUsage = nil, []asn1.ObjectIdentifier{{1, 2, 3, 5}} }), cas: []kit{ca}, goErr: "incompatible key usage"},
+		{name: "an unknown extended key usage", signer: leaf(ca, p256(t), func(c *x509.Certificate) {
+			c.ExtKeyUsage, c.UnknownExtKeyUsage = nil, []asn1.ObjectIdentifier{{1, 2, 3, 5}}
+		}), cas: []kit{ca}, goErr: "incompatible key usage"},
 		{name: "an unknown critical extension", signer: leaf(ca, p256(t), func(c *x509.Certificate) { c.ExtraExtensions = []pkix.Extension{critical} }), cas: []kit{ca}, goErr: "unhandled critical extension"},
 		{name: "issuer not a CA", signer: leaf(notCA, p256(t), nil), cas: []kit{notCA}, goErr: "cannot sign this kind"},
 		{name: "issuer without basic constraints", signer: leaf(noBC, p256(t), nil), cas: []kit{noBC}, goErr: "cannot sign this kind"},
