@@ -321,8 +321,9 @@ func TestVerifyPageCSP(t *testing.T) {
 
 // TestVerifyPageScreenshots writes docs/screenshots/verify-*.png: the
 // page's verdict after verifying the single-photo conformance bundle with
-// its file and the trusted keys, and after verifying a copy whose metadata
-// was changed.
+// its file and the vectors' trust file (verified), a copy whose metadata
+// was changed (tampered), the bundle with no keys (untrusted), and the
+// trust anchors with the fingerprints to read back (trust).
 // CUSTODY_UPDATE_SCREENSHOTS=1 go test ./server/verifypage -run TestVerifyPageScreenshots
 func TestVerifyPageScreenshots(t *testing.T) {
 	if os.Getenv("CUSTODY_UPDATE_SCREENSHOTS") == "" {
@@ -344,29 +345,44 @@ func TestVerifyPageScreenshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := uiInput{file: evidence, logKey: strings.TrimSpace(string(read("trust/log-key.txt"))), receiptKey: string(read("trust/receipt-key.pem")),
-		policy: string(read("trust/witness-policy.txt"))}
+	_, trust := vectorTrust(t)
+	trustPath := writeTemp(t, "trust.json", trust)
 	srv := newPageServer(t)
 	b := startBrowser(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	pageURL := srv.URL + "/verify"
 	tb := b.open(ctx, pageURL, 860, 700)
-	for name, want := range map[string]string{"verified": "verified_with_limits", "tampered": "failed"} {
-		in.bundle = writeTemp(t, "single-photo.json", bundle)
-		if name == "tampered" {
-			in.bundle = writeTemp(t, "single-photo.json", tampered)
-		}
-		if r := verifyInUI(ctx, t, tb, pageURL, in); r.Outcome != want {
-			t.Fatalf("%s: %s, want %s: %v", name, r.Outcome, want, r.Failed)
-		}
+	shot := func(name, id string) {
 		out := filepath.Join("..", "..", "docs", "screenshots", "verify-"+name+".png")
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(out, tb.screenshotOf(ctx, "result"), 0o644); err != nil {
+		if err := os.WriteFile(out, tb.screenshotOf(ctx, id), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", out)
+	}
+	for _, c := range []struct {
+		name, want string
+		bundle     []byte
+		trust      bool
+	}{{"verified", "verified_with_limits", bundle, true}, {"tampered", "failed", tampered, true}, {"untrusted", "untrusted_keys", bundle, false}} {
+		tb.navigate(ctx, pageURL)
+		tb.setFiles(ctx, "bundle", writeTemp(t, "single-photo.json", c.bundle))
+		tb.setFiles(ctx, "file", evidence)
+		if c.trust {
+			tb.setFiles(ctx, "trustfile", trustPath)
+			if ui := waitTrust(ctx, t, tb); ui.State != "ok" {
+				t.Fatalf("the trust file: %+v", ui)
+			}
+		}
+		if r := verifyFilled(ctx, t, tb); r.Outcome != c.want {
+			t.Fatalf("%s: %s, want %s: %v", c.name, r.Outcome, c.want, r.Failed)
+		}
+		shot(c.name, "result")
+		if c.name == "verified" {
+			shot("trust", "trustanchors")
+		}
 	}
 }
