@@ -272,8 +272,6 @@ func verifyFilled(ctx context.Context, t *testing.T, tb *tab) filledResult {
 func TestVerifyPageParseTrust(t *testing.T) {
 	testenv.RequireFull(t, "headless Chromium")
 	tr, raw := vectorTrust(t)
-	var m map[string]any
-	json.Unmarshal(raw, &m)
 	variants := map[string][]byte{"as written": raw}
 	add := func(name string, f func(m map[string]any) any) {
 		var c map[string]any
@@ -295,7 +293,9 @@ func TestVerifyPageParseTrust(t *testing.T) {
 		b, _ := json.Marshal(nt)
 		return b
 	})
-	add("a key twice", func(m map[string]any) any { return []byte(strings.Replace(string(raw), `"v": 1,`, `"v": 1, "v": 1,`, 1)) })
+	add("a key twice", func(m map[string]any) any {
+		return []byte(strings.Replace(string(raw), `"v": 1,`, `"v": 1, "v": 1,`, 1))
+	})
 	add("v 1.0", func(m map[string]any) any { return []byte(strings.Replace(string(raw), `"v": 1,`, `"v": 1.0,`, 1)) })
 	add("v a string", func(m map[string]any) any { m["v"] = "1"; return nil })
 	add("an empty log key", func(m map[string]any) any { m["log_verifier_key"] = ""; return nil })
@@ -332,7 +332,7 @@ func TestVerifyPageParseTrust(t *testing.T) {
 	for _, n := range names {
 		g, gerr := verify.ParseTrust(variants[n])
 		var p struct {
-			Err          string                  `json:"err"`
+			Err          string                   `json:"err"`
 			Fingerprints verify.TrustFingerprints `json:"fingerprints"`
 		}
 		tb.mustEval(ctx, fmt.Sprintf(`window.custodyParseTrust(%s).then((t) => ({ fingerprints: t.fingerprints }), (e) => ({ err: e.message }))`, jsString(string(variants[n]))), &p)

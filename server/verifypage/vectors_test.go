@@ -101,7 +101,7 @@ func (f vectorFiles) need(t *testing.T, path string) []byte {
 }
 
 // goOptions are the Go verifier's options for a case; roots is the CA, or
-// nil for the configuration the page has (no certificate chain check).
+// nil when the page was given none.
 func (c pageCase) goOptions(t *testing.T, roots *x509.CertPool) verify.Options {
 	read := func(p string) []byte {
 		b, err := os.ReadFile(filepath.Join(vectorDir, p))
