@@ -234,6 +234,21 @@ func TestVerifyPageTrustFile(t *testing.T) {
 	if r := verifyFilled(ctx, t, tb); r.Outcome != "untrusted_keys" {
 		t.Errorf("after a refused trust file: %s", r.Outcome)
 	}
+	// A CA that cannot be read stops the verification (custody verify
+	// refuses such a --ca): no verdict, a message by the field.
+	tb.mustEval(ctx, `(() => { document.getElementById("ca").value = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+		document.getElementById("go").click(); })()`, nil)
+	var ca struct{ Status, Result string }
+	for deadline := time.Now().Add(10 * time.Second); ca.Status == ""; time.Sleep(20 * time.Millisecond) {
+		tb.mustEval(ctx, `({ Status: document.getElementById("castatus").hidden ? "" : document.getElementById("castatus").textContent,
+			Result: document.getElementById("result").hidden ? "hidden" : "shown" })`, &ca)
+		if time.Now().After(deadline) {
+			t.Fatal("no message for a CA that cannot be read")
+		}
+	}
+	if !strings.Contains(ca.Status, "the operator's CA cannot be read") || ca.Result != "hidden" {
+		t.Errorf("a CA that cannot be read: %+v", ca)
+	}
 }
 
 // filledResult is what the page shows after Verify.
