@@ -62,6 +62,7 @@ type uiInput struct {
 	logKey, receiptKey string // pasted text
 	checkpoint         string
 	policy             string // witness policy text
+	ca                 string // the operator's client CA, PEM
 }
 
 // uiResult is what the page shows.
@@ -88,7 +89,7 @@ func verifyInUI(ctx context.Context, t *testing.T, tb *tab, pageURL string, in u
 	if in.file != "" {
 		tb.setFiles(ctx, "file", in.file)
 	}
-	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint, "policy": in.policy} {
+	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint, "policy": in.policy, "ca": in.ca} {
 		tb.mustEval(ctx, "document.getElementById("+jsString(id)+").value = "+jsString(v), nil)
 	}
 	tb.mustEval(ctx, `document.getElementById("go").click()`, nil)
@@ -193,8 +194,8 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if r.Outcome != "verified_with_limits" || !strings.HasPrefix(r.Headline, "VERIFIED, WITH LIMITS: every check made passed, but 3 thing(s) could not be checked") || len(r.Failed) > 0 {
 		t.Fatalf("the untouched bundle: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
-	// This service has no timestamp authority and no witnesses; the page
-	// never checks the CA.
+	// This service has no timestamp authority and no witnesses; no CA was
+	// given.
 	if len(r.NotCheck) != 3 || !strings.HasPrefix(r.NotCheck[0], "time: the bundle carries no timestamp") ||
 		!strings.HasPrefix(r.NotCheck[1], "split view: no witness policy") || !strings.Contains(r.NotCheck[2], "not checked against the operator's CA") {
 		t.Errorf("not checked: %q, want time, split view and the CA", r.NotCheck)
@@ -211,6 +212,19 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if len(r.Checks) < 10 {
 		t.Errorf("only %d check lines: %v", len(r.Checks), r.Checks)
 	}
+
+	// With the operator's CA (as GET /v1/keys serves it), the page checks
+	// the hand-off signers' certificates, issued by the service's CA, at
+	// their signed_at: the CA is no longer a limit.
+	in.ca = keys.GetClientCaPem()
+	if in.ca == "" {
+		t.Fatal("the service serves no client CA")
+	}
+	r = verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "verified_with_limits" || len(r.Failed) > 0 || len(r.NotCheck) != 2 || strings.Contains(strings.Join(r.NotCheck, "\n"), "operator's CA") {
+		t.Errorf("with the CA: %s: %s\nnot checked %q\nfailed: %v", r.Outcome, r.Headline, r.NotCheck, r.Failed)
+	}
+	in.ca = ""
 
 	// The stream form, as the service serves it, picked as a .jsonl file.
 	var stream bytes.Buffer
