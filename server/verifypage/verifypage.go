@@ -1,10 +1,14 @@
 // Package verifypage is the court's verify page: one static HTML file with
 // JavaScript and WebCrypto, no framework and no build step, that checks a
 // court bundle in the browser and uploads nothing. Its verifier mirrors
-// package verify check for check (same steps, order and outcomes), and is
-// tested against every conformance vector in testdata/verify-vectors in
-// headless Chromium. custodyd serves it at /verify; anyone may also save
-// it and open it offline: the script and style stay inline for that.
+// package verify check for check (same steps, order and outcomes; the
+// signers' certificates against the operator's CA too, as crypto/x509's
+// Verify; not the RFC 3161 timestamps), and is tested against every
+// conformance vector in testdata/verify-vectors in headless Chromium,
+// without the CA and with it. It reads the operator's trust file (verify.
+// ParseTrust's rules) and shows its fingerprints, and takes files dropped
+// anywhere on it. custodyd serves it at /verify; anyone may also save it
+// and open it offline: the script and style stay inline for that.
 package verifypage
 
 import (
