@@ -39,6 +39,7 @@ body.custody-report-doc { margin: 0; background: #fff; }
 .custody-report .sub { color: #555; font-size: 8.5pt; margin: 0; }
 .custody-report .note { color: #444; font-size: 8.5pt; }
 .custody-report .mono { font-family: "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace; font-size: 8pt; overflow-wrap: anywhere; word-break: break-all; }
+.custody-report .fp { word-break: normal; overflow-wrap: normal; }
 .custody-report .verdict { border: 2.5px solid #1f7a3a; border-radius: 4px; padding: 8pt 11pt 7pt; margin: 10pt 0 8pt; background: #eaf6ee; break-inside: avoid; page-break-inside: avoid; }
 .custody-report .verdict .word { font-size: 21pt; font-weight: 800; letter-spacing: 0.02em; margin: 0 0 2pt; color: #125c2a; }
 .custody-report .verdict .lead { font-size: 10.5pt; margin: 0 0 4pt; }
@@ -699,7 +700,7 @@ function keyRows(keys, bundle, report) {
   const bk = obj(obj(bundle).keys);
   const fromBundle = new Set(arr(report.trusted_from_bundle).map(str));
   const rows = [];
-  const row = (what, value, fp, src, untrusted) => rows.push(`<tr data-key="${esc(what)}"><th>${esc(what)}</th><td>${value}${fp ? `<div class="mono">fingerprint ${esc(fp)}</div>` : ""}</td><td class="src${untrusted ? " fail" : ""}">${esc(src)}</td></tr>`);
+  const row = (what, value, fp, src, untrusted) => rows.push(`<tr data-key="${esc(what)}"><th>${esc(what)}</th><td>${value}${fp ? `<div class="mono fp">fingerprint ${esc(fp)}</div>` : ""}</td><td class="src${untrusted ? " fail" : ""}">${esc(src)}</td></tr>`);
   const supplied = "supplied by the court" + (keys.source ? " (" + str(keys.source) + ")" : "");
   const notIndependent = "taken from the bundle itself: NOT an independent trust anchor";
   // The log key: its text, as written (trimmed).
@@ -714,13 +715,13 @@ function keyRows(keys, bundle, report) {
   else row("Receipt public key", rk ? "unreadable" : "none", "", rk ? supplied : "not supplied");
   const certs = (text) => pemBlocks(text, "CERTIFICATE").map((d) => fingerprint(d));
   const ca = certs(keys.client_ca_pem);
-  if (ca.length) row("Operator's client CA", ca.map((fp, i) => `<div class="mono">certificate ${i + 1}: ${esc(fp)}</div>`).join(""), "", supplied);
+  if (ca.length) row("Operator's client CA", ca.map((fp, i) => `<div class="mono fp">certificate ${i + 1}: ${esc(fp)}</div>`).join(""), "", supplied);
   else row("Operator's client CA", "not supplied", "", "the hand-off signers' certificates were not checked against it");
   const policy = str(keys.witness_policy);
   if (policy) row("Witness policy", "given", fingerprint(utf8(policy)), supplied);
   else row("Witness policy", "not supplied", "", "no independent witness was required");
   const tsa = arr(keys.tsa_chain_pems).map((p) => certs(p));
-  if (tsa.some((c) => c.length)) row("Timestamp authorities", tsa.map((c, i) => c.map((fp, j) => `<div class="mono">authority ${i + 1}, certificate ${j + 1}: ${esc(fp)}</div>`).join("")).join(""), "", supplied);
+  if (tsa.some((c) => c.length)) row("Timestamp authorities", tsa.map((c, i) => c.map((fp, j) => `<div class="mono fp">authority ${i + 1}, certificate ${j + 1}: ${esc(fp)}</div>`).join("")).join(""), "", supplied);
   else row("Timestamp authorities", "not supplied", "", "the bundle's timestamps, if any, were not checked");
   return rows.join("");
 }
