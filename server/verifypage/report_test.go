@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/internal/testenv/binaries"
 	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	"github.com/custody-dev/custody/server/verifypage"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -401,4 +402,144 @@ func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;").Replace(s)
 }
 
-var _ = regexp.MustCompile
+// TestPageEmbedsReport: the served page holds report.js, byte for byte,
+// in its one script and the report's style in its one style, no marker
+// left, and its CSP hashes what is served.
+func TestPageEmbedsReport(t *testing.T) {
+	page := string(verifypage.Page())
+	js := verifypage.ReportScript()
+	script := page[strings.Index(page, "<script>")+len("<script>") : strings.Index(page, "</script>")]
+	style := page[strings.Index(page, "<style>")+len("<style>") : strings.Index(page, "</style>")]
+	css := js[strings.Index(js, "String.raw`")+len("String.raw`") : strings.Index(js, "`; // end REPORT_CSS")]
+	if !strings.Contains(script, js) || !strings.Contains(style, css) || len(css) < 1000 {
+		t.Fatal("the page does not hold report.js in its script and the report's style in its style")
+	}
+	if strings.Contains(page, "@custody-report.js@") || strings.Contains(page, "@custody-report.css@") {
+		t.Error("a marker is left in the page")
+	}
+	for tag, text := range map[string]string{"script": script, "style": style} {
+		sum := sha256.Sum256([]byte(text))
+		if want := tag + "-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(verifypage.CSP(), want) {
+			t.Errorf("the CSP lacks %s", want)
+		}
+	}
+}
+
+// TestReportPageMatchesCLI: the /verify page's report and custody
+// report's are one report. The renderer the page embeds, given in Chromium
+// the inputs the CLI gave it in goja, returns the CLI's file byte for byte;
+// and the page's own report, made through its user interface (trust file
+// picked, bundle and file picked, Verify pressed) with its own verifier,
+// is the CLI's but for the time and tool that made it, for a verified
+// bundle and a tampered one. Printed, the page gives the report alone.
+func TestReportPageMatchesCLI(t *testing.T) {
+	rc := newReportCase(t)
+	srv := newPageServer(t)
+	b := startBrowser(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 180*time.Second)
+	defer cancel()
+	pageURL := srv.URL + "/verify"
+	tb := b.open(ctx, pageURL, 1000, 900)
+	generated := regexp.MustCompile(`<span class="generated">[^<]*</span>`)
+	for _, c := range []struct{ name, bundle string }{{"verified", rc.bundle}, {"tampered", rc.tampered}} {
+		_, cli := cliReport(t, filepath.Join(rc.dir, c.name+"-cli.html"), "--bundle", c.bundle, "--file", rc.evidence, "--trust", rc.trust)
+
+		// The renderer, on the CLI's inputs.
+		raw := mustReadFile(t, c.bundle)
+		opts, err := rc.trustDoc.Options()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.File = bytes.NewReader(mustReadFile(t, rc.evidence))
+		sum := sha256.Sum256(raw)
+		inputs := []any{verify.VerifyBytes(raw, opts), json.RawMessage(raw),
+			map[string]any{"log_verifier_key": rc.trustDoc.LogVerifierKey, "receipt_public_key_pem": rc.trustDoc.ReceiptPublicKeyPEM,
+				"client_ca_pem": rc.trustDoc.ClientCAPEM, "witness_policy": rc.trustDoc.WitnessPolicy, "tsa_chain_pems": []string{}, "source": "trust file trust.json"},
+			map[string]any{"generated_at": time.Unix(reportEpoch, 0).UTC().Format(time.RFC3339), "generator": "custody report",
+				"bundle_file": map[string]any{"name": filepath.Base(c.bundle), "sha256": hex.EncodeToString(sum[:])}, "evidence_file": map[string]any{"name": "IMG_2041.JPG"}}}
+		args, err := json.Marshal(inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inPage string
+		tb.mustEval(ctx, `CustodyReport.renderReport(...`+string(args)+`)`, &inPage)
+		if inPage != cli {
+			t.Errorf("%s: the page's renderer, on the CLI's inputs, differs from custody report's file (%d and %d bytes)%s", c.name, len(inPage), len(cli), firstDiff(inPage, cli))
+		}
+
+		// The page's own report, through its user interface.
+		tb.navigate(ctx, pageURL)
+		tb.setFiles(ctx, "trustfile", rc.trust)
+		waitFor(ctx, t, tb, `document.getElementById("trustbox").dataset.state === "ok"`)
+		tb.setFiles(ctx, "bundle", c.bundle)
+		tb.setFiles(ctx, "file", rc.evidence)
+		tb.mustEval(ctx, `document.getElementById("go").click()`, nil)
+		waitFor(ctx, t, tb, `!document.getElementById("reportsection").hidden`)
+		var page string
+		tb.mustEval(ctx, `window.custodyReportHTML()`, &page)
+		if n := len(generated.FindAllString(page, -1)); n != 1 || !strings.Contains(page, "by the /verify page</span>") {
+			t.Fatalf("%s: the page's report does not say once what made it", c.name)
+		}
+		norm := func(s string) string { return generated.ReplaceAllString(s, `<span class="generated">…</span>`) }
+		if norm(page) != norm(cli) {
+			t.Errorf("%s: the page's report differs from custody report's (%d and %d bytes)%s", c.name, len(page), len(cli), firstDiff(norm(page), norm(cli)))
+		}
+		// What the page shows is the report's body.
+		var shown struct{ Outcome, Heading string }
+		tb.mustEval(ctx, `(() => { const m = document.querySelector("#report main.custody-report");
+			return { Outcome: m ? m.dataset.outcome : "", Heading: m ? m.querySelector(".verdict .word").textContent : "" }; })()`, &shown)
+		wantWord := map[string]string{"verified": "VERIFIED, WITH LIMITS", "tampered": "NOT VERIFIED"}[c.name]
+		if shown.Heading != wantWord {
+			t.Errorf("%s: the page shows the report's verdict %q, want %q", c.name, shown.Heading, wantWord)
+		}
+		if c.name != "verified" {
+			continue
+		}
+		if os.Getenv("CUSTODY_UPDATE_SCREENSHOTS") != "" {
+			out := filepath.Join(screenshotsDir(t), "verify-report.png")
+			if err := os.WriteFile(out, tb.screenshotOf(ctx, "reportsection"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("wrote %s", out)
+		}
+		// Printed (the button calls window.print), the page is the report
+		// alone: none of the page's own parts.
+		_, texts := pdfPages(t, tb.printPDF(ctx, 8.27, 11.69), t.TempDir(), "page-print-")
+		all := strings.Join(texts, "\n")
+		if !strings.Contains(texts[0], "Custody report") || !strings.Contains(texts[0], "VERIFIED, WITH LIMITS") {
+			t.Errorf("the page's print does not begin with the report:\n%s", texts[0])
+		}
+		for _, chrome := range []string{"Verify a Custody court bundle", "Trust anchors", "Print / save as PDF", "Checks"} {
+			if strings.Contains(all, chrome) {
+				t.Errorf("the page's print holds %q", chrome)
+			}
+		}
+	}
+	if other := srv.otherRequests(); len(other) > 0 {
+		t.Errorf("the page made requests: %v", other)
+	}
+}
+
+// waitFor waits until a JavaScript condition holds in the tab.
+func waitFor(ctx context.Context, t *testing.T, tb *tab, cond string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var ok bool
+		if err := tb.eval(ctx, "!!("+cond+")", &ok); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held; console: %v", cond, tb.b.Logs())
+		}
+	}
+}
+
+// firstDiff shows where two texts first differ.
+func firstDiff(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(i-120, 0)
+	return fmt.Sprintf("\nfirst difference at byte %d:\n  %q\n  %q", i, a[from:min(i+120, len(a))], b[from:min(i+120, len(b))])
+}

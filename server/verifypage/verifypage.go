@@ -23,7 +23,20 @@ import (
 )
 
 //go:embed index.html
-var page []byte
+var index []byte
+
+// page is the page as served: index.html with the custody report's
+// renderer in its script and the report's style in its style (assemble),
+// so the CSP's hashes cover them and a saved copy works offline.
+var page = mustAssemble(index, reportJS)
+
+func mustAssemble(index []byte, js string) []byte {
+	p, err := assemble(index, js)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
 
 // reportJS is the custody report's renderer (docs/REPORT.md): a pure
 // JavaScript function the page embeds and `custody report` runs in Go
@@ -95,17 +108,32 @@ func CSP() string { return csp }
 func Page() []byte { return bytes.Clone(page) }
 
 // inline returns the text of the one element <tag>…</tag> of the page.
+// Other tags are looked for outside the one script, whose text may spell
+// them (the report's renderer writes a <style> into the documents it
+// makes).
 func inline(html []byte, tag string) ([]byte, error) {
 	open, end := []byte("<"+tag+">"), []byte("</"+tag+">")
-	if bytes.Count(html, open) != 1 || bytes.Count(html, end) != 1 {
+	outside, offset := html, 0
+	if tag != "script" {
+		script, err := inline(html, "script")
+		if err != nil {
+			return nil, err
+		}
+		k := bytes.Index(html, script) // the script's text, cut out
+		outside = append(append([]byte{}, html[:k]...), html[k+len(script):]...)
+		if i := bytes.Index(outside, open); i > k {
+			offset = len(script)
+		}
+	}
+	if bytes.Count(outside, open) != 1 || bytes.Count(outside, end) != 1 {
 		return nil, fmt.Errorf("verifypage: the page must hold exactly one <%s> element", tag)
 	}
-	i := bytes.Index(html, open) + len(open)
-	j := bytes.Index(html, end)
+	i := bytes.Index(outside, open) + len(open)
+	j := bytes.Index(outside, end)
 	if j < i {
 		return nil, fmt.Errorf("verifypage: malformed <%s> element", tag)
 	}
-	return html[i:j], nil
+	return html[i+offset : j+offset], nil
 }
 
 func hashSource(b []byte) string {
