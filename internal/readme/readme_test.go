@@ -72,6 +72,7 @@ var checks = []struct{ match, want, notWant string }{
 	{"/healthz", `\S`, ""},
 	{"case_id=ICC-01/22", `"case_id":\s*"ICC-01/22"`, ""},
 	{"custody verify", `(?m)^VERIFIED`, `NOT VERIFIED`},
+	{"custody report", `(?m)^VERIFIED(.|\n)*report written to report\.html`, `NOT VERIFIED`},
 }
 
 // downloads are files the README's commands write, each a copy of the

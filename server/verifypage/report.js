@@ -722,7 +722,7 @@ function keyRows(keys, bundle, report) {
   else row("Witness policy", "not supplied", "", "no independent witness was required");
   const tsa = arr(keys.tsa_chain_pems).map((p) => certs(p));
   if (tsa.some((c) => c.length)) row("Timestamp authorities", tsa.map((c, i) => c.map((fp, j) => `<div class="mono fp">authority ${i + 1}, certificate ${j + 1}: ${esc(fp)}</div>`).join("")).join(""), "", supplied);
-  else row("Timestamp authorities", "not supplied", "", "the bundle's timestamps, if any, were not checked");
+  else row("Timestamp authorities", "none used", "", "the bundle's timestamps, if any, were not checked");
   return rows.join("");
 }
 
