@@ -396,3 +396,66 @@ func TestReportStreamForm(t *testing.T) {
 		t.Error("the stream form's report differs from the document's")
 	}
 }
+
+// TestReportRendersAnyBundle: whatever the bundle holds — wrong types,
+// unreadable records, names like __proto__ — the renderer writes a NOT
+// VERIFIED report rather than failing, and escapes what it shows.
+func TestReportRendersAnyBundle(t *testing.T) {
+	raw, err := os.ReadFile(vec("bundles/handoff.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := &verify.Report{EvidenceID: "ev-x", Outcome: verify.OutcomeFailed, Checks: []verify.Check{
+		{Step: "event", Name: "event #1 (log 3): record commitment", Detail: "<b>changed</b>"},
+		{Step: "event", Name: "event #__proto__ (log 3): receipt", Detail: "x"},
+	}, Facts: []verify.Fact{{Name: "__proto__", Value: "x"}, {Name: "constructor", Value: "y"}}}
+	edits := map[string]func(doc map[string]any){
+		"events not an array": func(d map[string]any) { d["events"] = "x" },
+		"events of numbers":   func(d map[string]any) { d["events"] = []any{1, nil, "x"} },
+		"records of the wrong types": func(d map[string]any) {
+			for _, e := range d["events"].([]any) {
+				e.(map[string]any)["record"] = `{"details":5,"performer":7,"counterparty":[1],"type":"__proto__","recorded_at":{"a":1},"purpose":"<script>alert(1)</script>"}`
+			}
+		},
+		"types that are Object's names": func(d map[string]any) {
+			for i, e := range d["events"].([]any) {
+				e.(map[string]any)["record"] = `{"type":"` + []string{"constructor", "toString", "hasOwnProperty"}[i%3] + `","details":{"authority":"x","location":[],"instrument":null}}`
+			}
+		},
+		"unreadable records and entries": func(d map[string]any) {
+			for _, e := range d["events"].([]any) {
+				e.(map[string]any)["record"], e.(map[string]any)["entry"], e.(map[string]any)["seq"] = "{", 5, "seq"
+			}
+		},
+		"evidence of the wrong types": func(d map[string]any) {
+			d["evidence"] = map[string]any{"metadata": []any{1}, "size": "big", "withheld": "yes", "evidence_id": map[string]any{}}
+		},
+		"no evidence, no keys": func(d map[string]any) { delete(d, "evidence"); d["keys"] = 5 },
+	}
+	for name, edit := range edits {
+		t.Run(name, func(t *testing.T) {
+			var doc map[string]any
+			if err := json.Unmarshal(raw, &doc); err != nil {
+				t.Fatal(err)
+			}
+			edit(doc)
+			b, _ := json.Marshal(doc)
+			html, err := renderReport(failed, b, reportKeys{LogVerifierKey: "<key>", ReceiptPublicKeyPEM: "-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----\n", ClientCAPEM: "junk"}, reportMeta{})
+			if err != nil {
+				t.Fatalf("the renderer failed: %v", err)
+			}
+			if !strings.Contains(html, `<p class="word">NOT VERIFIED</p>`) || verifiedClaims(html) != 0 {
+				t.Error("not a NOT VERIFIED report")
+			}
+			if strings.Contains(html, "<script>") || strings.Contains(html, "<b>") || strings.Contains(html, "<key>") {
+				t.Error("text from the inputs shown as markup")
+			}
+		})
+	}
+	for _, doc := range []string{"null", "[]", `"x"`, "5"} {
+		html, err := renderReport(failed, json.RawMessage(doc), reportKeys{}, reportMeta{})
+		if err != nil || !strings.Contains(html, "The file given is not a readable court bundle") {
+			t.Errorf("bundle %s: %v", doc, err)
+		}
+	}
+}

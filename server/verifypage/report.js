@@ -250,13 +250,14 @@ const TYPES = {
   submission_to_court: { label: "Submitted to court", short: "to court" },
   annotation: { label: "Note", short: "note" },
 };
-const typeInfo = (t) => TYPES[t] || { label: t ? "Unknown type: " + t : "Unreadable event", short: t ? String(t).slice(0, 10) : "?" };
+const knownType = (t) => typeof t === "string" && Object.prototype.hasOwnProperty.call(TYPES, t);
+const typeInfo = (t) => (knownType(t) ? TYPES[t] : null) || { label: t ? "Unknown type: " + t : "Unreadable event", short: t ? String(t).slice(0, 10) : "?" };
 
 // eventFailures maps an event's seq to the names of its failed checks
 // ("record commitment", "receipt"...), from the report's checks named
 // "event #N (log L): what".
 function eventFailures(report) {
-  const out = {};
+  const out = Object.create(null);
   for (const c of arr(obj(report).checks).map(obj)) {
     if (c.ok === true) continue;
     const m = /^event #(\d+) \(log \d+\): (.*)$/.exec(str(c.name));
@@ -541,7 +542,7 @@ function timelineHTML(evs, lanes, cust, unverified) {
     out.push(`<figure class="timeline">${cap}${timelineSVG(evs, lanes, cust, from, to, per, s, unverified)}</figure>`);
     if (s === 0) out.push("</div>");
   }
-  const types = new Set(evs.map((e) => (TYPES[e.type] ? e.type : "?")));
+  const types = new Set(evs.map((e) => (knownType(e.type) ? e.type : "?")));
   out.push(legendHTML(types, lanes.length > 1));
   return out.join("");
 }
@@ -652,7 +653,7 @@ function periodsTable(evs, cust, trusted) {
 // ---- the item's facts.
 function factRows(report, bundle, trusted) {
   const ev = obj(obj(bundle).evidence);
-  const named = {};
+  const named = Object.create(null);
   for (const f of arr(report.facts)) named[str(obj(f).name)] = obj(f);
   // Bound values come from the report's facts; unverified ones from the
   // bundle as it stands.
