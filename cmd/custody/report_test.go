@@ -459,3 +459,25 @@ func TestReportRendersAnyBundle(t *testing.T) {
 		}
 	}
 }
+
+// TestReportJSON: with -o json, stdout is one JSON document naming the
+// file and the outcome.
+func TestReportJSON(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "r.html")
+	code, stdout, _ := cli(t, "-o", "json", "report", "--bundle", vec("bundles/handoff.json"), "--log-key", vec("trust/log-key.txt"), "--receipt-key", vec("trust/receipt-key.pem"), "--out", out)
+	var got struct {
+		File       string `json:"file"`
+		Bytes      int    `json:"bytes"`
+		EvidenceID string `json:"evidence_id"`
+		Outcome    string `json:"outcome"`
+		Headline   string `json:"headline"`
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	if err := dec.Decode(&got); err != nil || dec.More() || code != 0 {
+		t.Fatalf("exit %d, not one JSON document (%v): %s", code, err, stdout)
+	}
+	st, err := os.Stat(out)
+	if err != nil || got.File != out || int64(got.Bytes) != st.Size() || got.Outcome != "verified_with_limits" || got.EvidenceID != "ev-omukrlku3jrmxeyrtxuiqrjlau" || !strings.HasPrefix(got.Headline, "VERIFIED, WITH LIMITS") {
+		t.Errorf("%+v", got)
+	}
+}
