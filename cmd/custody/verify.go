@@ -77,7 +77,7 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	if g.output == "json" {
 		return printJSON(g.stdout, map[string]any{"evidence_id": id, "file": *out, "bytes": size, "form": form})
 	}
-	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes, %s form)\nverify it offline: custody verify --bundle %s --log-key KEY --receipt-key PEM --ca CA.pem\n", id, *out, size, form, *out)
+	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes, %s form)\nverify it offline: custody verify --bundle %s --trust TRUST.json (the operator's trust file: custody keys --out TRUST.json)\n", id, *out, size, form, *out)
 	return nil
 }
 
