@@ -29,11 +29,7 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	out := fs.String("out", "", "file to write the bundle to (required)")
 	since := fs.String("checkpoint", "", "a checkpoint you saved before: the bundle then carries a consistency proof from it")
 	stream := fs.Bool("stream", false, "write the stream form (JSON lines) even for a short history; histories too long for one document are always written in it")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("bundle", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
