@@ -15,7 +15,7 @@ import (
 // bytes are exactly the canonical encoding of what they decode to, so a
 // parsed record always re-encodes to the same commitment.
 func ParseRecord(b []byte) (Record, error) {
-	obj, err := decodeObject(b)
+	obj, _, err := decodeObject(b)
 	if err != nil {
 		return Record{}, fmt.Errorf("event record: %w", err)
 	}
@@ -87,8 +87,20 @@ func ParseRecord(b []byte) (Record, error) {
 }
 
 // decodeObject decodes JSON into canonicaljson types: objects, arrays,
-// strings, int64, bool, nil. Non-integer numbers are refused.
-func decodeObject(b []byte) (canonicaljson.Object, error) {
+// strings, int64, bool, nil. Non-integer numbers are refused. canonical
+// reports that b is already known to be the canonical encoding of obj
+// (canonicaljson.DecodeCanonicalObject, the fast path for what this
+// package reads); otherwise the caller compares as before.
+func decodeObject(b []byte) (obj canonicaljson.Object, canonical bool, err error) {
+	if obj, ok := canonicaljson.DecodeCanonicalObject(b); ok {
+		return obj, true, nil
+	}
+	obj, err = decodeObjectJSON(b)
+	return obj, false, err
+}
+
+// decodeObjectJSON is decodeObject for any JSON text.
+func decodeObjectJSON(b []byte) (canonicaljson.Object, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
@@ -145,13 +157,15 @@ func convert(v any) (any, error) {
 // ParseCanonical decodes a JSON object that must be in canonical form
 // (docs/LOG_FORMAT.md): receipts' payloads, statements.
 func ParseCanonical(b []byte) (canonicaljson.Object, error) {
-	obj, err := decodeObject(b)
+	obj, canonical, err := decodeObject(b)
 	if err != nil {
 		return nil, err
 	}
-	again, err := canonicaljson.Marshal(obj)
-	if err != nil || !bytes.Equal(again, b) {
-		return nil, errors.New("not in canonical form")
+	if !canonical {
+		again, err := canonicaljson.Marshal(obj)
+		if err != nil || !bytes.Equal(again, b) {
+			return nil, errors.New("not in canonical form")
+		}
 	}
 	return obj, nil
 }
@@ -159,13 +173,15 @@ func ParseCanonical(b []byte) (canonicaljson.Object, error) {
 // ParseEntry decodes a public log entry into its fields, checking it is
 // canonical.
 func ParseEntry(b []byte) (canonicaljson.Object, error) {
-	obj, err := decodeObject(b)
+	obj, canonical, err := decodeObject(b)
 	if err != nil {
 		return nil, fmt.Errorf("log entry: %w", err)
 	}
-	again, err := canonicaljson.Marshal(obj)
-	if err != nil || !bytes.Equal(again, b) {
-		return nil, errors.New("log entry: not in canonical form")
+	if !canonical {
+		again, err := canonicaljson.Marshal(obj)
+		if err != nil || !bytes.Equal(again, b) {
+			return nil, errors.New("log entry: not in canonical form")
+		}
 	}
 	if v, _ := obj["v"].(int64); v != FormatVersion {
 		return nil, fmt.Errorf("log entry: format version %v, this reader knows %d", obj["v"], FormatVersion)

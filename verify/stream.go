@@ -135,7 +135,10 @@ func VerifyStream(r io.Reader, opts Options) *Report {
 		}
 		if err == nil {
 			var ev Event
-			if err = strictLine(line, bundleShape, "events[]", &ev); err == nil {
+			if !decodeEventLine(line, &ev) {
+				err = strictLine(line, bundleShape, "events[]", &ev)
+			}
+			if err == nil {
 				for j, hsh := range ev.InclusionProof {
 					if len(hsh) != 32 {
 						err = fmt.Errorf("inclusion_proof[%d] is %d bytes, not a SHA-256 hash", j, len(hsh))
