@@ -1,6 +1,7 @@
 package canonicaljson
 
 import (
+	"strings"
 	"unicode/utf8"
 )
 
@@ -181,40 +182,52 @@ func (d *canonicalDecoder) string() (string, bool) {
 		}
 		d.i++
 	}
-	// Escapes: build the string.
-	buf := make([]byte, 0, d.i-start+16)
-	buf = append(buf, d.b[start:d.i]...)
+	// Escapes: the value is at most as long as the text up to the
+	// closing quote.
+	n := d.i - start
+	for j := d.i; j < len(d.b) && d.b[j] != '"'; j++ {
+		if d.b[j] == '\\' {
+			j++
+		}
+		n = j - start + 1
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.Write(d.b[start:d.i])
 	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
+		run := d.i
+		for d.i < len(d.b) && d.b[d.i] >= 0x20 && d.b[d.i] != '"' && d.b[d.i] != '\\' {
+			d.i++
+		}
+		sb.Write(d.b[run:d.i])
+		if d.i >= len(d.b) {
+			break
+		}
+		switch c := d.b[d.i]; {
 		case c == '"':
 			d.i++
-			return string(buf), true
+			return sb.String(), true
 		case c < 0x20:
 			return "", false
-		case c != '\\':
-			buf = append(buf, c)
-			d.i++
-			continue
 		}
 		if d.i+1 >= len(d.b) {
 			return "", false
 		}
 		switch d.b[d.i+1] {
 		case '"':
-			buf = append(buf, '"')
+			sb.WriteByte('"')
 		case '\\':
-			buf = append(buf, '\\')
+			sb.WriteByte('\\')
 		case 'b':
-			buf = append(buf, '\b')
+			sb.WriteByte('\b')
 		case 'f':
-			buf = append(buf, '\f')
+			sb.WriteByte('\f')
 		case 'n':
-			buf = append(buf, '\n')
+			sb.WriteByte('\n')
 		case 'r':
-			buf = append(buf, '\r')
+			sb.WriteByte('\r')
 		case 't':
-			buf = append(buf, '\t')
+			sb.WriteByte('\t')
 		case 'u':
 			// Only \u00xx for a control character without a short form.
 			if len(d.b)-d.i < 6 || d.b[d.i+2] != '0' || d.b[d.i+3] != '0' {
@@ -238,7 +251,7 @@ func (d *canonicalDecoder) string() (string, bool) {
 			case '\b', '\f', '\n', '\r', '\t':
 				return "", false
 			}
-			buf = append(buf, v)
+			sb.WriteByte(v)
 			d.i += 6
 			continue
 		default:

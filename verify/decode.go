@@ -1,9 +1,12 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -183,95 +186,141 @@ func (d *decoder) array(elem func() bool) bool {
 }
 
 func (d *decoder) str(out *string) bool {
-	s, ok := d.stringBytes()
-	*out = string(s)
-	return ok
+	if !d.consume('"') {
+		return false
+	}
+	start := d.i
+	if !d.plain() {
+		return false
+	}
+	if d.b[d.i] == '"' {
+		*out = string(d.b[start:d.i])
+		d.i++
+		return true
+	}
+	// Escapes: the value is at most as long as the rest of the text.
+	var sb strings.Builder
+	sb.Grow(d.i - start + escapedLen(d.b[d.i:]))
+	sb.Write(d.b[start:d.i])
+	if !d.escaped(&sb) {
+		return false
+	}
+	*out = sb.String()
+	return true
 }
 
 // stringBytes reads a string and returns its value: a slice of the input
-// when it has no escape, else a new buffer. It refuses a control
-// character, an unknown escape and a lone UTF-16 surrogate (a \u escape
-// of a high surrogate must be followed at once by one of a low one), as
-// canonicaljson.Parse does.
+// when it has no escape, else a new buffer.
 func (d *decoder) stringBytes() ([]byte, bool) {
 	if !d.consume('"') {
 		return nil, false
 	}
 	start := d.i
+	if !d.plain() {
+		return nil, false
+	}
+	if d.b[d.i] == '"' {
+		d.i++
+		return d.b[start : d.i-1], true
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, d.i-start+escapedLen(d.b[d.i:])))
+	buf.Write(d.b[start:d.i])
+	if !d.escaped(buf) {
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// plain skips the bytes of a string up to its end or its next escape,
+// and reports false at a control character or the end of the input.
+func (d *decoder) plain() bool {
 	for d.i < len(d.b) {
 		switch c := d.b[d.i]; {
-		case c == '"':
-			d.i++
-			return d.b[start : d.i-1], true
-		case c == '\\':
-			return d.escaped(start)
+		case c == '"', c == '\\':
+			return true
 		case c < 0x20:
-			return nil, false
+			return false
 		}
 		d.i++
 	}
-	return nil, false
+	return false
 }
 
-func (d *decoder) escaped(start int) ([]byte, bool) {
-	buf := make([]byte, 0, d.i-start+64)
-	buf = append(buf, d.b[start:d.i]...)
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
+// escapedLen bounds the length of the rest of a string from an escape:
+// the bytes up to its closing quote.
+func escapedLen(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return len(b)
+}
+
+// escaped reads the rest of a string from an escape, writing its value
+// to w. It refuses a control character, an unknown escape and a lone
+// UTF-16 surrogate (a \u escape of a high surrogate must be followed at
+// once by one of a low one), as canonicaljson.Parse does.
+func (d *decoder) escaped(w interface {
+	io.ByteWriter
+	io.Writer
+}) bool {
+	for {
+		start := d.i
+		if !d.plain() {
+			return false
+		}
+		w.Write(d.b[start:d.i])
+		if d.b[d.i] == '"' {
 			d.i++
-			return buf, true
-		case c < 0x20:
-			return nil, false
-		case c != '\\':
-			buf = append(buf, c)
-			d.i++
-			continue
+			return true
 		}
 		if d.i+1 >= len(d.b) {
-			return nil, false
+			return false
 		}
 		e := d.b[d.i+1]
 		d.i += 2
 		switch e {
 		case '"', '\\', '/':
-			buf = append(buf, e)
+			w.WriteByte(e)
 		case 'b':
-			buf = append(buf, '\b')
+			w.WriteByte('\b')
 		case 'f':
-			buf = append(buf, '\f')
+			w.WriteByte('\f')
 		case 'n':
-			buf = append(buf, '\n')
+			w.WriteByte('\n')
 		case 'r':
-			buf = append(buf, '\r')
+			w.WriteByte('\r')
 		case 't':
-			buf = append(buf, '\t')
+			w.WriteByte('\t')
 		case 'u':
 			r, ok := d.hex4()
 			if !ok {
-				return nil, false
+				return false
 			}
 			switch {
 			case r >= 0xDC00 && r <= 0xDFFF:
-				return nil, false // a low surrogate alone
+				return false // a low surrogate alone
 			case r >= 0xD800 && r <= 0xDBFF:
 				if len(d.b)-d.i < 2 || d.b[d.i] != '\\' || d.b[d.i+1] != 'u' {
-					return nil, false
+					return false
 				}
 				d.i += 2
 				r2, ok := d.hex4()
 				if !ok || r2 < 0xDC00 || r2 > 0xDFFF {
-					return nil, false
+					return false
 				}
 				r = utf16.DecodeRune(r, r2)
 			}
-			buf = utf8.AppendRune(buf, r)
+			var enc [utf8.UTFMax]byte
+			w.Write(utf8.AppendRune(enc[:0], r))
 		default:
-			return nil, false
+			return false
 		}
 	}
-	return nil, false
 }
 
 func (d *decoder) hex4() (rune, bool) {
@@ -385,13 +434,26 @@ func (d *decoder) bytes(out *[]byte) bool {
 	return err == nil
 }
 
+// hashes reads a list of strict base64 strings, as bytes does each; the
+// values share one backing array (each capped at its length, so an
+// append to one does not reach the next).
 func (d *decoder) hashes(out *[][]byte) bool {
 	list := [][]byte{}
+	var slab []byte
 	ok := d.array(func() bool {
-		var h []byte
-		ok := d.bytes(&h)
-		list = append(list, h)
-		return ok
+		s, ok := d.stringBytes()
+		if !ok {
+			return false
+		}
+		n := base64.StdEncoding.DecodedLen(len(s))
+		if slab == nil || cap(slab)-len(slab) < n {
+			slab = make([]byte, 0, max(n, 32*16))
+		}
+		buf := slab[len(slab) : len(slab)+n]
+		m, err := base64.StdEncoding.Strict().Decode(buf, s)
+		slab = slab[:len(slab)+m]
+		list = append(list, buf[:m:m])
+		return err == nil
 	})
 	*out = list
 	return ok
