@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,6 +189,8 @@ func VerifyBytes(raw []byte, opts Options) *Report {
 // order) and reports every failure it finds, not only the first.
 func Verify(b *Bundle, opts Options) *Report {
 	v := begin(b, opts)
+	// Four checks per event, and a dozen for the item.
+	v.r.Checks = slices.Grow(v.r.Checks, 4*len(b.Events)+16)
 	v.events(b.Events)
 	return v.finish()
 }
@@ -209,6 +212,9 @@ type run struct {
 	receiptPub    crypto.PublicKey
 	receiptKeyID  string
 	receiptKeyErr error
+	// inclusionDetail is every inclusion check's detail: one string for
+	// them all.
+	inclusionDetail string
 
 	n            int          // events seen
 	first        checkedEvent // event 0
@@ -256,7 +262,7 @@ func joined(errs []error, more int) error {
 // checkpoint.
 func begin(b *Bundle, opts Options) *run {
 	r := &Report{EvidenceID: b.Evidence.EvidenceID}
-	v := &run{b: b, opts: opts, r: r}
+	v := &run{b: b, opts: opts, r: r, inclusionDetail: fmt.Sprintf("in the log of %d entries", b.Log.TreeSize)}
 	r.add("bundle format", nil, "strict JSON; every field known, typed and present")
 	v.logKey = opts.LogVerifierKey
 	if v.logKey == "" {
@@ -408,7 +414,7 @@ func (v *run) events(evs []Event) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				perEvent[i] = checkEvent(v.b, evs[i], v.root, v.receiptPub, v.receiptKeyID, v.receiptKeyErr, &checked[i])
+				perEvent[i] = v.checkEvent(evs[i], &checked[i])
 			}
 		}()
 	}
@@ -564,28 +570,58 @@ type checkedEvent struct {
 	receipt canonicaljson.Object
 }
 
-// checkEvent checks one event's entry, record, inclusion and receipt.
-func checkEvent(b *Bundle, ev Event, root []byte, receiptKey crypto.PublicKey, receiptKeyID string, receiptKeyErr error, out *checkedEvent) []Check {
-	var r Report
-	name := fmt.Sprintf("event #%d (log %d)", ev.Seq, ev.LogIndex)
+// The names of an event's four checks, after "event #<seq> (log <index>)".
+const (
+	entryCheck     = ": entry"
+	recordCheck    = ": record commitment"
+	inclusionCheck = ": inclusion"
+	receiptCheck   = ": receipt"
+)
+
+// checkNames returns the names of event ev's four checks, "event #<seq>
+// (log <index>): entry" and so on, as substrings of one string: a long
+// history's report holds four per event.
+func checkNames(ev Event) (entry, record, inclusion, receipt string) {
+	var buf [128]byte
+	name := fmt.Appendf(buf[:0], "event #%d (log %d)", ev.Seq, ev.LogIndex)
+	n := len(name)
+	all := make([]byte, 0, 4*n+len(entryCheck+recordCheck+inclusionCheck+receiptCheck))
+	for _, suffix := range []string{entryCheck, recordCheck, inclusionCheck, receiptCheck} {
+		all = append(append(all, name...), suffix...)
+	}
+	s := string(all)
+	i := n + len(entryCheck)
+	entry, s = s[:i], s[i:]
+	i = n + len(recordCheck)
+	record, s = s[:i], s[i:]
+	i = n + len(inclusionCheck)
+	return entry, record, s[:i], s[i:]
+}
+
+// checkEvent checks one event's entry, record, inclusion and receipt. It
+// only reads v, so events are checked concurrently.
+func (v *run) checkEvent(ev Event, out *checkedEvent) []Check {
+	b := v.b
+	r := Report{Checks: make([]Check, 0, 4)}
+	entryName, recordName, inclusionName, receiptName := checkNames(ev)
 	entry, err := events.ParseEntry([]byte(ev.Entry))
 	if err == nil {
 		err = checkEntry(entry, b.Evidence.EvidenceID, ev.Seq)
 	}
-	r.add(name+": entry", err, "canonical; names this item and this sequence")
+	r.add(entryName, err, "canonical; names this item and this sequence")
 	if err != nil {
 		return r.Checks
 	}
 	out.entry = entry
 	out.leaf = leafHash([]byte(ev.Entry))
-	r.add(name+": record commitment", checkRecord(ev, entry, &out.record, b.Evidence.Withheld), "the record is canonical and hashes to the entry's record_sha256")
-	r.add(name+": inclusion", checkInclusion(ev, out.leaf, b.Log.TreeSize, root), fmt.Sprintf("in the log of %d entries", b.Log.TreeSize))
-	if receiptKeyErr != nil {
-		r.add(name+": receipt", fmt.Errorf("receipt key: %w", receiptKeyErr), "")
+	r.add(recordName, checkRecord(ev, entry, &out.record, b.Evidence.Withheld), "the record is canonical and hashes to the entry's record_sha256")
+	r.add(inclusionName, checkInclusion(ev, out.leaf, b.Log.TreeSize, v.root), v.inclusionDetail)
+	if v.receiptKeyErr != nil {
+		r.add(receiptName, fmt.Errorf("receipt key: %w", v.receiptKeyErr), "")
 	} else {
 		var err error
-		out.receipt, err = checkReceipt(ev, out, b, receiptKey, receiptKeyID)
-		r.add(name+": receipt", err, "signed by the receipt key; states this entry")
+		out.receipt, err = checkReceipt(ev, out, b, v.receiptPub, v.receiptKeyID)
+		r.add(receiptName, err, "signed by the receipt key; states this entry")
 	}
 	return r.Checks
 }
