@@ -2,9 +2,11 @@ package events
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
 )
@@ -67,4 +69,49 @@ func depth(b []byte) int {
 		}
 	}
 	return most
+}
+
+// FuzzParseRecordFast: ParseRecord's shortcut (reencodes) gives the same
+// record, or the same error, as re-encoding every record.
+func FuzzParseRecordFast(f *testing.F) {
+	b, err := os.ReadFile("testdata/record.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	b = bytes.TrimSpace(b)
+	f.Add(b)
+	rec, err := ParseRecord(b)
+	if err != nil {
+		f.Fatal(err)
+	}
+	variants := []func(r *Record){
+		func(r *Record) { r.Counterparty, r.Purpose, r.ContentSHA256, r.Details = "", "", "", nil },
+		func(r *Record) { r.Previous = &Link{Index: 7, LeafHash: [32]byte{1, 2}} },
+		func(r *Record) { r.Previous = nil },
+		func(r *Record) { r.RecordedAt = r.RecordedAt.Truncate(time.Second) },
+		func(r *Record) { r.Details = canonicaljson.Object{"note": "n", "x": []any{int64(1), nil, true}} },
+	}
+	for _, edit := range variants {
+		r := rec
+		edit(&r)
+		c, err := r.Canonical()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(c)
+	}
+	for _, e := range []struct{ old, new string }{
+		{`"salt":"`, `"salt":"A`}, {`"seq":`, `"seq":1`}, {`"seq":`, `"sex":`}, {`"counterparty":"urn`, `"counterparty":"","x":"urn`},
+		{`"counterparty":"`, `"aaa":null,"counterparty":"`}, {`"details":{`, `"details":{},"e":{`}, {`Z"`, `000Z"`}, {`Z"`, `+00:00"`},
+		{`"performer":`, `"performer":"x","purpose":"",`}, {`"prev_index":`, `"prev_index":null,"q":`}, {`"v":1`, `"v":1,"w":null`},
+	} {
+		f.Add(bytes.Replace(b, []byte(e.old), []byte(e.new), 1))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, err1 := parseRecord(b, true)
+		slow, err2 := parseRecord(b, false)
+		if fmt.Sprint(err1) != fmt.Sprint(err2) || !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: shortcut %+v, %v; re-encoding %+v, %v", b, fast, err1, slow, err2)
+		}
+	})
 }

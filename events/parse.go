@@ -15,7 +15,13 @@ import (
 // bytes are exactly the canonical encoding of what they decode to, so a
 // parsed record always re-encodes to the same commitment.
 func ParseRecord(b []byte) (Record, error) {
-	obj, _, err := decodeObject(b)
+	return parseRecord(b, true)
+}
+
+// parseRecord is ParseRecord; fast lets a record already known canonical
+// skip its re-encoding when reencodes shows it would give the same bytes.
+func parseRecord(b []byte, fast bool) (Record, error) {
+	obj, canonical, err := decodeObject(b)
 	if err != nil {
 		return Record{}, fmt.Errorf("event record: %w", err)
 	}
@@ -76,6 +82,9 @@ func ParseRecord(b []byte) (Record, error) {
 	if len(errs) > 0 {
 		return Record{}, fmt.Errorf("event record: %w", errors.Join(errs...))
 	}
+	if fast && canonical && reencodes(obj, r) {
+		return r, nil
+	}
 	again, err := r.Canonical()
 	if err != nil {
 		return Record{}, fmt.Errorf("event record: %w", err)
@@ -84,6 +93,44 @@ func ParseRecord(b []byte) (Record, error) {
 		return Record{}, errors.New("event record: not in canonical form (unknown fields, order or spacing)")
 	}
 	return r, nil
+}
+
+// reencodes reports whether r.Canonical() gives back the bytes obj was
+// decoded from, when those are canonical (decodeObject) and ParseRecord
+// built r from obj without error. Canonical then writes the same value for
+// every key both hold (ParseRecord took each from obj, its type checked),
+// so the bytes are the same if the keys are, and if the three values
+// Canonical re-spells (the time, the salt and the link's hash) are
+// spelled in obj as it spells them.
+func reencodes(obj canonicaljson.Object, r Record) bool {
+	keys := 6 // v, evidence_id, type, recorded_at, performer, salt: required
+	has := func(k string, want bool) bool {
+		_, ok := obj[k]
+		if want {
+			keys++
+		}
+		return ok == want
+	}
+	if !has("seq", true) || !has("counterparty", r.Counterparty != "") || !has("purpose", r.Purpose != "") ||
+		!has("details", len(r.Details) > 0) || !has("sha256", r.ContentSHA256 != "") ||
+		!has("prev_index", r.Previous != nil) || !has("prev_leaf_hash", r.Previous != nil) || len(obj) != keys {
+		return false
+	}
+	var buf [64]byte
+	if at, _ := obj["recorded_at"].(string); at != string(r.RecordedAt.UTC().AppendFormat(buf[:0], time.RFC3339Nano)) {
+		return false
+	}
+	hex.Encode(buf[:], r.Salt[:])
+	if salt, _ := obj["salt"].(string); salt != string(buf[:]) {
+		return false
+	}
+	if r.Previous != nil {
+		hex.Encode(buf[:], r.Previous.LeafHash[:])
+		if leaf, _ := obj["prev_leaf_hash"].(string); leaf != string(buf[:]) {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeObject decodes JSON into canonicaljson types: objects, arrays,

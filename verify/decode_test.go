@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/transparency-dev/merkle/rfc6962"
+
 	"github.com/custody-dev/custody/canonicaljson"
 	"github.com/custody-dev/custody/verify/vectors"
 )
@@ -277,4 +279,20 @@ func FuzzDecodeEventLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte) {
 		sameLineAsStrict(t, "fuzz", line, false)
 	})
+}
+
+// TestHasher: the proof hasher hashes as rfc6962.DefaultHasher does.
+func TestHasher(t *testing.T) {
+	for _, n := range [][2]int{{32, 32}, {0, 0}, {1, 31}, {32, 33}, {100, 7}} {
+		l, r := bytes.Repeat([]byte{byte(n[0])}, n[0]), bytes.Repeat([]byte{0xa5}, n[1])
+		if got, want := (hasher{}).HashChildren(l, r), rfc6962.DefaultHasher.HashChildren(l, r); !bytes.Equal(got, want) {
+			t.Errorf("HashChildren(%d, %d bytes) = %x, want %x", n[0], n[1], got, want)
+		}
+		if got, want := (hasher{}).HashLeaf(l), rfc6962.DefaultHasher.HashLeaf(l); !bytes.Equal(got, want) {
+			t.Errorf("HashLeaf(%d bytes) = %x, want %x", n[0], got, want)
+		}
+	}
+	if !bytes.Equal((hasher{}).EmptyRoot(), rfc6962.DefaultHasher.EmptyRoot()) || (hasher{}).Size() != rfc6962.DefaultHasher.Size() {
+		t.Error("EmptyRoot or Size differ")
+	}
 }

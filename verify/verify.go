@@ -647,6 +647,23 @@ func checkEntry(entry canonicaljson.Object, evidenceID string, seq uint64) error
 	return nil
 }
 
+// hasher is rfc6962.DefaultHasher's hashing (SHA-256 of 0x00 ‖ leaf, of
+// 0x01 ‖ left ‖ right) without a hash.Hash for each node: every event's
+// inclusion proof hashes a dozen.
+type hasher struct{}
+
+func (hasher) EmptyRoot() []byte { return rfc6962.DefaultHasher.EmptyRoot() }
+
+func (hasher) HashLeaf(leaf []byte) []byte { return rfc6962.DefaultHasher.HashLeaf(leaf) }
+
+func (hasher) HashChildren(l, r []byte) []byte {
+	var buf [1 + 2*sha256.Size]byte
+	sum := sha256.Sum256(append(append(append(buf[:0], rfc6962.RFC6962NodeHashPrefix), l...), r...))
+	return sum[:]
+}
+
+func (hasher) Size() int { return sha256.Size }
+
 func leafHash(entry []byte) [32]byte {
 	var out [32]byte
 	copy(out[:], rfc6962.DefaultHasher.HashLeaf(entry))
@@ -720,7 +737,7 @@ func checkInclusion(ev Event, leaf [32]byte, size uint64, root []byte) error {
 	if ev.LogIndex >= size {
 		return fmt.Errorf("log index %d is beyond the checkpoint's %d entries", ev.LogIndex, size)
 	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, ev.LogIndex, size, leaf[:], ev.InclusionProof, root); err != nil {
+	if err := proof.VerifyInclusion(hasher{}, ev.LogIndex, size, leaf[:], ev.InclusionProof, root); err != nil {
 		return fmt.Errorf("the inclusion proof does not lead to the checkpoint's root: %w", err)
 	}
 	return nil
@@ -740,6 +757,9 @@ func checkReceipt(ev Event, ce *checkedEvent, b *Bundle, key crypto.PublicKey, k
 	p, err := events.ParseCanonical([]byte(ev.Receipt.Payload))
 	if err != nil {
 		return nil, fmt.Errorf("receipt payload: %w", err)
+	}
+	if receiptStates(p, ev, ce, b) {
+		return p, nil
 	}
 	want := canonicaljson.Object{
 		"v":           int64(receipt.Version),
@@ -763,6 +783,25 @@ func checkReceipt(ev Event, ce *checkedEvent, b *Bundle, key crypto.PublicKey, k
 		}
 	}
 	return p, errors.Join(errs...)
+}
+
+// receiptStates reports whether receipt payload p states every field
+// checkReceipt expects: the common case, decided without building the
+// expectation that checkReceipt's messages need.
+func receiptStates(p canonicaljson.Object, ev Event, ce *checkedEvent, b *Bundle) bool {
+	var leaf [2 * sha256.Size]byte
+	hex.Encode(leaf[:], ce.leaf[:])
+	if s, _ := p["leaf_hash"].(string); s != string(leaf[:]) {
+		return false
+	}
+	if p["v"] != int64(receipt.Version) || p["evidence_id"] != b.Evidence.EvidenceID || p["log_origin"] != b.Log.Origin ||
+		p["log_index"] != int64(ev.LogIndex) || p["time"] != ce.entry["time"] {
+		return false
+	}
+	if ev.Seq == 0 {
+		return p["type"] == "ingest"
+	}
+	return p["type"] == "event" && p["event_type"] == ce.entry["type"] && p["seq"] == int64(ev.Seq)
 }
 
 // parsePublicKey reads a PEM SubjectPublicKeyInfo and its key id (hex
