@@ -40,6 +40,11 @@ type canonicalDecoder struct {
 	i int
 }
 
+type member struct {
+	key   string
+	value any
+}
+
 func (d *canonicalDecoder) value(depth int) (any, bool) {
 	if d.i >= len(d.b) || depth > maxCanonicalDepth {
 		return nil, false
@@ -47,15 +52,16 @@ func (d *canonicalDecoder) value(depth int) (any, bool) {
 	switch c := d.b[d.i]; {
 	case c == '{':
 		d.i++
-		obj := Object{}
 		if d.i < len(d.b) && d.b[d.i] == '}' {
 			d.i++
-			return obj, true
+			return Object{}, true
 		}
-		prev := ""
-		for n := 0; ; n++ {
+		// The members wait here until the object's size is known.
+		var buf [16]member
+		members := buf[:0]
+		for {
 			k, ok := d.string()
-			if !ok || (n > 0 && compareUTF16(prev, k) >= 0) {
+			if !ok || (len(members) > 0 && compareUTF16(members[len(members)-1].key, k) >= 0) {
 				return nil, false // out of Marshal's order, or repeated
 			}
 			if d.i >= len(d.b) || d.b[d.i] != ':' {
@@ -66,7 +72,7 @@ func (d *canonicalDecoder) value(depth int) (any, bool) {
 			if !ok {
 				return nil, false
 			}
-			obj[k], prev = v, k
+			members = append(members, member{k, v})
 			if d.i >= len(d.b) {
 				return nil, false
 			}
@@ -75,6 +81,10 @@ func (d *canonicalDecoder) value(depth int) (any, bool) {
 				d.i++
 			case '}':
 				d.i++
+				obj := make(Object, len(members))
+				for _, m := range members {
+					obj[m.key] = m.value
+				}
 				return obj, true
 			default:
 				return nil, false
