@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -31,7 +30,7 @@ func decodeBundle(b []byte) (*Bundle, bool) {
 	if !utf8.Valid(b) {
 		return nil, false
 	}
-	d := &decoder{b: b}
+	d := &decoder{b: b, block: 512}
 	var bundle Bundle
 	if !d.bundle(&bundle) || !d.end() {
 		return nil, false
@@ -54,8 +53,15 @@ func decodeEventLine(b []byte, ev *Event) bool {
 }
 
 type decoder struct {
-	b []byte
-	i int
+	b       []byte
+	i       int
+	scratch []byte // an escaped string's value
+	// Blocks that hashes cuts lists of hashes from (of block hashes at
+	// least), and its scratch list.
+	block       int
+	hashBlock   []byte
+	listBlock   [][]byte
+	listScratch [][]byte
 }
 
 // keySet is an object's keys as the shape lists them, with a bit mask of
@@ -186,31 +192,13 @@ func (d *decoder) array(elem func() bool) bool {
 }
 
 func (d *decoder) str(out *string) bool {
-	if !d.consume('"') {
-		return false
-	}
-	start := d.i
-	if !d.plain() {
-		return false
-	}
-	if d.b[d.i] == '"' {
-		*out = string(d.b[start:d.i])
-		d.i++
-		return true
-	}
-	// Escapes: the value is at most as long as the rest of the text.
-	var sb strings.Builder
-	sb.Grow(d.i - start + escapedLen(d.b[d.i:]))
-	sb.Write(d.b[start:d.i])
-	if !d.escaped(&sb) {
-		return false
-	}
-	*out = sb.String()
-	return true
+	s, ok := d.stringBytes()
+	*out = string(s)
+	return ok
 }
 
 // stringBytes reads a string and returns its value: a slice of the input
-// when it has no escape, else a new buffer.
+// when it has no escape, else of d.scratch (valid until the next call).
 func (d *decoder) stringBytes() ([]byte, bool) {
 	if !d.consume('"') {
 		return nil, false
@@ -223,42 +211,32 @@ func (d *decoder) stringBytes() ([]byte, bool) {
 		d.i++
 		return d.b[start : d.i-1], true
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, d.i-start+escapedLen(d.b[d.i:])))
-	buf.Write(d.b[start:d.i])
-	if !d.escaped(buf) {
-		return nil, false
-	}
-	return buf.Bytes(), true
+	buf := bytes.NewBuffer(append(d.scratch[:0], d.b[start:d.i]...))
+	ok := d.escaped(buf)
+	d.scratch = buf.Bytes()
+	return d.scratch, ok
 }
 
 // plain skips the bytes of a string up to its end or its next escape,
 // and reports false at a control character or the end of the input.
 func (d *decoder) plain() bool {
 	for d.i < len(d.b) {
-		switch c := d.b[d.i]; {
-		case c == '"', c == '\\':
-			return true
-		case c < 0x20:
-			return false
+		if c := d.b[d.i]; !plainByte[c] {
+			return c == '"' || c == '\\'
 		}
 		d.i++
 	}
 	return false
 }
 
-// escapedLen bounds the length of the rest of a string from an escape:
-// the bytes up to its closing quote.
-func escapedLen(b []byte) int {
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
+// plainByte: the bytes a string holds as they are (not a quote, a
+// backslash or a control character).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
 	}
-	return len(b)
-}
+	return t
+}()
 
 // escaped reads the rest of a string from an escape, writing its value
 // to w. It refuses a control character, an unknown escape and a lone
@@ -434,28 +412,34 @@ func (d *decoder) bytes(out *[]byte) bool {
 	return err == nil
 }
 
-// hashes reads a list of strict base64 strings, as bytes does each; the
-// values share one backing array (each capped at its length, so an
-// append to one does not reach the next).
+// hashes reads a list of strict base64 strings, as bytes does each. The
+// values, and the lists, are cut from blocks shared by the whole document
+// (each capped at its length, so an append to one does not reach the
+// next): a bundle holds a dozen hashes per event.
 func (d *decoder) hashes(out *[][]byte) bool {
-	list := [][]byte{}
-	var slab []byte
+	list := d.listScratch[:0]
 	ok := d.array(func() bool {
 		s, ok := d.stringBytes()
 		if !ok {
 			return false
 		}
 		n := base64.StdEncoding.DecodedLen(len(s))
-		if slab == nil || cap(slab)-len(slab) < n {
-			slab = make([]byte, 0, max(n, 32*16))
+		if d.hashBlock == nil || cap(d.hashBlock)-len(d.hashBlock) < n {
+			d.hashBlock = make([]byte, 0, max(n, d.block*32))
 		}
-		buf := slab[len(slab) : len(slab)+n]
+		buf := d.hashBlock[len(d.hashBlock) : len(d.hashBlock)+n]
 		m, err := base64.StdEncoding.Strict().Decode(buf, s)
-		slab = slab[:len(slab)+m]
+		d.hashBlock = d.hashBlock[:len(d.hashBlock)+m]
 		list = append(list, buf[:m:m])
 		return err == nil
 	})
-	*out = list
+	d.listScratch = list
+	n := len(list)
+	if d.listBlock == nil || cap(d.listBlock)-len(d.listBlock) < n {
+		d.listBlock = make([][]byte, 0, max(n, d.block))
+	}
+	*out = append(d.listBlock[len(d.listBlock):len(d.listBlock):len(d.listBlock)+n], list...)
+	d.listBlock = d.listBlock[:len(d.listBlock)+n]
 	return ok
 }
 
