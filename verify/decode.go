@@ -38,18 +38,25 @@ func decodeBundle(b []byte) (*Bundle, bool) {
 	return &bundle, true
 }
 
-// decodeEventLine decodes one event line of the stream form.
-func decodeEventLine(b []byte, ev *Event) bool {
+// eventLine decodes one event line of the stream form; d keeps only its
+// buffers from one line to the next.
+func (d *decoder) eventLine(b []byte, ev *Event) bool {
 	if !utf8.Valid(b) {
 		return false
 	}
-	d := &decoder{b: b}
+	d.b, d.i = b, 0
 	var e Event
 	if !d.event(&e) || !d.end() {
 		return false
 	}
 	*ev = e
 	return true
+}
+
+// decodeEventLine decodes one event line of the stream form.
+func decodeEventLine(b []byte, ev *Event) bool {
+	var d decoder
+	return d.eventLine(b, ev)
 }
 
 type decoder struct {

@@ -201,7 +201,8 @@ const maxErrors = 100
 // run is one verification in progress: the checks up to the checkpoint are
 // made once, then events are fed in order (all at once for a bundle
 // document, a batch at a time for the stream form), then the item-wide
-// checks close it. Its memory does not grow with the number of events.
+// checks close it. Its own memory does not grow with the number of
+// events; the report's does (four checks per event).
 type run struct {
 	b    *Bundle // the header; b.Events is not used
 	opts Options
@@ -604,7 +605,9 @@ func (v *run) checkEvent(ev Event, out *checkedEvent) []Check {
 	b := v.b
 	r := Report{Checks: make([]Check, 0, 4)}
 	entryName, recordName, inclusionName, receiptName := checkNames(ev)
-	entry, err := events.ParseEntry([]byte(ev.Entry))
+	// One copy of each text for the several readers of its bytes.
+	entryText := []byte(ev.Entry)
+	entry, err := events.ParseEntry(entryText)
 	if err == nil {
 		err = checkEntry(entry, b.Evidence.EvidenceID, ev.Seq)
 	}
@@ -613,7 +616,7 @@ func (v *run) checkEvent(ev Event, out *checkedEvent) []Check {
 		return r.Checks
 	}
 	out.entry = entry
-	out.leaf = leafHash([]byte(ev.Entry))
+	out.leaf = leafHash(entryText)
 	r.add(recordName, checkRecord(ev, entry, &out.record, b.Evidence.Withheld), "the record is canonical and hashes to the entry's record_sha256")
 	r.add(inclusionName, checkInclusion(ev, out.leaf, b.Log.TreeSize, v.root), v.inclusionDetail)
 	if v.receiptKeyErr != nil {
@@ -715,11 +718,12 @@ func checkRecord(ev Event, entry canonicaljson.Object, out **events.Record, with
 	if withheld {
 		return errors.New("the bundle says the records are withheld, yet carries one")
 	}
-	rec, err := events.ParseRecord([]byte(ev.Record))
+	text := []byte(ev.Record)
+	rec, err := events.ParseRecord(text)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256([]byte(ev.Record))
+	sum := sha256.Sum256(text)
 	if committed, _ := entry["record_sha256"].(string); committed != hex.EncodeToString(sum[:]) {
 		return fmt.Errorf("the record hashes to %x; the log entry commits to %s: the record was changed", sum, committed)
 	}
@@ -751,10 +755,11 @@ func checkReceipt(ev Event, ce *checkedEvent, b *Bundle, key crypto.PublicKey, k
 	if ev.Receipt.KeyID != keyID {
 		return nil, fmt.Errorf("the receipt names key %s, the receipt key is %s", ev.Receipt.KeyID, keyID)
 	}
-	if err := receipt.VerifySignature(key, []byte(ev.Receipt.Payload), ev.Receipt.Signature); err != nil {
+	payload := []byte(ev.Receipt.Payload)
+	if err := receipt.VerifySignature(key, payload, ev.Receipt.Signature); err != nil {
 		return nil, fmt.Errorf("the receipt's signature does not verify under the receipt key: %w", err)
 	}
-	p, err := events.ParseCanonical([]byte(ev.Receipt.Payload))
+	p, err := events.ParseCanonical(payload)
 	if err != nil {
 		return nil, fmt.Errorf("receipt payload: %w", err)
 	}
