@@ -296,3 +296,14 @@ func TestHasher(t *testing.T) {
 		t.Error("EmptyRoot or Size differ")
 	}
 }
+
+// TestCheckNames: an event's check names, as fmt spells them.
+func TestCheckNames(t *testing.T) {
+	for _, ev := range []Event{{}, {Seq: 7, LogIndex: 1234}, {Seq: 1<<64 - 1, LogIndex: 1<<64 - 1}} {
+		base := fmt.Sprintf("event #%d (log %d)", ev.Seq, ev.LogIndex)
+		e, r, i, c := checkNames(ev)
+		if e != base+": entry" || r != base+": record commitment" || i != base+": inclusion" || c != base+": receipt" {
+			t.Errorf("checkNames(%d, %d) = %q, %q, %q, %q", ev.Seq, ev.LogIndex, e, r, i, c)
+		}
+	}
+}

@@ -583,8 +583,9 @@ const (
 // (log <index>): entry" and so on, as substrings of one string: a long
 // history's report holds four per event.
 func checkNames(ev Event) (entry, record, inclusion, receipt string) {
-	var buf [128]byte
-	name := fmt.Appendf(buf[:0], "event #%d (log %d)", ev.Seq, ev.LogIndex)
+	var buf [64]byte
+	name := append(strconv.AppendUint(append(buf[:0], "event #"...), ev.Seq, 10), " (log "...)
+	name = append(strconv.AppendUint(name, ev.LogIndex, 10), ')')
 	n := len(name)
 	all := make([]byte, 0, 4*n+len(entryCheck+recordCheck+inclusionCheck+receiptCheck))
 	for _, suffix := range []string{entryCheck, recordCheck, inclusionCheck, receiptCheck} {
