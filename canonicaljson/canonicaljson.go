@@ -67,9 +67,7 @@ func encode(b *bytes.Buffer, v any) error {
 			keys = append(keys, k)
 		}
 		// RFC 8785 §3.2.3 sorts by UTF-16 code units.
-		slices.SortFunc(keys, func(a, b string) int {
-			return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
-		})
+		slices.SortFunc(keys, compareUTF16)
 		b.WriteByte('{')
 		for i, k := range keys {
 			if i > 0 {
@@ -110,11 +108,54 @@ func encode(b *bytes.Buffer, v any) error {
 	return nil
 }
 
+// compareUTF16 orders strings by their UTF-16 code units, as
+// slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b))) does,
+// without converting them. Equal runes have equal code units, so the
+// first rune that differs decides, by its first code unit (a rune from
+// U+10000 on starts with a high surrogate, 0xD800–0xDBFF), or, if both
+// start with the same surrogate, by its second.
+func compareUTF16(a, b string) int {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf {
+			if a[0] != b[0] {
+				return int(a[0]) - int(b[0])
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			ha, la := utf16Units(ra)
+			hb, lb := utf16Units(rb)
+			if ha != hb {
+				return int(ha) - int(hb)
+			}
+			return int(la) - int(lb)
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) - len(b)
+}
+
+// utf16Units returns r's UTF-16 code units (the second 0 if r has one),
+// U+FFFD for what utf16.Encode replaces.
+func utf16Units(r rune) (uint16, uint16) {
+	if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError || r2 != utf8.RuneError {
+		return uint16(r1), uint16(r2)
+	}
+	if r > utf8.MaxRune || (r >= 0xD800 && r < 0xE000) || r < 0 {
+		return utf8.RuneError, 0
+	}
+	return uint16(r), 0
+}
+
 func encodeInt(b *bytes.Buffer, v int64) error {
 	if v > maxSafeInt || v < -maxSafeInt {
 		return fmt.Errorf("canonicaljson: integer %d outside ±2^53-1", v)
 	}
-	b.WriteString(strconv.FormatInt(v, 10))
+	var buf [24]byte
+	b.Write(strconv.AppendInt(buf[:0], v, 10))
 	return nil
 }
 
@@ -123,8 +164,18 @@ func encodeString(b *bytes.Buffer, s string) error {
 		return fmt.Errorf("canonicaljson: string is not valid UTF-8")
 	}
 	b.WriteByte('"')
-	for _, r := range s {
-		switch {
+	for len(s) > 0 {
+		// Copy the run of bytes written as they are (s is valid UTF-8,
+		// so bytes from 0x80 on are whole runes, written unchanged).
+		n := 0
+		for n < len(s) && s[n] >= 0x20 && s[n] != '"' && s[n] != '\\' {
+			n++
+		}
+		b.WriteString(s[:n])
+		if s = s[n:]; len(s) == 0 {
+			break
+		}
+		switch r := s[0]; {
 		case r == '"':
 			b.WriteString(`\"`)
 		case r == '\\':
@@ -139,11 +190,10 @@ func encodeString(b *bytes.Buffer, s string) error {
 			b.WriteString(`\r`)
 		case r == '\t':
 			b.WriteString(`\t`)
-		case r < 0x20:
+		default: // r < 0x20
 			fmt.Fprintf(b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
 		}
+		s = s[1:]
 	}
 	b.WriteByte('"')
 	return nil

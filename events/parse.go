@@ -15,7 +15,13 @@ import (
 // bytes are exactly the canonical encoding of what they decode to, so a
 // parsed record always re-encodes to the same commitment.
 func ParseRecord(b []byte) (Record, error) {
-	obj, err := decodeObject(b)
+	return parseRecord(b, true)
+}
+
+// parseRecord is ParseRecord; fast lets a record already known canonical
+// skip its re-encoding when reencodes shows it would give the same bytes.
+func parseRecord(b []byte, fast bool) (Record, error) {
+	obj, canonical, err := decodeObject(b)
 	if err != nil {
 		return Record{}, fmt.Errorf("event record: %w", err)
 	}
@@ -76,6 +82,9 @@ func ParseRecord(b []byte) (Record, error) {
 	if len(errs) > 0 {
 		return Record{}, fmt.Errorf("event record: %w", errors.Join(errs...))
 	}
+	if fast && canonical && reencodes(obj, r) {
+		return r, nil
+	}
 	again, err := r.Canonical()
 	if err != nil {
 		return Record{}, fmt.Errorf("event record: %w", err)
@@ -86,9 +95,59 @@ func ParseRecord(b []byte) (Record, error) {
 	return r, nil
 }
 
+// reencodes reports whether r.Canonical() gives back the bytes obj was
+// decoded from, when those are canonical (decodeObject) and ParseRecord
+// built r from obj without error. Canonical then writes the same value for
+// every key both hold (ParseRecord took each from obj, its type checked),
+// so the bytes are the same if the keys are, and if the three values
+// Canonical re-spells (the time, the salt and the link's hash) are
+// spelled in obj as it spells them.
+func reencodes(obj canonicaljson.Object, r Record) bool {
+	keys := 6 // v, evidence_id, type, recorded_at, performer, salt: required
+	has := func(k string, want bool) bool {
+		_, ok := obj[k]
+		if want {
+			keys++
+		}
+		return ok == want
+	}
+	if !has("seq", true) || !has("counterparty", r.Counterparty != "") || !has("purpose", r.Purpose != "") ||
+		!has("details", len(r.Details) > 0) || !has("sha256", r.ContentSHA256 != "") ||
+		!has("prev_index", r.Previous != nil) || !has("prev_leaf_hash", r.Previous != nil) || len(obj) != keys {
+		return false
+	}
+	var buf [64]byte
+	if at, _ := obj["recorded_at"].(string); at != string(r.RecordedAt.UTC().AppendFormat(buf[:0], time.RFC3339Nano)) {
+		return false
+	}
+	hex.Encode(buf[:], r.Salt[:])
+	if salt, _ := obj["salt"].(string); salt != string(buf[:]) {
+		return false
+	}
+	if r.Previous != nil {
+		hex.Encode(buf[:], r.Previous.LeafHash[:])
+		if leaf, _ := obj["prev_leaf_hash"].(string); leaf != string(buf[:]) {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeObject decodes JSON into canonicaljson types: objects, arrays,
-// strings, int64, bool, nil. Non-integer numbers are refused.
-func decodeObject(b []byte) (canonicaljson.Object, error) {
+// strings, int64, bool, nil. Non-integer numbers are refused. canonical
+// reports that b is already known to be the canonical encoding of obj
+// (canonicaljson.DecodeCanonicalObject, the fast path for what this
+// package reads); otherwise the caller compares as before.
+func decodeObject(b []byte) (obj canonicaljson.Object, canonical bool, err error) {
+	if obj, ok := canonicaljson.DecodeCanonicalObject(b); ok {
+		return obj, true, nil
+	}
+	obj, err = decodeObjectJSON(b)
+	return obj, false, err
+}
+
+// decodeObjectJSON is decodeObject for any JSON text.
+func decodeObjectJSON(b []byte) (canonicaljson.Object, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
@@ -145,13 +204,15 @@ func convert(v any) (any, error) {
 // ParseCanonical decodes a JSON object that must be in canonical form
 // (docs/LOG_FORMAT.md): receipts' payloads, statements.
 func ParseCanonical(b []byte) (canonicaljson.Object, error) {
-	obj, err := decodeObject(b)
+	obj, canonical, err := decodeObject(b)
 	if err != nil {
 		return nil, err
 	}
-	again, err := canonicaljson.Marshal(obj)
-	if err != nil || !bytes.Equal(again, b) {
-		return nil, errors.New("not in canonical form")
+	if !canonical {
+		again, err := canonicaljson.Marshal(obj)
+		if err != nil || !bytes.Equal(again, b) {
+			return nil, errors.New("not in canonical form")
+		}
 	}
 	return obj, nil
 }
@@ -159,13 +220,15 @@ func ParseCanonical(b []byte) (canonicaljson.Object, error) {
 // ParseEntry decodes a public log entry into its fields, checking it is
 // canonical.
 func ParseEntry(b []byte) (canonicaljson.Object, error) {
-	obj, err := decodeObject(b)
+	obj, canonical, err := decodeObject(b)
 	if err != nil {
 		return nil, fmt.Errorf("log entry: %w", err)
 	}
-	again, err := canonicaljson.Marshal(obj)
-	if err != nil || !bytes.Equal(again, b) {
-		return nil, errors.New("log entry: not in canonical form")
+	if !canonical {
+		again, err := canonicaljson.Marshal(obj)
+		if err != nil || !bytes.Equal(again, b) {
+			return nil, errors.New("log entry: not in canonical form")
+		}
 	}
 	if v, _ := obj["v"].(int64); v != FormatVersion {
 		return nil, fmt.Errorf("log entry: format version %v, this reader knows %d", obj["v"], FormatVersion)

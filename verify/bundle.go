@@ -172,16 +172,12 @@ func Parse(b []byte) (*Bundle, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("bundle is %d bytes, at most %d", len(b), MaxBundleSize)
 	}
-	doc, err := canonicaljson.Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("bundle is not valid JSON: %w", err)
-	}
-	if err := bundleShape.check(doc, ""); err != nil {
-		return nil, err
-	}
-	var bundle Bundle
-	if err := json.Unmarshal(b, &bundle); err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
+	bundle, ok := decodeBundle(b)
+	if !ok {
+		var err error
+		if bundle, err = parseStrict(b); err != nil {
+			return nil, err
+		}
 	}
 	if bundle.Format != Format {
 		return nil, fmt.Errorf("not a Custody bundle (format %q)", bundle.Format)
@@ -204,6 +200,24 @@ func Parse(b []byte) (*Bundle, error) {
 	}
 	if err := checkHeaderHashes(bundle.Consistency, bundle.Completeness); err != nil {
 		return nil, err
+	}
+	return bundle, nil
+}
+
+// parseStrict is the decoding Parse describes, step by step, with the
+// message of the first step that refuses the document; decodeBundle
+// (decode.go) is the same in one pass, for documents it accepts.
+func parseStrict(b []byte) (*Bundle, error) {
+	doc, err := canonicaljson.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("bundle is not valid JSON: %w", err)
+	}
+	if err := bundleShape.check(doc, ""); err != nil {
+		return nil, err
+	}
+	var bundle Bundle
+	if err := json.Unmarshal(b, &bundle); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	return &bundle, nil
 }

@@ -22,10 +22,13 @@ const (
 	StreamVersion = 1
 	// MaxStreamLine bounds one line of the stream form.
 	MaxStreamLine = 1 << 20
-	// streamBatch is how many event lines are checked at once: memory is
-	// bounded by streamBatch × MaxStreamLine (64 MiB), whatever the length
-	// of the history; a typical event line is 2–4 KiB.
-	streamBatch = 64
+	// streamBatch is how many event lines are checked at once; the next
+	// batch is read and decoded meanwhile. The events in hand are thus
+	// bounded by 2 × streamBatch × MaxStreamLine (64 MiB), whatever the
+	// length of the history; a typical event line is 1–7 KiB. The report
+	// alone grows with the history: it lists every check, four per event
+	// (docs/BENCHMARKS.md measures both).
+	streamBatch = 32
 )
 
 // StreamHeader is the first line of the stream form.
@@ -72,9 +75,10 @@ func strictLine(line []byte, sh shape, root string, out any) error {
 	return json.Unmarshal(line, out)
 }
 
-// VerifyStream checks a bundle in the stream form read from r, in memory
-// bounded by streamBatch × MaxStreamLine however long the history, and
-// reports as Verify does.
+// VerifyStream checks a bundle in the stream form read from r, holding at
+// most 2 × streamBatch events however long the history, and reports as
+// Verify does. The report lists every check, four per event, so it grows
+// with the history (about 0.4 KiB per event).
 func VerifyStream(r io.Reader, opts Options) *Report {
 	fail := func(err error) *Report {
 		rep := &Report{Outcome: OutcomeFailed}
@@ -83,8 +87,12 @@ func VerifyStream(r io.Reader, opts Options) *Report {
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	lineNo := 0
+	// One buffer for every line: a line is decoded into new values before
+	// the next is read.
+	var buf []byte
 	readLine := func() ([]byte, error) {
-		var line []byte
+		line := buf[:0]
+		defer func() { buf = line[:0] }()
 		for {
 			part, isPrefix, err := br.ReadLine()
 			if err != nil {
@@ -126,38 +134,61 @@ func VerifyStream(r io.Reader, opts Options) *Report {
 		Consistency: h.Consistency, Completeness: h.Completeness}
 	v := begin(b, opts)
 	v.r.Checks[0].Detail = "strict JSON lines; every field known, typed and present"
-	batch := make([]Event, 0, streamBatch)
-	var streamErr error
-	for seen := uint64(0); ; {
-		line, err := readLine()
-		if err == io.EOF {
-			break
-		}
-		if err == nil {
-			var ev Event
-			if err = strictLine(line, bundleShape, "events[]", &ev); err == nil {
-				for j, hsh := range ev.InclusionProof {
-					if len(hsh) != 32 {
-						err = fmt.Errorf("inclusion_proof[%d] is %d bytes, not a SHA-256 hash", j, len(hsh))
-					}
-				}
+	// Lines are read and decoded a batch ahead of the batch being checked.
+	// The channel holds none: the reader fills one batch while the other
+	// is checked, then waits, so two batches are decoded at most.
+	type batch struct {
+		events []Event
+		err    error // the line that ends the stream early
+	}
+	batches := make(chan batch)
+	go func() {
+		defer close(batches)
+		var dec decoder // its buffers serve every line
+		bufs := [2][]Event{make([]Event, 0, streamBatch), make([]Event, 0, streamBatch)}
+		evs := bufs[0][:0]
+		for {
+			line, err := readLine()
+			if err == io.EOF {
+				break
 			}
 			if err == nil {
-				batch = append(batch, ev)
-				seen++
+				var ev Event
+				if !dec.eventLine(line, &ev) {
+					err = strictLine(line, bundleShape, "events[]", &ev)
+				}
+				if err == nil {
+					for j, hsh := range ev.InclusionProof {
+						if len(hsh) != 32 {
+							err = fmt.Errorf("inclusion_proof[%d] is %d bytes, not a SHA-256 hash", j, len(hsh))
+						}
+					}
+				}
+				if err == nil {
+					evs = append(evs, ev)
+				}
+			}
+			if err != nil {
+				batches <- batch{evs, fmt.Errorf("line %d: %w", lineNo, err)}
+				return
+			}
+			if len(evs) == streamBatch {
+				batches <- batch{events: evs}
+				// Once the other batch is taken, this one is checked.
+				bufs[0], bufs[1] = bufs[1], bufs[0]
+				evs = bufs[0][:0]
 			}
 		}
-		if err != nil {
-			streamErr = fmt.Errorf("line %d: %w", lineNo, err)
-			break
+		if len(evs) > 0 {
+			batches <- batch{events: evs}
 		}
-		if len(batch) == streamBatch {
-			v.events(batch)
-			batch = batch[:0]
+	}()
+	var streamErr error
+	for b := range batches {
+		if len(b.events) > 0 {
+			v.events(b.events)
 		}
-	}
-	if len(batch) > 0 {
-		v.events(batch)
+		streamErr = b.err
 	}
 	if streamErr == nil && uint64(v.n) != h.EventCount {
 		streamErr = fmt.Errorf("the stream holds %d events; its header announces %d", v.n, h.EventCount)
