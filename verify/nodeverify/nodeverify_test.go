@@ -9,8 +9,6 @@
 package nodeverify_test
 
 import (
-	"bytes"
-	"crypto/x509"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -20,11 +18,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/internal/testenv"
 	"github.com/custody-dev/custody/verify"
 	"github.com/custody-dev/custody/verify/vectors"
-	"github.com/custody-dev/custody/witness"
+	"github.com/custody-dev/custody/verify/vectors/goverify"
 )
 
 // nodePath finds node and checks it is recent enough (X509Certificate,
@@ -136,56 +133,11 @@ type step10 struct {
 // the vector gives.
 func goStep10(t *testing.T, dir string, set *vectors.Set, v vectors.Vector) *verify.Report {
 	t.Helper()
-	raw, err := vectors.BundleText(dir, v)
+	r, err := goverify.Verify(dir, set, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	var o verify.Options
-	if v.Keys {
-		o.LogVerifierKey = strings.TrimSpace(string(read(set.Trust.LogKey)))
-		o.ReceiptKeyPEM = read(set.Trust.ReceiptKey)
-	}
-	if v.CA {
-		cs, err := certs.ParseCertificatesPEM(read(set.Trust.CA))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Roots = x509.NewCertPool()
-		for _, c := range cs {
-			o.Roots.AddCert(c)
-		}
-	}
-	if v.EarlierCheckpoint {
-		o.OldCheckpoint = read(set.Trust.EarlierCheckpoint)
-	}
-	if v.Policy {
-		p, err := witness.ParsePolicy(read(set.Trust.Policy))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Policy = p
-	}
-	if v.TSAChain {
-		chain, err := certs.ParseCertificatesPEM(read(set.Trust.TSAChain))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.TSAChains = [][]*x509.Certificate{chain}
-	}
-	if v.File != "" {
-		o.File = bytes.NewReader(read(v.File))
-	}
-	if verify.IsStream(raw) {
-		return verify.VerifyStream(bytes.NewReader(raw), o)
-	}
-	return verify.VerifyBytes(raw, o)
+	return r
 }
 
 // rootMismatch is how transparency-dev/merkle states a wrong root (both
