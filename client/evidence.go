@@ -166,22 +166,7 @@ func (c *Client) Download(ctx context.Context, req *custodyv1.DownloadRequest, w
 // DownloadFile downloads an item into path: it writes a temporary file
 // beside it and renames it into place only when the digest verified.
 func (c *Client) DownloadFile(ctx context.Context, req *custodyv1.DownloadRequest, path string) (*custodyv1.Evidence, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	ev, err := c.Download(ctx, req, tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return ev, err
-	}
-	return ev, os.Rename(tmp.Name(), path)
+	return c.downloadVia(ctx, req, path, os.Rename)
 }
 
 // DownloadNewFile is DownloadFile for a file that must not exist yet: it
@@ -191,6 +176,12 @@ func (c *Client) DownloadNewFile(ctx context.Context, req *custodyv1.DownloadReq
 	if _, err := os.Lstat(path); err == nil {
 		return nil, &os.PathError{Op: "download", Path: path, Err: fs.ErrExist}
 	}
+	return c.downloadVia(ctx, req, path, placeNew)
+}
+
+// downloadVia downloads into a temporary file beside path, synced, and
+// hands it to place once the digest verified.
+func (c *Client) downloadVia(ctx context.Context, req *custodyv1.DownloadRequest, path string, place func(tmp, path string) error) (*custodyv1.Evidence, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
 	if err != nil {
 		return nil, err
@@ -206,7 +197,7 @@ func (c *Client) DownloadNewFile(ctx context.Context, req *custodyv1.DownloadReq
 	if err != nil {
 		return ev, err
 	}
-	return ev, placeNew(tmp.Name(), path)
+	return ev, place(tmp.Name(), path)
 }
 
 // placeNew gives the file tmp the name path if no file has it, and fails

@@ -29,10 +29,8 @@ import (
 func runReport(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("report")
 	bundleFile := fs.String("bundle", "", "the court bundle (required)")
-	evidenceFile := fs.String("file", "", "the evidence file, to check its SHA-256")
 	out := fs.String("out", "", "file to write the HTML report to (required)")
-	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
-	var tf trustFlags
+	var tf courtFlags
 	tf.register(fs)
 	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
@@ -61,19 +59,13 @@ func runReport(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	meta := reportMeta{GeneratedAt: made.Format(time.RFC3339), Generator: "custody report", BundleFile: reportFile{Name: filepath.Base(*bundleFile), SHA256: sha256Hex(raw)}}
-	if *evidenceFile != "" {
-		f, err := os.Open(*evidenceFile)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		defer f.Close()
-		opts.File = f
-		meta.EvidenceFile = &reportFile{Name: filepath.Base(*evidenceFile)}
+	closeFile, err := tf.inputs(&opts)
+	if err != nil {
+		return err
 	}
-	if *oldCheckpoint != "" {
-		if opts.OldCheckpoint, err = os.ReadFile(*oldCheckpoint); err != nil {
-			return usageError{err.Error()}
-		}
+	defer closeFile()
+	if tf.file != "" {
+		meta.EvidenceFile = &reportFile{Name: filepath.Base(tf.file)}
 	}
 	var report *verify.Report
 	var doc json.RawMessage // the bundle as the renderer reads it; nil if unreadable

@@ -122,9 +122,7 @@ func checkpointSize(raw []byte) (uint64, error) {
 func runVerify(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("verify")
 	bundleFile := fs.String("bundle", "", "the court bundle (required)")
-	evidenceFile := fs.String("file", "", "the evidence file, to check its SHA-256")
-	oldCheckpoint := fs.String("checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
-	var tf trustFlags
+	var tf courtFlags
 	tf.register(fs)
 	pos, err := parseInterspersed(g, fs, args)
 	if err != nil {
@@ -162,19 +160,11 @@ func runVerify(ctx context.Context, g globals, args []string) error {
 		printVerdict(g, verify.VerifyBytes(raw, verify.Options{}))
 		return usagef("%s: %v", *bundleFile, err)
 	}
-	if *evidenceFile != "" {
-		f, err := os.Open(*evidenceFile)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		defer f.Close()
-		opts.File = f
+	closeFile, err := tf.inputs(&opts)
+	if err != nil {
+		return err
 	}
-	if *oldCheckpoint != "" {
-		if opts.OldCheckpoint, err = os.ReadFile(*oldCheckpoint); err != nil {
-			return usageError{err.Error()}
-		}
-	}
+	defer closeFile()
 	var report *verify.Report
 	if streamForm {
 		report = verify.VerifyStream(br, opts)
@@ -285,6 +275,40 @@ func readReceiptKey(path string) ([]byte, error) {
 		return nil, usagef("--receipt-key %s: not a public key: %v", path, err)
 	}
 	return raw, nil
+}
+
+// courtFlags are what a court brings to a bundle: the evidence file, a
+// checkpoint it saved earlier, and what it trusts (custody verify and
+// custody report take the same).
+type courtFlags struct {
+	file, checkpoint string
+	trustFlags
+}
+
+func (c *courtFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.file, "file", "", "the evidence file, to check its SHA-256")
+	fs.StringVar(&c.checkpoint, "checkpoint", "", "a checkpoint saved earlier: the log must have only grown since")
+	c.trustFlags.register(fs)
+}
+
+// inputs opens the evidence file and reads the earlier checkpoint into
+// opts; the caller calls the returned function once verified.
+func (c *courtFlags) inputs(opts *verify.Options) (func(), error) {
+	closeFile := func() {}
+	if c.checkpoint != "" {
+		var err error
+		if opts.OldCheckpoint, err = os.ReadFile(c.checkpoint); err != nil {
+			return closeFile, usageError{err.Error()}
+		}
+	}
+	if c.file != "" {
+		f, err := os.Open(c.file)
+		if err != nil {
+			return closeFile, usageError{err.Error()}
+		}
+		opts.File, closeFile = f, func() { f.Close() }
+	}
+	return closeFile, nil
 }
 
 // trustFlags are how a court gives what it trusts: a trust file
