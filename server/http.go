@@ -97,6 +97,10 @@ func (s *Server) newGateway(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	s.gateway = conn
+	// The gateway matches the decoded path (its default, "legacy"
+	// unescaping): a "/" sent as %2F splits segments as "/" does, so
+	// /v1/cases/{case_id=**}/evidence takes ICC-01/22 either way, and a
+	// one-segment variable (an evidence id) never holds a "/".
 	mux := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, requestIDKey) {

@@ -285,6 +285,16 @@ func truncateText(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
+// The query parameters of the raw routes; /openapi.json documents each
+// (proto/custody/v1/openapi_raw.json, TestRawRouteParametersDocumented).
+var (
+	uploadQueryParams = []string{"case_id", "kind", "sha256", "filename", "description", "captured_at", "special_category",
+		"derived_from", "size_bytes", "upload_id", "resume_offset", "declared_media_type"}
+	contentQueryParams = []string{"purpose", "authority_type", "authority_id", "authority_issued_by", "authority_valid_from",
+		"authority_valid_until"}
+	bundleStreamQueryParams = []string{"consistency_from_size"}
+)
+
 // uploadMetadataFromQuery builds upload metadata from query parameters.
 func uploadMetadataFromQuery(q map[string][]string, contentLength int64, contentType string) (*custodyv1.UploadMetadata, error) {
 	get := func(k string) string {
@@ -297,10 +307,7 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 		if len(v) > 1 {
 			return nil, fmt.Errorf("query parameter %s is given %d times", k, len(v))
 		}
-		switch k {
-		case "case_id", "kind", "sha256", "filename", "description", "captured_at", "special_category", "derived_from", "size_bytes",
-			"upload_id", "resume_offset", "declared_media_type":
-		default:
+		if !slices.Contains(uploadQueryParams, k) {
 			return nil, fmt.Errorf("unknown query parameter %q", k)
 		}
 	}
@@ -371,7 +378,7 @@ func uploadMetadataFromQuery(q map[string][]string, contentLength int64, content
 func (s *Server) handleBundleStream(w http.ResponseWriter, r *http.Request) {
 	req := &custodyv1.StreamBundleRequest{EvidenceId: r.PathValue("id")}
 	for k, v := range r.URL.Query() {
-		if k != "consistency_from_size" || len(v) > 1 {
+		if !slices.Contains(bundleStreamQueryParams, k) || len(v) > 1 {
 			writeStatus(w, status.Errorf(codes.InvalidArgument, "unknown or repeated query parameter %q (this route takes consistency_from_size)", k))
 			return
 		}
@@ -420,10 +427,8 @@ func (s *Server) handleBundleStream(w http.ResponseWriter, r *http.Request) {
 func downloadRequestFromQuery(id string, q map[string][]string) (*custodyv1.DownloadRequest, error) {
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		v := q[k]
-		switch k {
-		case "purpose", "authority_type", "authority_id", "authority_issued_by", "authority_valid_from", "authority_valid_until":
-		default:
-			return nil, fmt.Errorf("unknown query parameter %q (this route takes purpose, authority_type, authority_id, authority_issued_by, authority_valid_from, authority_valid_until)", k)
+		if !slices.Contains(contentQueryParams, k) {
+			return nil, fmt.Errorf("unknown query parameter %q (this route takes %s)", k, strings.Join(contentQueryParams, ", "))
 		}
 		if len(v) > 1 {
 			return nil, fmt.Errorf("query parameter %s is given %d times", k, len(v))

@@ -87,8 +87,9 @@ func newGatewayRoute(r *annotations.HttpRule, input protoreflect.MessageDescript
 	return route
 }
 
-// matches reports whether a request path is this route's. Variables match
-// one non-empty segment, as in every template of this API.
+// matches reports whether a request path (decoded) is this route's. A
+// variable matches one non-empty segment; a deep one ({case_id=**}) one or
+// more segments, any "/" in the value.
 func (r gatewayRoute) matches(path string) bool {
 	rest, ok := strings.CutPrefix(path, "/")
 	if !ok {
@@ -100,6 +101,16 @@ func (r gatewayRoute) matches(path string) bool {
 		}
 	}
 	segs := strings.Split(rest, "/")
+	deep := slices.IndexFunc(r.segments, func(s string) bool { return strings.HasSuffix(s, "=**}") })
+	if deep >= 0 {
+		// The deep variable takes what the segments around it leave.
+		n := len(segs) - len(r.segments) + 1
+		if n < 1 {
+			return false
+		}
+		joined := strings.Join(segs[deep:deep+n], "/")
+		segs = slices.Concat(segs[:deep], []string{joined}, segs[deep+n:])
+	}
 	if len(segs) != len(r.segments) {
 		return false
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody-dev/custody/canonicaljson"
-	"github.com/custody-dev/custody/certs"
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/testenv/servertest"
@@ -31,7 +29,7 @@ import (
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 	"github.com/custody-dev/custody/verify"
 	"github.com/custody-dev/custody/verify/vectors"
-	"github.com/custody-dev/custody/witness"
+	"github.com/custody-dev/custody/verify/vectors/goverify"
 )
 
 // vectorDir is the published conformance set (testdata/verify-vectors).
@@ -40,56 +38,11 @@ const vectorDir = "../testdata/verify-vectors"
 // runVector verifies one vector with the Go verifier.
 func runVector(t *testing.T, set *vectors.Set, v vectors.Vector) *verify.Report {
 	t.Helper()
-	raw, err := vectors.BundleText(vectorDir, v)
+	r, err := goverify.Verify(vectorDir, set, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var o verify.Options
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(vectorDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	if v.Keys {
-		o.LogVerifierKey = strings.TrimSpace(string(read(set.Trust.LogKey)))
-		o.ReceiptKeyPEM = read(set.Trust.ReceiptKey)
-	}
-	if v.CA {
-		cs, err := certs.ParseCertificatesPEM(read(set.Trust.CA))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Roots = x509.NewCertPool()
-		for _, c := range cs {
-			o.Roots.AddCert(c)
-		}
-	}
-	if v.EarlierCheckpoint {
-		o.OldCheckpoint = read(set.Trust.EarlierCheckpoint)
-	}
-	if v.Policy {
-		p, err := witness.ParsePolicy(read(set.Trust.Policy))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Policy = p
-	}
-	if v.TSAChain {
-		chain, err := certs.ParseCertificatesPEM(read(set.Trust.TSAChain))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.TSAChains = [][]*x509.Certificate{chain}
-	}
-	if v.File != "" {
-		o.File = bytes.NewReader(read(v.File))
-	}
-	if verify.IsStream(raw) {
-		return verify.VerifyStream(bytes.NewReader(raw), o)
-	}
-	return verify.VerifyBytes(raw, o)
+	return r
 }
 
 // eventCount is how many events a bundle document holds.

@@ -113,24 +113,16 @@ func (t *Trust) fingerprints() (TrustFingerprints, error) {
 	}
 	fp.ReceiptPublicKey = Fingerprint(block.Bytes)
 	certFingerprints := func(what, text string) ([]string, error) {
-		var out []string
-		rest := []byte(text)
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type != "CERTIFICATE" {
-				return nil, fmt.Errorf("trust file: %s holds a PEM %s, not a certificate", what, b.Type)
-			}
-			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-				return nil, fmt.Errorf("trust file: %s: %w", what, err)
-			}
-			out = append(out, Fingerprint(b.Bytes))
+		cs, err := pemCertificates(text)
+		if err != nil {
+			return nil, fmt.Errorf("trust file: %s: %w", what, err)
 		}
-		if len(out) == 0 {
+		if len(cs) == 0 {
 			return nil, fmt.Errorf("trust file: %s holds no certificate", what)
+		}
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = Fingerprint(c.Raw)
 		}
 		return out, nil
 	}
@@ -203,23 +195,8 @@ func ParseTrust(b []byte) (*Trust, error) {
 // timestamp authorities' chains (if any).
 func (t *Trust) Options() (Options, error) {
 	opts := Options{LogVerifierKey: t.LogVerifierKey, ReceiptKeyPEM: []byte(t.ReceiptPublicKeyPEM)}
-	parseCerts := func(text string) ([]*x509.Certificate, error) {
-		var out []*x509.Certificate
-		rest := []byte(text)
-		for {
-			var b *pem.Block
-			if b, rest = pem.Decode(rest); b == nil {
-				return out, nil
-			}
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-	}
 	if t.ClientCAPEM != "" {
-		cs, err := parseCerts(t.ClientCAPEM)
+		cs, err := pemCertificates(t.ClientCAPEM)
 		if err != nil {
 			return opts, err
 		}
@@ -236,11 +213,32 @@ func (t *Trust) Options() (Options, error) {
 		opts.Policy = p
 	}
 	for _, a := range t.TimestampAuthorities {
-		chain, err := parseCerts(a.ChainPEM)
+		chain, err := pemCertificates(a.ChainPEM)
 		if err != nil {
 			return opts, err
 		}
 		opts.TSAChains = append(opts.TSAChains, chain)
 	}
 	return opts, nil
+}
+
+// pemCertificates parses the PEM CERTIFICATE blocks of text, in order; a
+// block of another type, or one that does not parse, is an error.
+func pemCertificates(text string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := []byte(text)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return out, nil
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("a PEM %s, not a certificate", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
 }

@@ -550,10 +550,13 @@ func (v *run) finishCompleteness() *Fact {
 	// Unproven: the entries from the map's tree size (or after the
 	// bundle's last event, if later) to the checkpoint, but for the
 	// commitment itself.
-	from := max(n, last+1)
-	unproven := size - from
-	if k.LogIndex >= from {
-		unproven--
+	from, unproven := n, uint64(0)
+	if last < size { // else the last event lies past the checkpoint: step 4 failed
+		from = max(n, last+1)
+		unproven = size - from
+		if k.LogIndex >= from {
+			unproven--
+		}
 	}
 	bound := "the history map committed in the log (docs/HISTORY_MAP.md)"
 	if unproven == 0 {

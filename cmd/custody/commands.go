@@ -54,6 +54,7 @@ var commands = map[string]command{
 	"event":      {runEvent},
 	"bundle":     {runBundle},
 	"verify":     {runVerify},
+	"report":     {runReport},
 }
 
 // protoMap renders a message as a JSON-ready map with proto field names.

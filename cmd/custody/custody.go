@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
 )
 
-// oneID is the one item id command name takes.
-func oneID(name string, pos []string) (string, error) {
-	if err := positionals(name, pos, 1); err != nil {
+// parseID parses a command's flags and its one argument, an item id.
+func parseID(g globals, fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseInterspersed(g, fs, args)
+	if err != nil {
+		return "", err
+	}
+	if err := positionals(fs.Name(), pos, 1); err != nil {
 		return "", err
 	}
 	return pos[0], nil
@@ -31,11 +36,7 @@ func printEvent(g globals, e *custodyv1.CustodyEvent, r *custodyv1.Receipt) erro
 
 func runHistory(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("history")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("history", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -85,11 +86,7 @@ func runRelease(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("release")
 	to := fs.String("to", "", "the recipient's identity, e.g. urn:custody:custodian:lab-1 (required)")
 	reason := fs.String("reason", "", "why the item is handed over (required)")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("release", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -110,11 +107,7 @@ func runRelease(ctx context.Context, g globals, args []string) error {
 
 func runAccept(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("accept")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("accept", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -133,11 +126,7 @@ func runAccept(ctx context.Context, g globals, args []string) error {
 func runCancel(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("cancel")
 	reason := fs.String("reason", "", "why the release is withdrawn; recorded in the history")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("cancel", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -161,11 +150,7 @@ func runEvent(ctx context.Context, g globals, args []string) error {
 	tool := fs.String("tool", "", "instrument name, for analysis and derivation")
 	toolVersion := fs.String("tool-version", "", "instrument version")
 	related := fs.String("related", "", "the derived item's evidence id, for derivation")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("event", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}

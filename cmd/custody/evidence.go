@@ -79,11 +79,7 @@ func runDownload(ctx context.Context, g globals, args []string) error {
 	force := fs.Bool("force", false, "replace --out if it exists")
 	purpose := fs.String("purpose", "", "why you read the content; logged (required)")
 	authf := authorityFlags(fs)
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("download", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}

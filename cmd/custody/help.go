@@ -57,6 +57,12 @@ var docs = []cmdDoc{
 		"offline verification, no network; either bundle form; exit 0 verified\n" +
 			"(with or without limits), 1 not verified, 2 unusable input (a bundle\n" +
 			"that is not well-formed, a malformed key or file)"},
+	{"report", "--bundle FILE [--file EVIDENCE] [--trust TRUST.json | --log-key KEY --receipt-key PEM --ca PEM]\n" +
+		"       [--policy FILE] [--tsa-chain PEM]... [--checkpoint OLD] --out REPORT.html",
+		"verify as custody verify does and write the court's custody report: one\n" +
+			"self-contained, printable HTML page (verdict in plain words, the item's\n" +
+			"facts, a timeline of who held it, every event, the keys' fingerprints,\n" +
+			"what was not checked); exit status as custody verify's"},
 	{"help", "[COMMAND]", "a command's usage and flags (also: custody COMMAND -h)"},
 }
 

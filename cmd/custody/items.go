@@ -261,11 +261,7 @@ func humanBytes(n int64) string {
 
 func runShow(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("show")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("show", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -397,11 +393,7 @@ func runSeizureGet(ctx context.Context, g globals, args []string) error {
 	fs := newFlagSet("seizure get")
 	purpose := fs.String("purpose", "", "why you read the record; logged (required)")
 	authf := authorityFlags(fs)
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("seizure get", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}

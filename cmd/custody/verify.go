@@ -29,11 +29,7 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	out := fs.String("out", "", "file to write the bundle to (required)")
 	since := fs.String("checkpoint", "", "a checkpoint you saved before: the bundle then carries a consistency proof from it")
 	stream := fs.Bool("stream", false, "write the stream form (JSON lines) even for a short history; histories too long for one document are always written in it")
-	pos, err := parseInterspersed(g, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID("bundle", pos)
+	id, err := parseID(g, fs, args)
 	if err != nil {
 		return err
 	}
@@ -77,7 +73,7 @@ func runBundle(ctx context.Context, g globals, args []string) error {
 	if g.output == "json" {
 		return printJSON(g.stdout, map[string]any{"evidence_id": id, "file": *out, "bytes": size, "form": form})
 	}
-	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes, %s form)\nverify it offline: custody verify --bundle %s --log-key KEY --receipt-key PEM --ca CA.pem\n", id, *out, size, form, *out)
+	fmt.Fprintf(g.stdout, "bundle of %s written to %s (%d bytes, %s form)\nverify it offline: custody verify --bundle %s --trust TRUST.json (the operator's trust file: custody keys --out TRUST.json)\n", id, *out, size, form, *out)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/internal/testenv/binaries"
@@ -131,7 +134,16 @@ func TestConcurrentAppends(t *testing.T) {
 				if g%2 == 1 {
 					id = ids[(g+n)%len(ids)]
 				}
-				resp, err := c.RecordEvent(ctx, &custodyv1.RecordEventRequest{EvidenceId: id, Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: fmt.Sprintf("writer %d note %d", g, n)})
+				req := &custodyv1.RecordEventRequest{EvidenceId: id, Type: custodyv1.EventType_EVENT_TYPE_ANNOTATION, Note: fmt.Sprintf("writer %d note %d", g, n)}
+				resp, err := c.RecordEvent(ctx, req)
+				// An item busy beyond the service's lock wait answers
+				// UNAVAILABLE "busy" with nothing done, and a client
+				// retries, as the message says (on a loaded machine 32
+				// writers on one item can queue past the wait).
+				for try := 0; status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "busy") && try < 20; try++ {
+					time.Sleep(100 * time.Millisecond)
+					resp, err = c.RecordEvent(ctx, req)
+				}
 				if err != nil {
 					t.Errorf("writer %d: %v", g, err)
 					return

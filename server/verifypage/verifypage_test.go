@@ -62,6 +62,7 @@ type uiInput struct {
 	logKey, receiptKey string // pasted text
 	checkpoint         string
 	policy             string // witness policy text
+	ca                 string // the operator's client CA, PEM
 }
 
 // uiResult is what the page shows.
@@ -88,7 +89,7 @@ func verifyInUI(ctx context.Context, t *testing.T, tb *tab, pageURL string, in u
 	if in.file != "" {
 		tb.setFiles(ctx, "file", in.file)
 	}
-	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint, "policy": in.policy} {
+	for id, v := range map[string]string{"logkey": in.logKey, "receiptkey": in.receiptKey, "checkpoint": in.checkpoint, "policy": in.policy, "ca": in.ca} {
 		tb.mustEval(ctx, "document.getElementById("+jsString(id)+").value = "+jsString(v), nil)
 	}
 	tb.mustEval(ctx, `document.getElementById("go").click()`, nil)
@@ -193,13 +194,14 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if r.Outcome != "verified_with_limits" || !strings.HasPrefix(r.Headline, "VERIFIED, WITH LIMITS: every check made passed, but 3 thing(s) could not be checked") || len(r.Failed) > 0 {
 		t.Fatalf("the untouched bundle: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
-	// This service has no timestamp authority and no witnesses; the page
-	// never checks the CA.
+	// This service has no timestamp authority and no witnesses; no CA was
+	// given.
 	if len(r.NotCheck) != 3 || !strings.HasPrefix(r.NotCheck[0], "time: the bundle carries no timestamp") ||
 		!strings.HasPrefix(r.NotCheck[1], "split view: no witness policy") || !strings.Contains(r.NotCheck[2], "not checked against the operator's CA") {
 		t.Errorf("not checked: %q, want time, split view and the CA", r.NotCheck)
 	}
-	for _, want := range []string{"case-page", "shelter.jpg", "photo", "105000 bytes", hex.EncodeToString(sum[:]), "urn:custody:collector:dev-collector", "checked against the ingest receipt"} {
+	for _, want := range []string{"case-page", "shelter.jpg", "photo", "105000 bytes", hex.EncodeToString(sum[:]), "urn:custody:collector:dev-collector", "checked against the ingest receipt",
+		"history complete", "no event of the item among", "checked against the history map committed in the log"} {
 		if !r.FactsOn || !strings.Contains(r.Facts, want) {
 			t.Errorf("the checked facts do not show %q:\n%s", want, r.Facts)
 		}
@@ -211,6 +213,19 @@ func TestVerifyPageInChromium(t *testing.T) {
 		t.Errorf("only %d check lines: %v", len(r.Checks), r.Checks)
 	}
 
+	// With the operator's CA (as GET /v1/keys serves it), the page checks
+	// the hand-off signers' certificates, issued by the service's CA, at
+	// their signed_at: the CA is no longer a limit.
+	in.ca = keys.GetClientCaPem()
+	if in.ca == "" {
+		t.Fatal("the service serves no client CA")
+	}
+	r = verifyInUI(cctx, t, tb, pageURL, in)
+	if r.Outcome != "verified_with_limits" || len(r.Failed) > 0 || len(r.NotCheck) != 2 || strings.Contains(strings.Join(r.NotCheck, "\n"), "operator's CA") {
+		t.Errorf("with the CA: %s: %s\nnot checked %q\nfailed: %v", r.Outcome, r.Headline, r.NotCheck, r.Failed)
+	}
+	in.ca = ""
+
 	// The stream form, as the service serves it, picked as a .jsonl file.
 	var stream bytes.Buffer
 	if _, err := court.StreamBundle(ctx, id, 0, &stream); err != nil {
@@ -221,10 +236,12 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if r.Outcome != "verified_with_limits" || len(r.Failed) > 0 || !strings.Contains(strings.Join(r.Checks, "\n"), "strict JSON lines") || !strings.Contains(r.Facts, "case-page") {
 		t.Errorf("the stream form: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
+	// Cut short, the stream fails its format and, its history-map proof
+	// naming the event cut off, completeness.
 	cutStream := stream.Bytes()[:bytes.LastIndexByte(stream.Bytes()[:stream.Len()-1], '\n')+1]
 	in.bundle = writeTemp(t, "cut.jsonl", cutStream)
 	r = verifyInUI(cctx, t, tb, pageURL, in)
-	if r.Outcome != "failed" || len(r.Failed) != 1 || !strings.Contains(r.Failed[0], "its header announces") {
+	if r.Outcome != "failed" || len(r.Failed) != 2 || !strings.Contains(r.Failed[0], "its header announces") || !strings.Contains(r.Failed[1], "the bundle is cut short") {
 		t.Errorf("the stream cut short: %s: %s\nfailed: %v", r.Outcome, r.Headline, r.Failed)
 	}
 
@@ -318,8 +335,9 @@ func TestVerifyPageCSP(t *testing.T) {
 
 // TestVerifyPageScreenshots writes docs/screenshots/verify-*.png: the
 // page's verdict after verifying the single-photo conformance bundle with
-// its file and the trusted keys, and after verifying a copy whose metadata
-// was changed.
+// its file and the vectors' trust file (verified), a copy whose metadata
+// was changed (tampered), the bundle with no keys (untrusted), and the
+// trust anchors with the fingerprints to read back (trust).
 // CUSTODY_UPDATE_SCREENSHOTS=1 go test ./server/verifypage -run TestVerifyPageScreenshots
 func TestVerifyPageScreenshots(t *testing.T) {
 	if os.Getenv("CUSTODY_UPDATE_SCREENSHOTS") == "" {
@@ -341,29 +359,44 @@ func TestVerifyPageScreenshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := uiInput{file: evidence, logKey: strings.TrimSpace(string(read("trust/log-key.txt"))), receiptKey: string(read("trust/receipt-key.pem")),
-		policy: string(read("trust/witness-policy.txt"))}
+	_, trust := vectorTrust(t)
+	trustPath := writeTemp(t, "trust.json", trust)
 	srv := newPageServer(t)
 	b := startBrowser(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	pageURL := srv.URL + "/verify"
 	tb := b.open(ctx, pageURL, 860, 700)
-	for name, want := range map[string]string{"verified": "verified_with_limits", "tampered": "failed"} {
-		in.bundle = writeTemp(t, "single-photo.json", bundle)
-		if name == "tampered" {
-			in.bundle = writeTemp(t, "single-photo.json", tampered)
-		}
-		if r := verifyInUI(ctx, t, tb, pageURL, in); r.Outcome != want {
-			t.Fatalf("%s: %s, want %s: %v", name, r.Outcome, want, r.Failed)
-		}
+	shot := func(name, id string) {
 		out := filepath.Join("..", "..", "docs", "screenshots", "verify-"+name+".png")
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(out, tb.screenshotOf(ctx, "result"), 0o644); err != nil {
+		if err := os.WriteFile(out, tb.screenshotOf(ctx, id), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", out)
+	}
+	for _, c := range []struct {
+		name, want string
+		bundle     []byte
+		trust      bool
+	}{{"verified", "verified_with_limits", bundle, true}, {"tampered", "failed", tampered, true}, {"untrusted", "untrusted_keys", bundle, false}} {
+		tb.navigate(ctx, pageURL)
+		tb.setFiles(ctx, "bundle", writeTemp(t, "single-photo.json", c.bundle))
+		tb.setFiles(ctx, "file", evidence)
+		if c.trust {
+			tb.setFiles(ctx, "trustfile", trustPath)
+			if ui := waitTrust(ctx, t, tb); ui.State != "ok" {
+				t.Fatalf("the trust file: %+v", ui)
+			}
+		}
+		if r := verifyFilled(ctx, t, tb); r.Outcome != c.want {
+			t.Fatalf("%s: %s, want %s: %v", c.name, r.Outcome, c.want, r.Failed)
+		}
+		shot(c.name, "result")
+		if c.name == "verified" {
+			shot("trust", "trustanchors")
+		}
 	}
 }

@@ -4,7 +4,12 @@
 // A raw file whose first line is a stream-form header ("custody-bundle-stream")
 // is verified in the stream form, a line at a time.
 //
-//   node run-vectors.mjs [REPO_ROOT]     (default: two directories up)
+//   node run-vectors.mjs [REPO_ROOT] [--step10 OUT.json]   (default root: two directories up)
+//
+// --step10 writes, for every vector in order, what step 10 (history
+// completeness, completeness.mjs) reported: {name, check: {ok, detail} or
+// absent, notChecked, cannotProve, fact}; nodeverify_test.go compares it
+// with the Go reference's report, text for text.
 //
 // Exits 0 when every vector agrees, 1 otherwise.
 
@@ -14,7 +19,11 @@ import { fileURLToPath } from 'node:url';
 import { verifyDocument, verifyStream, fdLines, isStreamHeader } from './verify.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(process.argv[2] || path.join(here, '..', '..'));
+const args = process.argv.slice(2);
+const step10At = args.indexOf('--step10');
+const step10Out = step10At >= 0 ? path.resolve(args.splice(step10At, 2)[1]) : null;
+const root = path.resolve(args[0] || path.join(here, '..', '..'));
+const step10 = [];
 const dir = path.join(root, 'testdata', 'verify-vectors');
 const vf = JSON.parse(fs.readFileSync(path.join(dir, 'vectors.json'), 'utf8'));
 const read = (p, enc) => fs.readFileSync(path.join(dir, p), enc);
@@ -102,6 +111,8 @@ for (const v of vf.vectors) {
   } catch (e) {
     got = { outcome: 'error', step: undefined, failures: [{ step: '-', message: e.stack }], unauthenticated: [] };
   }
+  const k = got.completeness || {};
+  step10.push({ name: v.name, check: k.check, notChecked: k.notChecked, cannotProve: k.cannotProve, fact: k.fact });
   const exp = v.expect;
   const problems = [];
   if (got.outcome !== exp.outcome) problems.push(`outcome ${got.outcome}, want ${exp.outcome}`);
@@ -119,4 +130,5 @@ for (const d of disagreements) {
   if (d.notChecked && d.notChecked.length) console.log(`    not checked: ${d.notChecked.join('; ')}`);
 }
 console.log(`${agree}/${vf.vectors.length} vectors agree (${streams} of them in the stream form; ${((Date.now() - start) / 1000).toFixed(1)} s)`);
+if (step10Out) fs.writeFileSync(step10Out, JSON.stringify(step10));
 process.exitCode = disagreements.length === 0 ? 0 : 1;

@@ -111,8 +111,15 @@ function acceptStmt(from, to, releaseSeq, signedAt) {
 // metadata nested k levels below the value that holds it
 function nest(k) { let v = 'deepest'; for (let j = 0; j < k; j++) v = [v]; return v; }
 
-// events: [{type, performer, counterparty?, details?, extra?, t}] after the ingest (built here)
-function build({ events, receiptExtra = {}, metadata = { capture: { captured_at: '2024-05-01T10:00:00Z' }, filename: 'x.jpg' }, capture = {} }) {
+// events: [{type, performer, counterparty?, details?, extra?, t}] after the ingest (built here).
+// history (added by the Custody team, for step 10): the log ends with a
+// history-map commitment and the bundle carries the item's map proof
+// (docs/HISTORY_MAP.md), the map covering the log up to the item's event
+// history.covers - 1 (default: all of them); history.none: no commitment,
+// no proof; history.treeSize: the commitment claims that tree size;
+// history.leafOf: 'other' gives the proof of another item's leaf.
+const OTHER_A = 'ev-' + 'a'.repeat(26), OTHER_Z = 'ev-' + 'z'.repeat(26);
+function build({ events, receiptExtra = {}, metadata = { capture: { captured_at: '2024-05-01T10:00:00Z' }, filename: 'x.jpg' }, capture = {}, history = {} }) {
   const md = JSON.parse(JSON.stringify(metadata));
   const capStmt = canon({ ...(capture.capturedAt === null ? {} : { captured_at: capture.capturedAt || '2024-05-01T10:00:00Z' }), case_id: 'CASE-1', collector: COLLECTOR.uri, sha256: SHA, signed_at: at(0), size: CONTENT.length, type: 'custody.capture', v: 1 });
   const ingestDetails = {
@@ -143,8 +150,25 @@ function build({ events, receiptExtra = {}, metadata = { capture: { captured_at:
     out.push({ seq, index, entryText, recordText, lh, record });
     prev = { index, leafHex: hex(lh) };
   });
+  let completeness;
+  if (!history.none) {
+    // the map at tree size n: one leaf per item, sorted by evidence id
+    const last = out[(history.covers ?? out.length) - 1];
+    const n = history.covers !== undefined && history.covers < out.length ? last.index + 2 : leaves.length;
+    const mapLeaves = [
+      canon({ evidence_id: OTHER_A, leaf_hash: hex(filler[0]), log_index: 0, seq: 0 }),
+      canon({ evidence_id: EVID, leaf_hash: hex(last.lh), log_index: last.index, seq: last.seq }),
+      canon({ evidence_id: OTHER_Z, leaf_hash: hex(filler[1]), log_index: 1, seq: 0 }),
+    ];
+    const map = tree(mapLeaves.map((t) => leafHash(Buffer.from(t))));
+    const entry = canon({ map_root: hex(map.root), map_size: mapLeaves.length, tree_size: history.treeSize ?? n, type: 'history_map', v: 1 });
+    const mapIndex = history.leafOf === 'other' ? 2 : 1;
+    completeness = { entry, log_index: leaves.length, inclusion_proof: null, map_leaf: mapLeaves[mapIndex], map_index: mapIndex, map_proof: map.inclusion(mapIndex).map((h) => h.toString('base64')) };
+    leaves.push(leafHash(Buffer.from(entry)));
+  }
   const size = leaves.length;
   const { root, inclusion } = tree(leaves);
+  if (completeness) completeness.inclusion_proof = inclusion(completeness.log_index).map((h) => h.toString('base64'));
   const events_ = out.map((o) => {
     const base = { evidence_id: EVID, leaf_hash: hex(o.lh), log_index: o.index, log_origin: ORIGIN, time: o.record.recorded_at, v: 1 };
     const payload = o.seq === 0
@@ -163,6 +187,7 @@ function build({ events, receiptExtra = {}, metadata = { capture: { captured_at:
     earlier: { empty: checkpoint(0, sha(Buffer.alloc(0))), same: checkpoint(size, root) },
     events: events_,
     keys: { log_verifier_key: logKey, receipt_public_key_pem: rcptPem },
+    ...(completeness ? { completeness } : {}),
   };
 }
 
@@ -257,6 +282,20 @@ const cases = [
   { name: 'access record without a purpose (LOG_FORMAT.md: required for every access)', events: [plain('access', COURT, 1)], want: ['verified'] },
   { name: 'access record with a purpose', events: [{ ...plain('access', COURT, 1), extra: { purpose: 'hearing' } }], want: ['verified'] },
   { name: 'stream form, 3000 events read lazily', form: 'lazy', events: Array.from({ length: 3000 }, (_, k) => plain('access', COURT, 1 + k / 1000)), want: ['verified'] },
+  // step 10, history completeness (added by the Custody team with completeness.mjs)
+  { name: 'history map over the whole log: complete at the checkpoint', events: [rel(1), acc(2, 1)], want: ['verified'],
+    expect: (r) => r.facts.some((f) => f.name === 'history complete' && f.value.startsWith('at the checkpoint:')) && r.cannotProve.length === 0 },
+  { name: 'history map over the first two events: the rest of the log is not covered', events: [rel(1), acc(2, 1), plain('access', COURT, 3)], history: { covers: 2 }, want: ['verified'],
+    expect: (r) => r.facts.some((f) => f.name === 'history complete' && f.value.startsWith('as of log entry ')) && r.cannotProve.length === 1 },
+  { name: 'history map: the last event cut off', events: [rel(1), acc(2, 1)], bundle: (b) => { b.events.pop(); }, want: ['failed', 'completeness'] },
+  { name: 'history map: the last event cut off, in the stream form', form: 'stream', events: [rel(1), acc(2, 1)], bundle: (b) => { b.events.pop(); }, want: ['failed', 'completeness'] },
+  { name: 'history map: the last event cut off and the proof removed', events: [rel(1), acc(2, 1)], bundle: (b) => { b.events.pop(); delete b.completeness; }, want: ['verified_with_limits'],
+    expect: (r) => r.notChecked.some((n) => n.startsWith('completeness: the bundle carries no history-map proof')) },
+  { name: 'no history map in the log', events: [rel(1)], history: { none: true }, want: ['verified_with_limits'],
+    expect: (r) => r.notChecked.some((n) => n.startsWith('completeness: ')) && r.facts.length === 0 },
+  { name: "history map: another item's leaf", events: [rel(1)], history: { leafOf: 'other' }, want: ['failed', 'completeness'] },
+  { name: 'history map: a commitment claiming to cover itself', events: [rel(1)], history: { treeSize: 99 }, want: ['failed', 'completeness'] },
+  { name: 'history map: a map proof hash of 31 bytes', events: [rel(1)], bundle: (b) => { b.completeness.map_proof[0] = Buffer.alloc(31).toString('base64'); }, want: ['failed', 'format'], exit: 2 },
 ];
 
 const writeDir = process.argv[2] === '--write' ? process.argv[3] : null;
@@ -319,6 +358,7 @@ cases.forEach((c, i) => {
   const got = [outcome, ...(r.step ? [r.step] : [])];
   let ok = JSON.stringify(got) === JSON.stringify(c.want);
   if (ok && !r.failures.length && r.notChecked.filter(independent).length !== 2) ok = false;
+  if (ok && c.expect && !c.expect(r)) ok = false;
   let exitNote = '';
   if (ok && c.exit !== undefined) {
     // the CLI's exit code on the same input

@@ -7,7 +7,8 @@
 //   line decides: a stream form header names "custody-bundle-stream"; a file
 //   in the stream form is read a line at a time), with
 //   opts = { logKey, receiptKeyPem, caPem, file, earlierCheckpoint }
-//   -> { outcome, step, failures: [{step, message}], notChecked: [...], unauthenticated: [...], exitCode }
+//   -> { outcome, step, failures: [{step, message}], notChecked: [...], unauthenticated: [...], exitCode,
+//        cannotProve: [...], facts: [...], completeness }   (the last three: step 10, completeness.mjs)
 //   verifyStream(lines, opts) takes any iterable of lines (fdLines, bufferLines).
 //
 // CLI:  node verify.mjs --bundle F [--log-key KEY|FILE] [--receipt-key PEM] [--ca PEM]
@@ -15,11 +16,12 @@
 
 import crypto from 'node:crypto';
 import { parsePolicy, checkWitnesses, verifyTimestamp } from './independent.mjs';
+import { Completeness } from './completeness.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const STEPS = ['format', 'keys', 'checkpoint', 'event', 'chain', 'item', 'custody', 'file', 'consistency'];
+export const STEPS = ['format', 'keys', 'checkpoint', 'event', 'chain', 'item', 'custody', 'file', 'consistency', 'completeness'];
 const MAX_BUNDLE = 256 * 1024 * 1024;
 const MAX_DEPTH = 100; // containers open at once (VERIFY.md step 1: no value nests deeper than 100 levels)
 const MAX_LINE = 1024 * 1024; // stream form: bytes of one line, without its \n
@@ -507,6 +509,8 @@ const T = {
   // an integer in 0…2^53−1 ("-0" is not written as a non-negative integer)
   uint: (v) => v instanceof JNum && v.isInt && !v.raw.startsWith('-') && BigInt(v.raw) <= MAX_SAFE,
   int: (v) => v instanceof JNum && v.isInt,
+  // an integer in 0…2^64−1, as the reference reads step 10's indexes (completeness.mjs)
+  uint64: (v) => v instanceof JNum && v.isInt && !v.raw.startsWith('-') && BigInt(v.raw) < 2n ** 64n,
   bool: (v) => typeof v === 'boolean',
   obj: (v) => isObj(v),
   metadata: (v) => isObj(v),
@@ -514,8 +518,8 @@ const T = {
   hashes: (v) => Array.isArray(v) && v.every((e) => { const b = b64strict(e); return b !== null && b.length === 32; }),
   objarr: (v) => Array.isArray(v) && v.every(isObj),
 };
-const TYPE_NAME = { str: 'a string', uint: 'an integer in 0…2^53−1', int: 'an integer', bool: 'a boolean', obj: 'an object', metadata: 'an object', b64: 'a strict base64 string', hashes: 'an array of strict base64 strings of 32 bytes each', objarr: 'an array of objects' };
-const TOP = { format: ['str', 1], created_at: ['str', 1], v: ['uint', 1], evidence: ['obj', 1, 'evidence'], log: ['obj', 1, 'log'], keys: ['obj', 1, 'keys'], consistency: ['obj', 0, 'consistency'] };
+const TYPE_NAME = { str: 'a string', uint: 'an integer in 0…2^53−1', uint64: 'an integer in 0…2^64−1', int: 'an integer', bool: 'a boolean', obj: 'an object', metadata: 'an object', b64: 'a strict base64 string', hashes: 'an array of strict base64 strings of 32 bytes each', objarr: 'an array of objects' };
+const TOP = { format: ['str', 1], created_at: ['str', 1], v: ['uint', 1], evidence: ['obj', 1, 'evidence'], log: ['obj', 1, 'log'], keys: ['obj', 1, 'keys'], consistency: ['obj', 0, 'consistency'], completeness: ['obj', 0, 'completeness'] };
 const SCHEMA = {
   bundle: { ...TOP, events: ['objarr', 1, 'event'] },
   header: { ...TOP, event_count: ['uint', 1] }, // the stream form's first line
@@ -526,6 +530,8 @@ const SCHEMA = {
   receipt: { payload: ['str', 1], key_id: ['str', 1], signature: ['b64', 1] },
   keys: { log_verifier_key: ['str', 1], receipt_public_key_pem: ['str', 1] },
   consistency: { from_size: ['uint', 1], proof: ['hashes', 1] },
+  // step 10 (completeness.mjs, added by the Custody team)
+  completeness: { entry: ['str', 1], log_index: ['uint64', 1], inclusion_proof: ['hashes', 1], map_leaf: ['str', 1], map_index: ['uint64', 1], map_proof: ['hashes', 1] },
 };
 function checkSchema(obj, kind, where, fail) {
   const spec = SCHEMA[kind];
@@ -568,6 +574,8 @@ class Run {
     this.failures = [];
     this.notChecked = [];
     this.untrusted = [];
+    this.cannotProve = []; // step 10's residual (completeness.mjs)
+    this.facts = []; // step 10's "history complete" (completeness.mjs)
   }
 
   fail(step, message) { this.failures.push({ step, message }); }
@@ -583,7 +591,7 @@ class Run {
     else outcome = 'verified';
     // exit 2 when the failure is in step 1 (the input is not a well-formed bundle)
     const exitCode = outcome === 'verified' || outcome === 'verified_with_limits' ? 0 : failures.length && failures[0].step === 'format' ? 2 : 1;
-    return { outcome, step: failures.length ? failures[0].step : undefined, failures, notChecked, untrustedKeys: untrusted, unauthenticated: failures.length ? [] : this.unauthenticated || ['created_at'], exitCode };
+    return { outcome, step: failures.length ? failures[0].step : undefined, failures, notChecked, untrustedKeys: untrusted, unauthenticated: failures.length ? [] : this.unauthenticated || ['created_at'], cannotProve: this.cannotProve, facts: failures.length ? [] : this.facts, completeness: this.completenessOut || null, exitCode };
   }
 
   // Step 1's value checks shared by the document and the header line.
@@ -669,6 +677,8 @@ class Run {
     // what step 5 carries: the previous event's log index and leaf hash
     this.prev = null;
     this.count = 0;
+    // step 10 (completeness.mjs): the commitment and the item's map leaf
+    this.completeness = new Completeness(h.completeness, h.evidence.evidence_id, big(h.log.tree_size), this.cp ? this.cp.root : null, { parseJSON, canon, JNum });
   }
 
   // Steps 4–7 for events[i] (already through step 1).
@@ -775,6 +785,7 @@ class Run {
 
     if (i === 0) this.item(x);
     this.custodyStep(x, i);
+    this.completeness.event(big(e.seq), big(e.log_index), x.leaf);
     this.prev = { logIndex, leafHex: x.leafHex };
     this.count = i + 1;
   }
@@ -977,6 +988,13 @@ class Run {
     } else if (has(h, 'consistency')) {
       this.notChecked.push('the consistency proof (no earlier checkpoint given)');
     }
+    // ---- Step 10: history completeness (completeness.mjs)
+    const k = this.completeness.finish(this.count, this.prev ? BigInt(this.prev.logIndex) : 0n, ev.evidence_id, big(h.log.tree_size));
+    this.completenessOut = k;
+    if (k.notChecked) this.notChecked.push(k.notChecked);
+    if (k.check && !k.check.ok) this.fail('completeness', `history completeness: ${k.check.detail}`);
+    if (k.cannotProve) this.cannotProve.push(k.cannotProve);
+    if (k.fact) this.facts.push(k.fact);
     return this.result();
   }
 }
@@ -1142,7 +1160,7 @@ function main(argv) {
     });
   } catch (e) { console.error(`error: ${e.message}`); return 2; }
   if (a.json) {
-    console.log(JSON.stringify({ outcome: r.outcome, step: r.step, failures: r.failures, not_checked: r.notChecked, untrusted_keys: r.untrustedKeys, unauthenticated: r.unauthenticated }, null, 1));
+    console.log(JSON.stringify({ outcome: r.outcome, step: r.step, failures: r.failures, not_checked: r.notChecked, untrusted_keys: r.untrustedKeys, unauthenticated: r.unauthenticated, facts: r.facts, cannot_prove: r.cannotProve }, null, 1));
   } else {
     const head = { verified: 'VERIFIED: every check passed, against the keys you supplied.', verified_with_limits: 'VERIFIED WITH LIMITS: every check made passed; some things were not checked.', untrusted_keys: 'UNTRUSTED KEYS: the checks passed against keys taken from the bundle itself; this is not a verification.', failed: `FAILED at step ${r.step}.` }[r.outcome];
     console.log(head);
@@ -1150,6 +1168,8 @@ function main(argv) {
     if (r.notChecked.length) { console.log('Not checked:'); for (const x of r.notChecked) console.log(`  - ${x}`); }
     if (r.untrustedKeys.length) { console.log('Keys not supplied:'); for (const x of r.untrustedKeys) console.log(`  - ${x}`); }
     if (r.unauthenticated.length) console.log(`Unauthenticated context (shown, never relied on): ${r.unauthenticated.join(', ')}`);
+    for (const f of r.facts) console.log(`${f.name}: ${f.value} (checked against ${f.boundBy})`);
+    if (r.cannotProve.length) { console.log('What the bundle cannot prove:'); for (const x of r.cannotProve) console.log(`  - ${x}`); }
   }
   return r.exitCode;
 }

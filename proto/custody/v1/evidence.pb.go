@@ -1087,8 +1087,9 @@ func (x *GetEvidenceResponse) GetEvidence() *Evidence {
 }
 
 type ListEvidenceRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	CaseId string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The case, e.g. ICC-01/22. Required.
+	CaseId string `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	// At most this many items; 0 means the server default (100), max 1000.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token.
@@ -1725,12 +1726,12 @@ const file_custody_v1_evidence_proto_rawDesc = "" +
 	"\x13EVIDENCE_KIND_AUDIO\x10\x03\x12\x1a\n" +
 	"\x16EVIDENCE_KIND_DOCUMENT\x10\x04\x12*\n" +
 	"&EVIDENCE_KIND_BIOMETRIC_SEIZURE_RECORD\x10\x05\x12\x17\n" +
-	"\x13EVIDENCE_KIND_OTHER\x10\x062\x9b\x06\n" +
+	"\x13EVIDENCE_KIND_OTHER\x10\x062\xaf\x06\n" +
 	"\x0fEvidenceService\x12A\n" +
 	"\x06Upload\x12\x19.custody.v1.UploadRequest\x1a\x1a.custody.v1.UploadResponse(\x01\x12{\n" +
 	"\x0fGetUploadStatus\x12\".custody.v1.GetUploadStatusRequest\x1a#.custody.v1.GetUploadStatusResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/uploads/{upload_id}\x12r\n" +
-	"\vGetEvidence\x12\x1e.custody.v1.GetEvidenceRequest\x1a\x1f.custody.v1.GetEvidenceResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/evidence/{evidence_id}\x12w\n" +
-	"\fListEvidence\x12\x1f.custody.v1.ListEvidenceRequest\x1a .custody.v1.ListEvidenceResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/cases/{case_id}/evidence\x12G\n" +
+	"\vGetEvidence\x12\x1e.custody.v1.GetEvidenceRequest\x1a\x1f.custody.v1.GetEvidenceResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/evidence/{evidence_id}\x12\x8a\x01\n" +
+	"\fListEvidence\x12\x1f.custody.v1.ListEvidenceRequest\x1a .custody.v1.ListEvidenceResponse\"7\x82\xd3\xe4\x93\x021Z!\x12\x1f/v1/cases/{case_id=**}/evidence\x12\f/v1/evidence\x12G\n" +
 	"\bDownload\x12\x1b.custody.v1.DownloadRequest\x1a\x1c.custody.v1.DownloadResponse0\x01\x12\x86\x01\n" +
 	"\x13CreateSeizureRecord\x12&.custody.v1.CreateSeizureRecordRequest\x1a'.custody.v1.CreateSeizureRecordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/seizure-records\x12\x88\x01\n" +
 	"\x10GetSeizureRecord\x12#.custody.v1.GetSeizureRecordRequest\x1a$.custody.v1.GetSeizureRecordResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/seizure-records/{evidence_id}B;Z9github.com/custody-dev/custody/proto/custody/v1;custodyv1b\x06proto3"

@@ -113,22 +113,13 @@ func local_request_EvidenceService_GetEvidence_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-var filter_EvidenceService_ListEvidence_0 = &utilities.DoubleArray{Encoding: map[string]int{"case_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+var filter_EvidenceService_ListEvidence_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_EvidenceService_ListEvidence_0(ctx context.Context, marshaler runtime.Marshaler, client EvidenceServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ListEvidenceRequest
 		metadata runtime.ServerMetadata
-		err      error
 	)
-	val, ok := pathParams["case_id"]
-	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "case_id")
-	}
-	protoReq.CaseId, err = runtime.String(val)
-	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "case_id", err)
-	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
@@ -146,6 +137,23 @@ func local_request_EvidenceService_ListEvidence_0(ctx context.Context, marshaler
 	var (
 		protoReq ListEvidenceRequest
 		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_EvidenceService_ListEvidence_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListEvidence(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+var filter_EvidenceService_ListEvidence_1 = &utilities.DoubleArray{Encoding: map[string]int{"case_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
+func request_EvidenceService_ListEvidence_1(ctx context.Context, marshaler runtime.Marshaler, client EvidenceServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListEvidenceRequest
+		metadata runtime.ServerMetadata
 		err      error
 	)
 	val, ok := pathParams["case_id"]
@@ -159,7 +167,34 @@ func local_request_EvidenceService_ListEvidence_0(ctx context.Context, marshaler
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_EvidenceService_ListEvidence_0); err != nil {
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_EvidenceService_ListEvidence_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListEvidence(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_EvidenceService_ListEvidence_1(ctx context.Context, marshaler runtime.Marshaler, server EvidenceServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListEvidenceRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["case_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "case_id")
+	}
+	protoReq.CaseId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "case_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_EvidenceService_ListEvidence_1); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.ListEvidence(ctx, &protoReq)
@@ -298,7 +333,7 @@ func RegisterEvidenceServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/custody.v1.EvidenceService/ListEvidence", runtime.WithHTTPPathPattern("/v1/cases/{case_id}/evidence"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/custody.v1.EvidenceService/ListEvidence", runtime.WithHTTPPathPattern("/v1/evidence"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -311,6 +346,26 @@ func RegisterEvidenceServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_EvidenceService_ListEvidence_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_EvidenceService_ListEvidence_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/custody.v1.EvidenceService/ListEvidence", runtime.WithHTTPPathPattern("/v1/cases/{case_id=**}/evidence"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_EvidenceService_ListEvidence_1(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_EvidenceService_ListEvidence_1(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_EvidenceService_CreateSeizureRecord_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -430,7 +485,7 @@ func RegisterEvidenceServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/custody.v1.EvidenceService/ListEvidence", runtime.WithHTTPPathPattern("/v1/cases/{case_id}/evidence"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/custody.v1.EvidenceService/ListEvidence", runtime.WithHTTPPathPattern("/v1/evidence"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -442,6 +497,23 @@ func RegisterEvidenceServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_EvidenceService_ListEvidence_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_EvidenceService_ListEvidence_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/custody.v1.EvidenceService/ListEvidence", runtime.WithHTTPPathPattern("/v1/cases/{case_id=**}/evidence"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_EvidenceService_ListEvidence_1(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_EvidenceService_ListEvidence_1(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_EvidenceService_CreateSeizureRecord_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -483,7 +555,8 @@ func RegisterEvidenceServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 var (
 	pattern_EvidenceService_GetUploadStatus_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "uploads", "upload_id"}, ""))
 	pattern_EvidenceService_GetEvidence_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "evidence", "evidence_id"}, ""))
-	pattern_EvidenceService_ListEvidence_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "cases", "case_id", "evidence"}, ""))
+	pattern_EvidenceService_ListEvidence_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "evidence"}, ""))
+	pattern_EvidenceService_ListEvidence_1        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 3, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "cases", "case_id", "evidence"}, ""))
 	pattern_EvidenceService_CreateSeizureRecord_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "seizure-records"}, ""))
 	pattern_EvidenceService_GetSeizureRecord_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "seizure-records", "evidence_id"}, ""))
 )
@@ -492,6 +565,7 @@ var (
 	forward_EvidenceService_GetUploadStatus_0     = runtime.ForwardResponseMessage
 	forward_EvidenceService_GetEvidence_0         = runtime.ForwardResponseMessage
 	forward_EvidenceService_ListEvidence_0        = runtime.ForwardResponseMessage
+	forward_EvidenceService_ListEvidence_1        = runtime.ForwardResponseMessage
 	forward_EvidenceService_CreateSeizureRecord_0 = runtime.ForwardResponseMessage
 	forward_EvidenceService_GetSeizureRecord_0    = runtime.ForwardResponseMessage
 )

@@ -49,7 +49,11 @@ type EvidenceServiceClient interface {
 	// Download or GetSeizureRecord (docs/AUTHORIZATION.md).
 	GetEvidence(ctx context.Context, in *GetEvidenceRequest, opts ...grpc.CallOption) (*GetEvidenceResponse, error)
 	// ListEvidence lists the items of one case, oldest first, paginated, as
-	// GetEvidence returns them.
+	// GetEvidence returns them. REST: GET /v1/evidence?case_id=ICC-01/22
+	// takes any case id as a query parameter; GET
+	// /v1/cases/{case_id}/evidence takes it in the path, where a "/" in the
+	// id may be sent as is or as %2F (an id with an empty, "." or ".." part
+	// only as %2F: HTTP clients and servers clean such paths).
 	ListEvidence(ctx context.Context, in *ListEvidenceRequest, opts ...grpc.CallOption) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message
@@ -177,7 +181,11 @@ type EvidenceServiceServer interface {
 	// Download or GetSeizureRecord (docs/AUTHORIZATION.md).
 	GetEvidence(context.Context, *GetEvidenceRequest) (*GetEvidenceResponse, error)
 	// ListEvidence lists the items of one case, oldest first, paginated, as
-	// GetEvidence returns them.
+	// GetEvidence returns them. REST: GET /v1/evidence?case_id=ICC-01/22
+	// takes any case id as a query parameter; GET
+	// /v1/cases/{case_id}/evidence takes it in the path, where a "/" in the
+	// id may be sent as is or as %2F (an id with an empty, "." or ".." part
+	// only as %2F: HTTP clients and servers clean such paths).
 	ListEvidence(context.Context, *ListEvidenceRequest) (*ListEvidenceResponse, error)
 	// Download streams the exact stored bytes, re-hashed while streaming. It is
 	// logged as an access event before the first byte leaves. The first message

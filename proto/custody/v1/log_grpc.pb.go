@@ -44,7 +44,8 @@ type LogServiceClient interface {
 	// GetEntry returns the raw bytes of one log entry.
 	GetEntry(ctx context.Context, in *GetEntryRequest, opts ...grpc.CallOption) (*GetEntryResponse, error)
 	// GetPublicKeys returns the log's signed-note verifier key and the receipt
-	// public key. These are hints: a court should get them out of band.
+	// public key. These are hints: a court should get them out of band. No
+	// client certificate is needed.
 	GetPublicKeys(ctx context.Context, in *GetPublicKeysRequest, opts ...grpc.CallOption) (*GetPublicKeysResponse, error)
 }
 
@@ -124,7 +125,8 @@ type LogServiceServer interface {
 	// GetEntry returns the raw bytes of one log entry.
 	GetEntry(context.Context, *GetEntryRequest) (*GetEntryResponse, error)
 	// GetPublicKeys returns the log's signed-note verifier key and the receipt
-	// public key. These are hints: a court should get them out of band.
+	// public key. These are hints: a court should get them out of band. No
+	// client certificate is needed.
 	GetPublicKeys(context.Context, *GetPublicKeysRequest) (*GetPublicKeysResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }

@@ -6,7 +6,7 @@
 // bundle either as raw (a file, verified byte for byte), or as base plus
 // patch (RFC 6902 add, remove, replace applied to the parsed base, then
 // JSON.stringify: formatting is not significant), and the trust files to
-// give: logKey, receiptKey, earlierCheckpoint, policy, file (paths into files), or
+// give: logKey, receiptKey, ca, earlierCheckpoint, policy, file (paths into files), or
 // logKeyText/receiptKeyText to give exact strings.
 async (data) => {
   const bytes = (path) => Uint8Array.from(atob(data.files[path]), (c) => c.charCodeAt(0));
@@ -56,7 +56,7 @@ async (data) => {
     results.push({
       name: c.name, outcome: r.outcome, ok: r.ok, headline: r.headline,
       checks: r.checks, facts: r.facts, unauthenticated: r.unauthenticated,
-      not_checked: r.not_checked, trusted_from_bundle: r.trusted_from_bundle,
+      not_checked: r.not_checked, cannot_prove: r.cannot_prove, trusted_from_bundle: r.trusted_from_bundle,
     });
   }
   return results;
