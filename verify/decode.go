@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -568,13 +569,7 @@ func (d *decoder) bundle(b *Bundle) bool {
 		case "log":
 			return d.log(&b.Log)
 		case "events":
-			events := []Event{}
-			ok := d.array(func() bool {
-				events = append(events, Event{})
-				return d.event(&events[len(events)-1])
-			})
-			b.Events = events
-			return ok
+			return d.events(&b.Events)
 		case "keys":
 			return d.keys(&b.Keys)
 		case "consistency":
@@ -586,6 +581,101 @@ func (d *decoder) bundle(b *Bundle) bool {
 		}
 		return false
 	})
+}
+
+// events reads the events array. A long one is read in two halves at
+// once: a second decoder starts at what looks like an event in the middle
+// (an object whose first key is "seq", as the service writes them), and
+// its events are taken only if this decoder, reading in order, arrives at
+// exactly that place as the start of an element. Then the second decoder
+// read what this one would have, and the array is what reading it in order
+// gives; else its work is dropped and this one reads on.
+func (d *decoder) events(out *[]Event) bool {
+	if !d.consume('[') {
+		return false
+	}
+	evs := []Event{}
+	if d.next() == ']' {
+		d.i++
+		*out = evs
+		return true
+	}
+	type half struct {
+		events []Event
+		end    int
+		ok     bool
+	}
+	seam := -1
+	var second chan half
+	var stop atomic.Bool
+	defer stop.Store(true)
+	if rest := len(d.b) - d.i; d.block > 0 && rest >= splitEvents {
+		seam = eventStart(d.b, d.i+rest/2)
+	}
+	if seam >= 0 {
+		second = make(chan half, 1)
+		go func() {
+			e := &decoder{b: d.b, i: seam, block: d.block}
+			evs := []Event{}
+			for !stop.Load() {
+				evs = append(evs, Event{})
+				if !e.event(&evs[len(evs)-1]) {
+					break
+				}
+				if !e.consume(',') {
+					ok := e.consume(']')
+					second <- half{evs, e.i, ok}
+					return
+				}
+			}
+			second <- half{}
+		}()
+	}
+	for {
+		evs = append(evs, Event{})
+		if !d.event(&evs[len(evs)-1]) {
+			return false
+		}
+		if !d.consume(',') {
+			*out = evs
+			return d.consume(']')
+		}
+		if d.next(); d.i == seam {
+			h := <-second
+			*out = append(evs, h.events...)
+			d.i = h.end
+			return h.ok
+		}
+	}
+}
+
+// splitEvents is how long the rest of a document must be for its events
+// to be read in two halves.
+var splitEvents = 64 << 10
+
+// eventStart returns the index of the first '{' from from on that begins
+// an object whose first key is "seq", or -1.
+func eventStart(b []byte, from int) int {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for {
+		j := bytes.Index(b[from:], []byte(`"seq"`))
+		if j < 0 {
+			return -1
+		}
+		q := from + j
+		k := q - 1
+		for k >= 0 && isSpace(b[k]) {
+			k--
+		}
+		m := q + len(`"seq"`)
+		for m < len(b) && isSpace(b[m]) {
+			m++
+		}
+		if k >= 0 && b[k] == '{' && m < len(b) && b[m] == ':' {
+			return k
+		}
+		from = m
+	}
 }
 
 func (d *decoder) evidence(e *Evidence) bool {

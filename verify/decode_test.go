@@ -54,9 +54,24 @@ func sameLineAsStrict(t *testing.T, name string, line []byte, mustAccept bool) {
 	}
 }
 
+// splitAlways makes decodeBundle read every events array in two halves
+// (where it finds a seam) for the rest of the test.
+func splitAlways(t *testing.T) {
+	old := splitEvents
+	splitEvents = 0
+	t.Cleanup(func() { splitEvents = old })
+}
+
 // TestDecodeVectors: every conformance vector (each mutation of a base
-// bundle, each raw document, each stream form's event lines).
+// bundle, each raw document, each stream form's event lines), with the
+// events read in order and in two halves.
 func TestDecodeVectors(t *testing.T) {
+	testDecodeVectors(t)
+	splitAlways(t)
+	testDecodeVectors(t)
+}
+
+func testDecodeVectors(t *testing.T) {
 	set, err := vectors.Load(vectorsDir)
 	if err != nil {
 		t.Fatal(err)
@@ -200,17 +215,56 @@ var patches = []vectors.Op{
 	{Op: "replace", Path: "/v", Value: 2.0},
 }
 
-// TestDecodeEdits: each edit and patch of each base bundle.
+// TestDecodeEdits: each edit and patch of each base bundle, and of a long
+// one made of a base bundle's events repeated (its events are read in two
+// halves as they are), with the events read in order and in two halves.
 func TestDecodeEdits(t *testing.T) {
 	bases, _ := filepath.Glob(filepath.Join(vectorsDir, "bundles", "*.json"))
 	if len(bases) == 0 {
 		t.Fatal("no base bundles")
 	}
+	raws := map[string][]byte{}
 	for _, path := range bases {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
+		raws[filepath.Base(path)] = raw
+	}
+	long := longBundle(t, raws["every-event.json"], splitEvents)
+	if _, ok := decodeBundle(long); !ok {
+		t.Fatal("the long bundle does not decode")
+	}
+	raws["long"] = long
+	testDecodeEdits(t, raws)
+	splitAlways(t)
+	testDecodeEdits(t, raws)
+}
+
+// longBundle repeats the events of raw (indented as raw is) until the
+// document is over size bytes.
+func longBundle(t *testing.T, raw []byte, size int) []byte {
+	t.Helper()
+	start := bytes.Index(raw, []byte(`"events": [`))
+	end := bytes.Index(raw, []byte("\n  ],\n"))
+	if start < 0 || end < start {
+		t.Fatal("no events array")
+	}
+	start += len(`"events": [`)
+	events := raw[start:end]
+	var b bytes.Buffer
+	b.Write(raw[:start])
+	b.Write(events)
+	for b.Len() < size {
+		b.WriteByte(',')
+		b.Write(events)
+	}
+	b.Write(raw[end:])
+	return b.Bytes()
+}
+
+func testDecodeEdits(t *testing.T, raws map[string][]byte) {
+	for path, raw := range raws {
 		sameAsStrict(t, path, raw, true)
 		for _, e := range edits {
 			if !bytes.Contains(raw, []byte(e.old)) {
@@ -237,7 +291,7 @@ func TestDecodeEdits(t *testing.T) {
 			doc, _ = canonicaljson.Parse(raw) // Apply may change doc in place
 		}
 		// Cut short anywhere: refused by both.
-		for n := 0; n < len(raw); n += 1 + n/8 {
+		for n := 0; n < len(raw); n += 1 + n/8 + len(raw)/2000 {
 			sameAsStrict(t, fmt.Sprintf("%s cut at %d", filepath.Base(path), n), raw[:n], false)
 		}
 	}
@@ -251,6 +305,9 @@ func trim(s string) string {
 }
 
 func FuzzDecodeBundle(f *testing.F) {
+	old := splitEvents
+	splitEvents = 0
+	defer func() { splitEvents = old }()
 	raw, err := os.ReadFile(filepath.Join(vectorsDir, "bundles", "single-photo.json"))
 	if err != nil {
 		f.Fatal(err)
