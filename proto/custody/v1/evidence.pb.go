@@ -600,7 +600,10 @@ type UploadMetadata struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	CaseId string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	Kind   EvidenceKind           `protobuf:"varint,2,opt,name=kind,proto3,enum=custody.v1.EvidenceKind" json:"kind,omitempty"`
-	// Lower-case hex SHA-256 the client computed at capture. Required.
+	// Lower-case hex SHA-256 the client computed at capture. Required,
+	// except in a resumable upload (upload_id set), which may leave it empty
+	// and end with an UploadTrailer that carries it: a client that hashes
+	// while it sends reads the file once.
 	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// The total size in bytes. Required (0 is allowed).
 	SizeBytes         int64    `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
@@ -754,6 +757,7 @@ type UploadRequest struct {
 	//
 	//	*UploadRequest_Metadata
 	//	*UploadRequest_Chunk
+	//	*UploadRequest_Trailer
 	Payload       isUploadRequest_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -814,6 +818,15 @@ func (x *UploadRequest) GetChunk() []byte {
 	return nil
 }
 
+func (x *UploadRequest) GetTrailer() *UploadTrailer {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadRequest_Trailer); ok {
+			return x.Trailer
+		}
+	}
+	return nil
+}
+
 type isUploadRequest_Payload interface {
 	isUploadRequest_Payload()
 }
@@ -828,9 +841,80 @@ type UploadRequest_Chunk struct {
 	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
 }
 
+type UploadRequest_Trailer struct {
+	// The last message, after the last chunk, when the metadata left
+	// sha256 empty: what the client computed while sending.
+	Trailer *UploadTrailer `protobuf:"bytes,3,opt,name=trailer,proto3,oneof"`
+}
+
 func (*UploadRequest_Metadata) isUploadRequest_Payload() {}
 
 func (*UploadRequest_Chunk) isUploadRequest_Payload() {}
+
+func (*UploadRequest_Trailer) isUploadRequest_Payload() {}
+
+// UploadTrailer ends a resumable upload whose first message left sha256
+// empty. The server checks the bytes it received against sha256 exactly
+// as it checks a digest stated up front. A stream whose metadata states
+// sha256 must not send a trailer; one whose metadata leaves it empty sends
+// it after its last chunk when that chunk completes the item (a stream
+// that stops early, to be resumed, sends none). A one-shot upload (no
+// upload_id) states sha256 in its metadata.
+type UploadTrailer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lower-case hex SHA-256 of all size_bytes bytes of the item.
+	Sha256 string `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// The collector's signature over the capture statement, which names
+	// sha256 and so can only be made once it is known. Do not send it in
+	// the metadata as well.
+	CollectorSignature *PartySignature `protobuf:"bytes,2,opt,name=collector_signature,json=collectorSignature,proto3" json:"collector_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *UploadTrailer) Reset() {
+	*x = UploadTrailer{}
+	mi := &file_custody_v1_evidence_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadTrailer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadTrailer) ProtoMessage() {}
+
+func (x *UploadTrailer) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_v1_evidence_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadTrailer.ProtoReflect.Descriptor instead.
+func (*UploadTrailer) Descriptor() ([]byte, []int) {
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UploadTrailer) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *UploadTrailer) GetCollectorSignature() *PartySignature {
+	if x != nil {
+		return x.CollectorSignature
+	}
+	return nil
+}
 
 // UploadResponse acknowledges an item that is stored, verified and logged.
 type UploadResponse struct {
@@ -843,7 +927,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[7]
+	mi := &file_custody_v1_evidence_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +939,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[7]
+	mi := &file_custody_v1_evidence_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +952,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{7}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadResponse) GetEvidence() *Evidence {
@@ -894,7 +978,7 @@ type GetUploadStatusRequest struct {
 
 func (x *GetUploadStatusRequest) Reset() {
 	*x = GetUploadStatusRequest{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[8]
+	mi := &file_custody_v1_evidence_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +990,7 @@ func (x *GetUploadStatusRequest) String() string {
 func (*GetUploadStatusRequest) ProtoMessage() {}
 
 func (x *GetUploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[8]
+	mi := &file_custody_v1_evidence_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1003,7 @@ func (x *GetUploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetUploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{8}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetUploadStatusRequest) GetUploadId() string {
@@ -942,7 +1026,7 @@ type GetUploadStatusResponse struct {
 
 func (x *GetUploadStatusResponse) Reset() {
 	*x = GetUploadStatusResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[9]
+	mi := &file_custody_v1_evidence_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1038,7 @@ func (x *GetUploadStatusResponse) String() string {
 func (*GetUploadStatusResponse) ProtoMessage() {}
 
 func (x *GetUploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[9]
+	mi := &file_custody_v1_evidence_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1051,7 @@ func (x *GetUploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetUploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{9}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetUploadStatusResponse) GetUploadId() string {
@@ -1007,7 +1091,7 @@ type GetEvidenceRequest struct {
 
 func (x *GetEvidenceRequest) Reset() {
 	*x = GetEvidenceRequest{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[10]
+	mi := &file_custody_v1_evidence_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1103,7 @@ func (x *GetEvidenceRequest) String() string {
 func (*GetEvidenceRequest) ProtoMessage() {}
 
 func (x *GetEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[10]
+	mi := &file_custody_v1_evidence_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1116,7 @@ func (x *GetEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*GetEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{10}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetEvidenceRequest) GetEvidenceId() string {
@@ -1051,7 +1135,7 @@ type GetEvidenceResponse struct {
 
 func (x *GetEvidenceResponse) Reset() {
 	*x = GetEvidenceResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[11]
+	mi := &file_custody_v1_evidence_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1147,7 @@ func (x *GetEvidenceResponse) String() string {
 func (*GetEvidenceResponse) ProtoMessage() {}
 
 func (x *GetEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[11]
+	mi := &file_custody_v1_evidence_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1160,7 @@ func (x *GetEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*GetEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{11}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetEvidenceResponse) GetEvidence() *Evidence {
@@ -1100,7 +1184,7 @@ type ListEvidenceRequest struct {
 
 func (x *ListEvidenceRequest) Reset() {
 	*x = ListEvidenceRequest{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[12]
+	mi := &file_custody_v1_evidence_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1196,7 @@ func (x *ListEvidenceRequest) String() string {
 func (*ListEvidenceRequest) ProtoMessage() {}
 
 func (x *ListEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[12]
+	mi := &file_custody_v1_evidence_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1209,7 @@ func (x *ListEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*ListEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{12}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListEvidenceRequest) GetCaseId() string {
@@ -1160,7 +1244,7 @@ type ListEvidenceResponse struct {
 
 func (x *ListEvidenceResponse) Reset() {
 	*x = ListEvidenceResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[13]
+	mi := &file_custody_v1_evidence_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1256,7 @@ func (x *ListEvidenceResponse) String() string {
 func (*ListEvidenceResponse) ProtoMessage() {}
 
 func (x *ListEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[13]
+	mi := &file_custody_v1_evidence_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1269,7 @@ func (x *ListEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*ListEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{13}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListEvidenceResponse) GetEvidence() []*Evidence {
@@ -1215,7 +1299,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[14]
+	mi := &file_custody_v1_evidence_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1311,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[14]
+	mi := &file_custody_v1_evidence_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1324,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{14}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DownloadRequest) GetEvidenceId() string {
@@ -1277,7 +1361,7 @@ type DownloadResponse struct {
 
 func (x *DownloadResponse) Reset() {
 	*x = DownloadResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[15]
+	mi := &file_custody_v1_evidence_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1373,7 @@ func (x *DownloadResponse) String() string {
 func (*DownloadResponse) ProtoMessage() {}
 
 func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[15]
+	mi := &file_custody_v1_evidence_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1386,7 @@ func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResponse.ProtoReflect.Descriptor instead.
 func (*DownloadResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{15}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DownloadResponse) GetPayload() isDownloadResponse_Payload {
@@ -1362,7 +1446,7 @@ type CreateSeizureRecordRequest struct {
 
 func (x *CreateSeizureRecordRequest) Reset() {
 	*x = CreateSeizureRecordRequest{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[16]
+	mi := &file_custody_v1_evidence_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1458,7 @@ func (x *CreateSeizureRecordRequest) String() string {
 func (*CreateSeizureRecordRequest) ProtoMessage() {}
 
 func (x *CreateSeizureRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[16]
+	mi := &file_custody_v1_evidence_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1471,7 @@ func (x *CreateSeizureRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSeizureRecordRequest.ProtoReflect.Descriptor instead.
 func (*CreateSeizureRecordRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{16}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateSeizureRecordRequest) GetCaseId() string {
@@ -1428,7 +1512,7 @@ type CreateSeizureRecordResponse struct {
 
 func (x *CreateSeizureRecordResponse) Reset() {
 	*x = CreateSeizureRecordResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[17]
+	mi := &file_custody_v1_evidence_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1524,7 @@ func (x *CreateSeizureRecordResponse) String() string {
 func (*CreateSeizureRecordResponse) ProtoMessage() {}
 
 func (x *CreateSeizureRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[17]
+	mi := &file_custody_v1_evidence_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1537,7 @@ func (x *CreateSeizureRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSeizureRecordResponse.ProtoReflect.Descriptor instead.
 func (*CreateSeizureRecordResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{17}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateSeizureRecordResponse) GetEvidence() *Evidence {
@@ -1482,7 +1566,7 @@ type GetSeizureRecordRequest struct {
 
 func (x *GetSeizureRecordRequest) Reset() {
 	*x = GetSeizureRecordRequest{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[18]
+	mi := &file_custody_v1_evidence_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1578,7 @@ func (x *GetSeizureRecordRequest) String() string {
 func (*GetSeizureRecordRequest) ProtoMessage() {}
 
 func (x *GetSeizureRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[18]
+	mi := &file_custody_v1_evidence_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1591,7 @@ func (x *GetSeizureRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSeizureRecordRequest.ProtoReflect.Descriptor instead.
 func (*GetSeizureRecordRequest) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{18}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSeizureRecordRequest) GetEvidenceId() string {
@@ -1542,7 +1626,7 @@ type GetSeizureRecordResponse struct {
 
 func (x *GetSeizureRecordResponse) Reset() {
 	*x = GetSeizureRecordResponse{}
-	mi := &file_custody_v1_evidence_proto_msgTypes[19]
+	mi := &file_custody_v1_evidence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1638,7 @@ func (x *GetSeizureRecordResponse) String() string {
 func (*GetSeizureRecordResponse) ProtoMessage() {}
 
 func (x *GetSeizureRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_v1_evidence_proto_msgTypes[19]
+	mi := &file_custody_v1_evidence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1651,7 @@ func (x *GetSeizureRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSeizureRecordResponse.ProtoReflect.Descriptor instead.
 func (*GetSeizureRecordResponse) Descriptor() ([]byte, []int) {
-	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{19}
+	return file_custody_v1_evidence_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetSeizureRecordResponse) GetEvidence() *Evidence {
@@ -1663,11 +1747,15 @@ const file_custody_v1_evidence_proto_rawDesc = "" +
 	" \x01(\tR\buploadId\x12#\n" +
 	"\rresume_offset\x18\v \x01(\x03R\fresumeOffset\x12K\n" +
 	"\x13collector_signature\x18\f \x01(\v2\x1a.custody.v1.PartySignatureR\x12collectorSignature\x12!\n" +
-	"\fderived_from\x18\r \x01(\tR\vderivedFrom\"l\n" +
+	"\fderived_from\x18\r \x01(\tR\vderivedFrom\"\xa3\x01\n" +
 	"\rUploadRequest\x128\n" +
 	"\bmetadata\x18\x01 \x01(\v2\x1a.custody.v1.UploadMetadataH\x00R\bmetadata\x12\x16\n" +
-	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
-	"\apayload\"q\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x125\n" +
+	"\atrailer\x18\x03 \x01(\v2\x19.custody.v1.UploadTrailerH\x00R\atrailerB\t\n" +
+	"\apayload\"t\n" +
+	"\rUploadTrailer\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12K\n" +
+	"\x13collector_signature\x18\x02 \x01(\v2\x1a.custody.v1.PartySignatureR\x12collectorSignature\"q\n" +
 	"\x0eUploadResponse\x120\n" +
 	"\bevidence\x18\x01 \x01(\v2\x14.custody.v1.EvidenceR\bevidence\x12-\n" +
 	"\areceipt\x18\x02 \x01(\v2\x13.custody.v1.ReceiptR\areceipt\"5\n" +
@@ -1749,7 +1837,7 @@ func file_custody_v1_evidence_proto_rawDescGZIP() []byte {
 }
 
 var file_custody_v1_evidence_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_custody_v1_evidence_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_custody_v1_evidence_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_custody_v1_evidence_proto_goTypes = []any{
 	(EvidenceKind)(0),                   // 0: custody.v1.EvidenceKind
 	(*Capture)(nil),                     // 1: custody.v1.Capture
@@ -1759,82 +1847,85 @@ var file_custody_v1_evidence_proto_goTypes = []any{
 	(*PendingRelease)(nil),              // 5: custody.v1.PendingRelease
 	(*UploadMetadata)(nil),              // 6: custody.v1.UploadMetadata
 	(*UploadRequest)(nil),               // 7: custody.v1.UploadRequest
-	(*UploadResponse)(nil),              // 8: custody.v1.UploadResponse
-	(*GetUploadStatusRequest)(nil),      // 9: custody.v1.GetUploadStatusRequest
-	(*GetUploadStatusResponse)(nil),     // 10: custody.v1.GetUploadStatusResponse
-	(*GetEvidenceRequest)(nil),          // 11: custody.v1.GetEvidenceRequest
-	(*GetEvidenceResponse)(nil),         // 12: custody.v1.GetEvidenceResponse
-	(*ListEvidenceRequest)(nil),         // 13: custody.v1.ListEvidenceRequest
-	(*ListEvidenceResponse)(nil),        // 14: custody.v1.ListEvidenceResponse
-	(*DownloadRequest)(nil),             // 15: custody.v1.DownloadRequest
-	(*DownloadResponse)(nil),            // 16: custody.v1.DownloadResponse
-	(*CreateSeizureRecordRequest)(nil),  // 17: custody.v1.CreateSeizureRecordRequest
-	(*CreateSeizureRecordResponse)(nil), // 18: custody.v1.CreateSeizureRecordResponse
-	(*GetSeizureRecordRequest)(nil),     // 19: custody.v1.GetSeizureRecordRequest
-	(*GetSeizureRecordResponse)(nil),    // 20: custody.v1.GetSeizureRecordResponse
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
-	(*Location)(nil),                    // 22: custody.v1.Location
-	(*Device)(nil),                      // 23: custody.v1.Device
-	(*GeoPoint)(nil),                    // 24: custody.v1.GeoPoint
-	(*durationpb.Duration)(nil),         // 25: google.protobuf.Duration
-	(*PartySignature)(nil),              // 26: custody.v1.PartySignature
-	(*Receipt)(nil),                     // 27: custody.v1.Receipt
-	(*Authority)(nil),                   // 28: custody.v1.Authority
-	(*SeizureRecord)(nil),               // 29: custody.v1.SeizureRecord
+	(*UploadTrailer)(nil),               // 8: custody.v1.UploadTrailer
+	(*UploadResponse)(nil),              // 9: custody.v1.UploadResponse
+	(*GetUploadStatusRequest)(nil),      // 10: custody.v1.GetUploadStatusRequest
+	(*GetUploadStatusResponse)(nil),     // 11: custody.v1.GetUploadStatusResponse
+	(*GetEvidenceRequest)(nil),          // 12: custody.v1.GetEvidenceRequest
+	(*GetEvidenceResponse)(nil),         // 13: custody.v1.GetEvidenceResponse
+	(*ListEvidenceRequest)(nil),         // 14: custody.v1.ListEvidenceRequest
+	(*ListEvidenceResponse)(nil),        // 15: custody.v1.ListEvidenceResponse
+	(*DownloadRequest)(nil),             // 16: custody.v1.DownloadRequest
+	(*DownloadResponse)(nil),            // 17: custody.v1.DownloadResponse
+	(*CreateSeizureRecordRequest)(nil),  // 18: custody.v1.CreateSeizureRecordRequest
+	(*CreateSeizureRecordResponse)(nil), // 19: custody.v1.CreateSeizureRecordResponse
+	(*GetSeizureRecordRequest)(nil),     // 20: custody.v1.GetSeizureRecordRequest
+	(*GetSeizureRecordResponse)(nil),    // 21: custody.v1.GetSeizureRecordResponse
+	(*timestamppb.Timestamp)(nil),       // 22: google.protobuf.Timestamp
+	(*Location)(nil),                    // 23: custody.v1.Location
+	(*Device)(nil),                      // 24: custody.v1.Device
+	(*GeoPoint)(nil),                    // 25: custody.v1.GeoPoint
+	(*durationpb.Duration)(nil),         // 26: google.protobuf.Duration
+	(*PartySignature)(nil),              // 27: custody.v1.PartySignature
+	(*Receipt)(nil),                     // 28: custody.v1.Receipt
+	(*Authority)(nil),                   // 29: custody.v1.Authority
+	(*SeizureRecord)(nil),               // 30: custody.v1.SeizureRecord
 }
 var file_custody_v1_evidence_proto_depIdxs = []int32{
-	21, // 0: custody.v1.Capture.captured_at:type_name -> google.protobuf.Timestamp
-	22, // 1: custody.v1.Capture.location:type_name -> custody.v1.Location
-	23, // 2: custody.v1.Capture.device:type_name -> custody.v1.Device
-	21, // 3: custody.v1.EmbeddedMetadata.captured_at:type_name -> google.protobuf.Timestamp
-	24, // 4: custody.v1.EmbeddedMetadata.point:type_name -> custody.v1.GeoPoint
-	23, // 5: custody.v1.EmbeddedMetadata.device:type_name -> custody.v1.Device
-	25, // 6: custody.v1.EmbeddedMetadata.duration:type_name -> google.protobuf.Duration
-	21, // 7: custody.v1.StorageLocation.retain_until:type_name -> google.protobuf.Timestamp
+	22, // 0: custody.v1.Capture.captured_at:type_name -> google.protobuf.Timestamp
+	23, // 1: custody.v1.Capture.location:type_name -> custody.v1.Location
+	24, // 2: custody.v1.Capture.device:type_name -> custody.v1.Device
+	22, // 3: custody.v1.EmbeddedMetadata.captured_at:type_name -> google.protobuf.Timestamp
+	25, // 4: custody.v1.EmbeddedMetadata.point:type_name -> custody.v1.GeoPoint
+	24, // 5: custody.v1.EmbeddedMetadata.device:type_name -> custody.v1.Device
+	26, // 6: custody.v1.EmbeddedMetadata.duration:type_name -> google.protobuf.Duration
+	22, // 7: custody.v1.StorageLocation.retain_until:type_name -> google.protobuf.Timestamp
 	0,  // 8: custody.v1.Evidence.kind:type_name -> custody.v1.EvidenceKind
 	1,  // 9: custody.v1.Evidence.capture:type_name -> custody.v1.Capture
 	2,  // 10: custody.v1.Evidence.embedded:type_name -> custody.v1.EmbeddedMetadata
-	21, // 11: custody.v1.Evidence.ingested_at:type_name -> google.protobuf.Timestamp
+	22, // 11: custody.v1.Evidence.ingested_at:type_name -> google.protobuf.Timestamp
 	3,  // 12: custody.v1.Evidence.storage:type_name -> custody.v1.StorageLocation
 	5,  // 13: custody.v1.Evidence.pending_release:type_name -> custody.v1.PendingRelease
-	26, // 14: custody.v1.Evidence.collector_signature:type_name -> custody.v1.PartySignature
-	21, // 15: custody.v1.PendingRelease.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 14: custody.v1.Evidence.collector_signature:type_name -> custody.v1.PartySignature
+	22, // 15: custody.v1.PendingRelease.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 16: custody.v1.UploadMetadata.kind:type_name -> custody.v1.EvidenceKind
 	1,  // 17: custody.v1.UploadMetadata.capture:type_name -> custody.v1.Capture
-	26, // 18: custody.v1.UploadMetadata.collector_signature:type_name -> custody.v1.PartySignature
+	27, // 18: custody.v1.UploadMetadata.collector_signature:type_name -> custody.v1.PartySignature
 	6,  // 19: custody.v1.UploadRequest.metadata:type_name -> custody.v1.UploadMetadata
-	4,  // 20: custody.v1.UploadResponse.evidence:type_name -> custody.v1.Evidence
-	27, // 21: custody.v1.UploadResponse.receipt:type_name -> custody.v1.Receipt
-	21, // 22: custody.v1.GetUploadStatusResponse.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 23: custody.v1.GetEvidenceResponse.evidence:type_name -> custody.v1.Evidence
-	4,  // 24: custody.v1.ListEvidenceResponse.evidence:type_name -> custody.v1.Evidence
-	28, // 25: custody.v1.DownloadRequest.authority:type_name -> custody.v1.Authority
-	4,  // 26: custody.v1.DownloadResponse.evidence:type_name -> custody.v1.Evidence
-	29, // 27: custody.v1.CreateSeizureRecordRequest.record:type_name -> custody.v1.SeizureRecord
-	4,  // 28: custody.v1.CreateSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
-	27, // 29: custody.v1.CreateSeizureRecordResponse.receipt:type_name -> custody.v1.Receipt
-	28, // 30: custody.v1.GetSeizureRecordRequest.authority:type_name -> custody.v1.Authority
-	4,  // 31: custody.v1.GetSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
-	29, // 32: custody.v1.GetSeizureRecordResponse.record:type_name -> custody.v1.SeizureRecord
-	7,  // 33: custody.v1.EvidenceService.Upload:input_type -> custody.v1.UploadRequest
-	9,  // 34: custody.v1.EvidenceService.GetUploadStatus:input_type -> custody.v1.GetUploadStatusRequest
-	11, // 35: custody.v1.EvidenceService.GetEvidence:input_type -> custody.v1.GetEvidenceRequest
-	13, // 36: custody.v1.EvidenceService.ListEvidence:input_type -> custody.v1.ListEvidenceRequest
-	15, // 37: custody.v1.EvidenceService.Download:input_type -> custody.v1.DownloadRequest
-	17, // 38: custody.v1.EvidenceService.CreateSeizureRecord:input_type -> custody.v1.CreateSeizureRecordRequest
-	19, // 39: custody.v1.EvidenceService.GetSeizureRecord:input_type -> custody.v1.GetSeizureRecordRequest
-	8,  // 40: custody.v1.EvidenceService.Upload:output_type -> custody.v1.UploadResponse
-	10, // 41: custody.v1.EvidenceService.GetUploadStatus:output_type -> custody.v1.GetUploadStatusResponse
-	12, // 42: custody.v1.EvidenceService.GetEvidence:output_type -> custody.v1.GetEvidenceResponse
-	14, // 43: custody.v1.EvidenceService.ListEvidence:output_type -> custody.v1.ListEvidenceResponse
-	16, // 44: custody.v1.EvidenceService.Download:output_type -> custody.v1.DownloadResponse
-	18, // 45: custody.v1.EvidenceService.CreateSeizureRecord:output_type -> custody.v1.CreateSeizureRecordResponse
-	20, // 46: custody.v1.EvidenceService.GetSeizureRecord:output_type -> custody.v1.GetSeizureRecordResponse
-	40, // [40:47] is the sub-list for method output_type
-	33, // [33:40] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	8,  // 20: custody.v1.UploadRequest.trailer:type_name -> custody.v1.UploadTrailer
+	27, // 21: custody.v1.UploadTrailer.collector_signature:type_name -> custody.v1.PartySignature
+	4,  // 22: custody.v1.UploadResponse.evidence:type_name -> custody.v1.Evidence
+	28, // 23: custody.v1.UploadResponse.receipt:type_name -> custody.v1.Receipt
+	22, // 24: custody.v1.GetUploadStatusResponse.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 25: custody.v1.GetEvidenceResponse.evidence:type_name -> custody.v1.Evidence
+	4,  // 26: custody.v1.ListEvidenceResponse.evidence:type_name -> custody.v1.Evidence
+	29, // 27: custody.v1.DownloadRequest.authority:type_name -> custody.v1.Authority
+	4,  // 28: custody.v1.DownloadResponse.evidence:type_name -> custody.v1.Evidence
+	30, // 29: custody.v1.CreateSeizureRecordRequest.record:type_name -> custody.v1.SeizureRecord
+	4,  // 30: custody.v1.CreateSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
+	28, // 31: custody.v1.CreateSeizureRecordResponse.receipt:type_name -> custody.v1.Receipt
+	29, // 32: custody.v1.GetSeizureRecordRequest.authority:type_name -> custody.v1.Authority
+	4,  // 33: custody.v1.GetSeizureRecordResponse.evidence:type_name -> custody.v1.Evidence
+	30, // 34: custody.v1.GetSeizureRecordResponse.record:type_name -> custody.v1.SeizureRecord
+	7,  // 35: custody.v1.EvidenceService.Upload:input_type -> custody.v1.UploadRequest
+	10, // 36: custody.v1.EvidenceService.GetUploadStatus:input_type -> custody.v1.GetUploadStatusRequest
+	12, // 37: custody.v1.EvidenceService.GetEvidence:input_type -> custody.v1.GetEvidenceRequest
+	14, // 38: custody.v1.EvidenceService.ListEvidence:input_type -> custody.v1.ListEvidenceRequest
+	16, // 39: custody.v1.EvidenceService.Download:input_type -> custody.v1.DownloadRequest
+	18, // 40: custody.v1.EvidenceService.CreateSeizureRecord:input_type -> custody.v1.CreateSeizureRecordRequest
+	20, // 41: custody.v1.EvidenceService.GetSeizureRecord:input_type -> custody.v1.GetSeizureRecordRequest
+	9,  // 42: custody.v1.EvidenceService.Upload:output_type -> custody.v1.UploadResponse
+	11, // 43: custody.v1.EvidenceService.GetUploadStatus:output_type -> custody.v1.GetUploadStatusResponse
+	13, // 44: custody.v1.EvidenceService.GetEvidence:output_type -> custody.v1.GetEvidenceResponse
+	15, // 45: custody.v1.EvidenceService.ListEvidence:output_type -> custody.v1.ListEvidenceResponse
+	17, // 46: custody.v1.EvidenceService.Download:output_type -> custody.v1.DownloadResponse
+	19, // 47: custody.v1.EvidenceService.CreateSeizureRecord:output_type -> custody.v1.CreateSeizureRecordResponse
+	21, // 48: custody.v1.EvidenceService.GetSeizureRecord:output_type -> custody.v1.GetSeizureRecordResponse
+	42, // [42:49] is the sub-list for method output_type
+	35, // [35:42] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_custody_v1_evidence_proto_init() }
@@ -1847,8 +1938,9 @@ func file_custody_v1_evidence_proto_init() {
 	file_custody_v1_evidence_proto_msgTypes[6].OneofWrappers = []any{
 		(*UploadRequest_Metadata)(nil),
 		(*UploadRequest_Chunk)(nil),
+		(*UploadRequest_Trailer)(nil),
 	}
-	file_custody_v1_evidence_proto_msgTypes[15].OneofWrappers = []any{
+	file_custody_v1_evidence_proto_msgTypes[16].OneofWrappers = []any{
 		(*DownloadResponse_Evidence)(nil),
 		(*DownloadResponse_Chunk)(nil),
 	}
@@ -1858,7 +1950,7 @@ func file_custody_v1_evidence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_v1_evidence_proto_rawDesc), len(file_custody_v1_evidence_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
