@@ -334,8 +334,12 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		case offset != sess.Received:
 			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the server holds %d bytes of upload %s; resume from offset %d", ErrFailedPrecondition, sess.Received, id, sess.Received)
 		}
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(sess.HashState); err != nil {
-			return Item{}, receipt.Receipt{}, err
+		// A session saved when it staged its first part has no bytes yet,
+		// and no hash state.
+		if len(sess.HashState) > 0 || sess.Received > 0 {
+			if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(sess.HashState); err != nil {
+				return Item{}, receipt.Receipt{}, err
+			}
 		}
 	}
 	if sess.Key == "" {

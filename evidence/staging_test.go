@@ -333,34 +333,40 @@ func TestResumableMovieObserver(t *testing.T) {
 }
 
 // A part that fails to store ends the stream; the session keeps the
-// parts before it, and the client's next stream completes the item.
+// parts before it (none, if the first failed: the session then holds a
+// staged object and no byte), and the client's next stream completes the
+// item.
 func TestResumablePartFailure(t *testing.T) {
-	s, store := newStagingService(t)
-	collector := mustIdentity(t, identity.RoleCollector, "c")
-	const id = "fail-0123456789"
-	data := randomItem(27 << 20)
-	meta := otherMeta("case-fail", data)
-	var failed sync.Once
-	store.failAppend = func(i int) error {
-		var err error
-		if i == 2 {
-			failed.Do(func() { err = fmt.Errorf("part %d: %w", i, storage.ErrUnavailable) })
-		}
-		return err
-	}
-	if _, _, err := s.IngestResumable(t.Context(), collector, id, meta, 0, bytes.NewReader(data)); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("a failed part: %v, want ErrUnavailable", err)
-	}
-	st, err := s.UploadStatusOf(t.Context(), collector, id)
-	if err != nil || st.Received != 10<<20 {
-		t.Fatalf("status %+v, %v; want the two parts before the failed one", st, err)
-	}
-	item, _, err := s.IngestResumable(t.Context(), collector, id, meta, st.Received, bytes.NewReader(data[st.Received:]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(readObject(t, s, item.Object), data) {
-		t.Fatal("the item differs")
+	for _, failing := range []int{0, 2} {
+		t.Run(fmt.Sprint(failing), func(t *testing.T) {
+			s, store := newStagingService(t)
+			collector := mustIdentity(t, identity.RoleCollector, "c")
+			const id = "fail-0123456789"
+			data := randomItem(27 << 20)
+			meta := otherMeta("case-fail", data)
+			var failed sync.Once
+			store.failAppend = func(i int) error {
+				var err error
+				if i == failing {
+					failed.Do(func() { err = fmt.Errorf("part %d: %w", i, storage.ErrUnavailable) })
+				}
+				return err
+			}
+			if _, _, err := s.IngestResumable(t.Context(), collector, id, meta, 0, bytes.NewReader(data)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("a failed part: %v, want ErrUnavailable", err)
+			}
+			st, err := s.UploadStatusOf(t.Context(), collector, id)
+			if err != nil || st.Received != int64(failing)*5<<20 {
+				t.Fatalf("status %+v, %v; want the %d parts before the failed one", st, err, failing)
+			}
+			item, _, err := s.IngestResumable(t.Context(), collector, id, meta, st.Received, bytes.NewReader(data[st.Received:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readObject(t, s, item.Object), data) {
+				t.Fatal("the item differs")
+			}
+		})
 	}
 }
 
