@@ -369,6 +369,10 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 			if r.obsLost {
 				obs = nil
 			}
+			if errors.Is(err, storage.ErrNotFound) {
+				drop()
+				return Item{}, receipt.Receipt{}, partsGone(id, err)
+			}
 			if ctx.Err() != nil {
 				return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s paused at %d of %d bytes; resume from offset %d", ErrIncomplete, id, sess.Received, meta.Size, sess.Received)
 			}
@@ -408,10 +412,21 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		}
 	}
 	item, rcpt, err := s.finishResumable(ctx, who, key, id, meta, sess, obs)
+	if errors.Is(err, storage.ErrNotFound) {
+		drop()
+		return Item{}, receipt.Receipt{}, partsGone(id, err)
+	}
 	if err == nil || errors.Is(err, ErrInvalid) {
 		drop()
 	}
 	return item, rcpt, err
+}
+
+// partsGone is the answer when what a session stored is no longer in the
+// store (an incomplete multipart upload the store expired, a file
+// removed): the session is discarded and the upload starts again.
+func partsGone(id string, cause error) error {
+	return wrapCause(ErrNotFound, cause, "the bytes stored for upload %s are gone from storage (an incomplete upload expired there?); the session is discarded: start it again at offset 0", id)
 }
 
 // storedSize is how many of the item's size bytes are in its staged,
@@ -465,7 +480,7 @@ func (s *Service) finishResumable(ctx context.Context, who identity.Identity, ke
 	if sess.Completed == nil && sess.Sealed == nil {
 		obj, err := s.store.Complete(storeCtx, *sess.Staged)
 		if errors.Is(err, storage.ErrNotFound) {
-			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: the stored parts of upload %s are gone; start it again at offset 0", ErrInvalid, id)
+			return Item{}, receipt.Receipt{}, err
 		}
 		if err != nil {
 			return Item{}, receipt.Receipt{}, s.uploadError(ctx, err)

@@ -430,3 +430,40 @@ func TestResumableExpiryAborts(t *testing.T) {
 		t.Fatalf("%d staged objects, %d pieces left after expiry", store.StagedCount(), pieces)
 	}
 }
+
+// Parts the store lost (an incomplete multipart upload it expired) end
+// the session: the client is told to start again, and can.
+func TestResumablePartsGone(t *testing.T) {
+	s, store := newStagingService(t)
+	collector := mustIdentity(t, identity.RoleCollector, "c")
+	const id = "gone-0123456789"
+	data := randomItem(20 << 20)
+	meta := otherMeta("case-gone", data)
+	if _, _, err := s.IngestResumable(t.Context(), collector, id, meta, 0, bytes.NewReader(data[:12<<20])); !errors.Is(err, ErrIncomplete) {
+		t.Fatal(err)
+	}
+	sess, err := s.loadSession(t.Context(), sessionKey(collector, id))
+	if err != nil || sess == nil || sess.Staged == nil {
+		t.Fatalf("session %+v, %v", sess, err)
+	}
+	if err := store.Abort(t.Context(), *sess.Staged); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.IngestResumable(t.Context(), collector, id, meta, sess.Received, bytes.NewReader(data[sess.Received:]))
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "start it again at offset 0") {
+		t.Fatalf("resuming onto lost parts: %v", err)
+	}
+	if _, err := s.UploadStatusOf(t.Context(), collector, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the session outlived its parts: %v", err)
+	}
+	item, _, err := s.IngestResumable(t.Context(), collector, id, meta, 0, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readObject(t, s, item.Object), data) {
+		t.Fatal("the item differs")
+	}
+	if _, _, pieces := store.counts(); pieces != 0 || store.StagedCount() != 0 {
+		t.Fatalf("%d pieces, %d staged left", pieces, store.StagedCount())
+	}
+}
