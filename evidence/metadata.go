@@ -104,8 +104,15 @@ const (
 )
 
 // Validate checks metadata and returns an error wrapping ErrInvalid that
-// names the field at fault.
+// names the field at fault. The digest is required: only a resumable
+// upload may leave it for its trailer (IngestResumable).
 func (m *UploadMeta) Validate(maxSize int64) error {
+	return m.validate(maxSize, true)
+}
+
+// validate is Validate; with digestRequired false an empty SHA256 passes
+// (a resumable upload whose trailer will carry it).
+func (m *UploadMeta) validate(maxSize int64, digestRequired bool) error {
 	m.SHA256 = strings.ToLower(m.SHA256)
 	if err := checkCaseID(m.CaseID); err != nil {
 		return err
@@ -116,8 +123,13 @@ func (m *UploadMeta) Validate(maxSize int64) error {
 	if m.Kind == KindBiometricSeizureRecord && !m.seizureRecord {
 		return fmt.Errorf("%w: items of kind biometric_seizure_record are made only by CreateSeizureRecord (POST /v1/seizure-records), which validates the record; upload a record's attachments with special_category set and another kind (e.g. other)", ErrInvalid)
 	}
-	if err := CheckSHA256(m.SHA256); err != nil {
-		return err
+	switch {
+	case m.SHA256 == "" && digestRequired:
+		return fmt.Errorf("%w: sha256 is required; only a resumable upload (upload_id set) may leave it empty and send it in a trailer after its last chunk", ErrInvalid)
+	case m.SHA256 != "" || digestRequired:
+		if err := CheckSHA256(m.SHA256); err != nil {
+			return err
+		}
 	}
 	if m.Size < 0 {
 		return fmt.Errorf("%w: size_bytes %d is negative", ErrInvalid, m.Size)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/failure"
@@ -57,6 +58,23 @@ type piece struct {
 }
 
 func (p piece) object() storage.Object { return p.Object.WithPending(p.Pending) }
+
+// Trailer ends a resumable upload stream whose metadata left SHA256 empty:
+// the digest a client computed while sending, and the collector signature
+// over the capture statement, which names the digest and so can only be
+// made once it is known.
+type Trailer struct {
+	SHA256             string
+	CollectorSignature *Signature
+}
+
+// TrailerBody is a body that may end with a Trailer. Trailer reports it
+// once Read has returned io.EOF, nil if the stream ended without one. A
+// body that is not a TrailerBody never carries one.
+type TrailerBody interface {
+	io.Reader
+	Trailer() *Trailer
+}
 
 // UploadStatus is how far a resumable upload got.
 type UploadStatus struct {
@@ -139,6 +157,11 @@ func sameItem(a, b []byte) bool {
 		return false
 	}
 	ma.CollectorSignature, mb.CollectorSignature = nil, nil
+	// A digest stated by one stream and left to the trailer by another
+	// is the same item; both are checked against the bytes.
+	if ma.SHA256 == "" || mb.SHA256 == "" {
+		ma.SHA256, mb.SHA256 = "", ""
+	}
 	ja, _ := json.Marshal(ma)
 	jb, _ := json.Marshal(mb)
 	return string(ja) == string(jb)
@@ -171,11 +194,18 @@ func (s *Service) UploadStatusOf(ctx context.Context, who identity.Identity, id 
 // session id (creating it at offset 0), and ingests the item once the last
 // byte arrived. A stream that ends early keeps what arrived and returns
 // ErrIncomplete naming the offset to resume from.
+//
+// meta.SHA256 may be empty: then the stream that brings the last byte ends
+// with a Trailer (body is a TrailerBody) carrying the digest, and the
+// collector signature if any. A stream whose meta states the digest sends
+// no trailer, and neither does one that stops early. Each of these
+// mistakes, and a malformed trailer digest, is ErrInvalid naming it; the
+// bytes that arrived stay in the session.
 func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id string, meta UploadMeta, offset int64, body io.Reader) (Item, receipt.Receipt, error) {
 	if err := checkUploadID(id); err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
-	if err := meta.Validate(s.cfg.MaxUploadBytes); err != nil {
+	if err := meta.validate(s.cfg.MaxUploadBytes, false); err != nil {
 		return Item{}, receipt.Receipt{}, err
 	}
 	if meta.Special || meta.Kind == KindBiometricSeizureRecord || s.cfg.EncryptAll {
@@ -226,12 +256,30 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		}
 		return Item{}, receipt.Receipt{}, classifyStorage(streamErr)
 	}
+	var trailer *Trailer
+	if tb, ok := body.(TrailerBody); ok {
+		trailer = tb.Trailer()
+	}
+	if trailer != nil && meta.SHA256 != "" {
+		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s states sha256 in its metadata and must not send a trailer (the server holds %d of %d bytes)", ErrInvalid, id, sess.Received, meta.Size)
+	}
 	if sess.Received < meta.Size {
+		if trailer != nil {
+			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s sent its trailer after %d of %d bytes; a trailer follows the last byte only; resume from offset %d", ErrInvalid, id, sess.Received, meta.Size, sess.Received)
+		}
 		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: upload %s has %d of %d bytes; resume from offset %d", ErrIncomplete, id, sess.Received, meta.Size, sess.Received)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != meta.SHA256 {
-		s.dropSession(ctx, key, sess)
-		return Item{}, receipt.Receipt{}, fmt.Errorf("%w: declared %s, the bytes of upload %s hash to %s; the session is discarded", ErrDigestMismatch, meta.SHA256, id, got)
+	if meta.SHA256 == "" {
+		if err := applyTrailer(&meta, trailer, id, sess.Received); err != nil {
+			return Item{}, receipt.Receipt{}, err
+		}
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	for _, want := range []string{meta.SHA256, sessionDigest(sess.Meta)} {
+		if want != "" && got != want {
+			s.dropSession(ctx, key, sess)
+			return Item{}, receipt.Receipt{}, fmt.Errorf("%w: declared %s, the bytes of upload %s hash to %s; the session is discarded", ErrDigestMismatch, want, id, got)
+		}
 	}
 	pieces := s.pieceReader(ctx, sess)
 	item, rcpt, err := s.Ingest(ctx, who, meta, pieces)
@@ -240,6 +288,33 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		s.dropSession(ctx, key, sess)
 	}
 	return item, rcpt, err
+}
+
+// applyTrailer takes the digest and collector signature of a resumable
+// upload whose metadata left the digest empty from its trailer.
+func applyTrailer(meta *UploadMeta, t *Trailer, id string, received int64) error {
+	if t == nil {
+		return fmt.Errorf("%w: upload %s: all %d bytes arrived but no trailer followed with their sha256 (the metadata left it empty); send it in an UploadTrailer after the last chunk, or resume from offset %d with one", ErrInvalid, id, received, received)
+	}
+	sha := strings.ToLower(t.SHA256)
+	if CheckSHA256(sha) != nil {
+		return fmt.Errorf("%w: upload %s: the trailer's sha256 must be 64 hex characters, got %q", ErrInvalid, id, truncate(t.SHA256, 70))
+	}
+	if t.CollectorSignature != nil && meta.CollectorSignature != nil {
+		return fmt.Errorf("%w: upload %s carries a collector signature in its metadata and in its trailer; send it in the trailer only", ErrInvalid, id)
+	}
+	meta.SHA256 = sha
+	if t.CollectorSignature != nil {
+		meta.CollectorSignature = t.CollectorSignature
+	}
+	return nil
+}
+
+// sessionDigest is the digest a session's metadata stated, if any.
+func sessionDigest(metaJSON []byte) string {
+	var m UploadMeta
+	json.Unmarshal(metaJSON, &m)
+	return m.SHA256
 }
 
 // pieceReader reads a session's pieces back in order, opening each when

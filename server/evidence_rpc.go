@@ -46,7 +46,9 @@ func (e *evidenceService) Upload(stream custodyv1.EvidenceService_UploadServer) 
 	}
 	var item evidence.Item
 	var rcpt receipt.Receipt
-	body := &chunkReader{recv: stream.Recv}
+	// Only a resumable upload whose metadata leaves sha256 empty ends with
+	// a trailer (proto: UploadTrailer).
+	body := &chunkReader{recv: stream.Recv, trailerDue: md.GetUploadId() != "" && md.GetSha256() == ""}
 	if md.GetUploadId() != "" {
 		item, rcpt, err = e.svc.IngestResumable(ctx, who, md.GetUploadId(), uploadMetaFromProto(md), md.GetResumeOffset(), body)
 	} else if md.GetResumeOffset() != 0 {
@@ -69,20 +71,35 @@ func streamError(err error) error {
 	return err
 }
 
-// chunkReader reads an upload's bytes from its stream messages.
+// chunkReader reads an upload's bytes from its stream messages, and the
+// trailer that may end them (evidence.TrailerBody).
 type chunkReader struct {
 	recv func() (*custodyv1.UploadRequest, error)
 	buf  []byte
+	// trailerDue: the metadata left sha256 empty in a resumable upload, so
+	// the stream may end with a trailer; any other stream must not.
+	trailerDue bool
+	trailer    *evidence.Trailer
+	ended      bool
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
 	for len(c.buf) == 0 {
+		if c.ended {
+			return 0, io.EOF
+		}
 		msg, err := c.recv()
 		if err != nil {
 			return 0, err
 		}
-		if msg.GetMetadata() != nil {
+		switch pl := msg.GetPayload().(type) {
+		case *custodyv1.UploadRequest_Metadata:
 			return 0, fmt.Errorf("%w: metadata may only come in the first upload message", evidence.ErrInvalid)
+		case *custodyv1.UploadRequest_Trailer:
+			if err := c.takeTrailer(pl.Trailer); err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
 		}
 		c.buf = msg.GetChunk()
 	}
@@ -90,6 +107,25 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.buf = c.buf[n:]
 	return n, nil
 }
+
+// takeTrailer keeps the trailer and checks that the stream ends with it.
+func (c *chunkReader) takeTrailer(t *custodyv1.UploadTrailer) error {
+	if !c.trailerDue {
+		return fmt.Errorf("%w: an upload trailer ends only a resumable upload (upload_id set) whose metadata leaves sha256 empty; this one states sha256 in its metadata or is not resumable", evidence.ErrInvalid)
+	}
+	c.trailer = &evidence.Trailer{SHA256: t.GetSha256(), CollectorSignature: signatureFromProto(t.GetCollectorSignature())}
+	c.ended = true
+	switch _, err := c.recv(); {
+	case err == nil:
+		return fmt.Errorf("%w: the upload trailer must be the stream's last message", evidence.ErrInvalid)
+	case !errors.Is(err, io.EOF):
+		return err
+	}
+	return nil
+}
+
+// Trailer implements evidence.TrailerBody.
+func (c *chunkReader) Trailer() *evidence.Trailer { return c.trailer }
 
 func (e *evidenceService) GetUploadStatus(ctx context.Context, req *custodyv1.GetUploadStatusRequest) (*custodyv1.GetUploadStatusResponse, error) {
 	who, err := requireIdentity(ctx)

@@ -9,6 +9,12 @@
 // then either Seals the object, which makes it immutable until a retention
 // date, or Discards it. A crash between the two leaves at worst an
 // unreferenced pending object, never a referenced one that can change.
+//
+// Staging (Stager) is the other way to make a pending object: from parts
+// that arrive over time, each durable when it is appended, possibly in
+// different processes, then completed into a pending object without
+// copying its bytes (an S3 multipart upload; on disk, one file written at
+// offsets). Resumable uploads use it so an item's bytes are written once.
 package storage
 
 import (
@@ -45,6 +51,77 @@ type Store interface {
 
 	// Exists reports whether any object, pending or sealed, is kept under key.
 	Exists(ctx context.Context, key string) (bool, error)
+
+	Stager
+}
+
+// Stager builds a pending object from parts appended over time: the
+// store's side of a resumable upload. Its contract:
+//
+//   - Stage starts a staged object that will complete under key and
+//     returns its handle. The caller persists the handle (it is plain
+//     JSON), appends Parts to it as Append returns them, and passes it
+//     back, from any process sharing the store, until it calls Complete or
+//     Abort. A staged object is not an object: Exists, Open and Seal do
+//     not see it.
+//   - Append stores data as part i (0-based) of st, starting at byte off,
+//     which is the sum of the sizes of parts 0..i-1 as the caller will
+//     complete them. When Append returns nil the part is durable: it
+//     survives a crash of this process and of the store's (an fsync on
+//     disk, an acknowledged UploadPart on S3). Parts may be appended
+//     concurrently. Appending part i again replaces it: a caller that
+//     lost track of a part (a crash before it persisted the handle)
+//     appends it again from its last persisted state. Every part but the
+//     last must be at least MinPartSize bytes; data is not retained after
+//     Append returns.
+//   - Complete makes exactly st.Parts, in order, a pending object under
+//     st.Key, without copying their bytes; parts appended but not in
+//     st.Parts are dropped. The object is then Sealed or Discarded like
+//     one Put returned, and st is gone: Append, Complete and Abort on it
+//     fail with ErrNotFound. At least one part is needed.
+//   - Abort removes a staged object and its parts. Aborting one that is
+//     gone (aborted, completed) returns nil.
+//
+// Nothing removes a staged object but Complete or Abort: its owner
+// (the upload session) must abort it when it gives up or expires.
+type Stager interface {
+	// MinPartSize is the smallest size of any part but the last.
+	MinPartSize() int64
+	Stage(ctx context.Context, key string) (Staged, error)
+	Append(ctx context.Context, st Staged, i int, off int64, data []byte) (Part, error)
+	Complete(ctx context.Context, st Staged) (Object, error)
+	Abort(ctx context.Context, st Staged) error
+}
+
+// Staged is the handle of a staged object: what a caller persists between
+// appends. Backends fill Key, Handle and each Part; callers append the
+// Parts Append returns, in order.
+type Staged struct {
+	Backend string `json:"backend"`
+	Key     string `json:"key"`
+	// Handle is the backend's own: the S3 multipart upload id, or the
+	// staged file's path on disk.
+	Handle string `json:"handle"`
+	Parts  []Part `json:"parts,omitempty"`
+}
+
+// Part is one appended part as the backend needs it to complete the
+// object.
+type Part struct {
+	Size int64 `json:"size"`
+	// ETag is S3's name for the part's bytes, and CRC32C (base64) the
+	// checksum S3 checked them against; empty elsewhere.
+	ETag   string `json:"etag,omitempty"`
+	CRC32C string `json:"crc32c,omitempty"`
+}
+
+// Size is the number of bytes in st's parts.
+func (st Staged) Size() int64 {
+	var n int64
+	for _, p := range st.Parts {
+		n += p.Size
+	}
+	return n
 }
 
 // KeepPendingPrefix marks keys whose pending objects outlive a restart:

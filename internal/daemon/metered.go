@@ -13,7 +13,7 @@ import (
 
 var storageErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "custody_storage_errors_total",
-	Help: "Evidence storage calls that failed, by operation (put, seal, discard, open, read, exists) and kind (unavailable, full, not_found, other); callers that went away are not counted.",
+	Help: "Evidence storage calls that failed, by operation (put, seal, discard, open, read, exists, stage, append, complete, abort) and kind (unavailable, full, not_found, other); callers that went away are not counted.",
 }, []string{"op", "kind"})
 
 // meteredStore counts a store's failures for /metrics, so an operator can
@@ -67,6 +67,30 @@ func (m meteredStore) Exists(ctx context.Context, key string) (bool, error) {
 	ok, err := m.Store.Exists(ctx, key)
 	countStorageError("exists", err)
 	return ok, err
+}
+
+func (m meteredStore) Stage(ctx context.Context, key string) (storage.Staged, error) {
+	st, err := m.Store.Stage(ctx, key)
+	countStorageError("stage", err)
+	return st, err
+}
+
+func (m meteredStore) Append(ctx context.Context, st storage.Staged, i int, off int64, data []byte) (storage.Part, error) {
+	p, err := m.Store.Append(ctx, st, i, off, data)
+	countStorageError("append", err)
+	return p, err
+}
+
+func (m meteredStore) Complete(ctx context.Context, st storage.Staged) (storage.Object, error) {
+	obj, err := m.Store.Complete(ctx, st)
+	countStorageError("complete", err)
+	return obj, err
+}
+
+func (m meteredStore) Abort(ctx context.Context, st storage.Staged) error {
+	err := m.Store.Abort(ctx, st)
+	countStorageError("abort", err)
+	return err
 }
 
 // meteredReader counts a read that fails part-way.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("OpenMissing", func(t *testing.T) { testOpenMissing(t, newStore(t)) })
 	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore(t)) })
 	t.Run("ConcurrentSameKey", func(t *testing.T) { testConcurrentSameKey(t, newStore(t)) })
+	t.Run("StagedRoundTrip", func(t *testing.T) { testStagedRoundTrip(t, newStore(t)) })
+	t.Run("StagedOnePart", func(t *testing.T) { testStagedOnePart(t, newStore(t)) })
+	t.Run("StagedPartsReplacedAndUnrecorded", func(t *testing.T) { testStagedReplaced(t, newStore(t)) })
+	t.Run("StagedDiscard", func(t *testing.T) { testStagedDiscard(t, newStore(t)) })
+	t.Run("StagedAbort", func(t *testing.T) { testStagedAbort(t, newStore(t)) })
+	t.Run("StagedSmallPartRefused", func(t *testing.T) { testStagedSmallPart(t, newStore(t)) })
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -263,5 +270,228 @@ func testConcurrentSameKey(t *testing.T, s storage.Store) {
 		if !bytes.Equal(readAll(t, s, objs[i]), data) {
 			t.Fatalf("writer %d reads different bytes", i)
 		}
+	}
+}
+
+// partSize is the size of the staged tests' parts: S3's minimum.
+const partSize = 5 << 20
+
+// appendParts appends data to st, after its parts, in parts of size (the
+// last shorter), all at once, and returns st with the parts recorded.
+func appendParts(t *testing.T, s storage.Store, st storage.Staged, data []byte, size int) storage.Staged {
+	t.Helper()
+	first, base := len(st.Parts), st.Size()
+	n := (len(data) + size - 1) / size
+	parts := make([]storage.Part, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			off := i * size
+			parts[i], errs[i] = s.Append(t.Context(), st, first+i, base+int64(off), data[off:min(off+size, len(data))])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Append part %d: %v", i, err)
+		}
+		if parts[i].Size != int64(min(size, len(data)-i*size)) {
+			t.Fatalf("part %d: size %d", i, parts[i].Size)
+		}
+	}
+	st.Parts = append(st.Parts, parts...)
+	return st
+}
+
+// viaJSON is st as another process gets it: from the caller's session.
+func viaJSON(t *testing.T, st storage.Staged) storage.Staged {
+	t.Helper()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out storage.Staged
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func testStagedRoundTrip(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	data := randomBytes(t, 2*partSize+12345)
+	key := "sha256/staged/rt"
+	st, err := s.Stage(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Key != key || st.Handle == "" {
+		t.Fatalf("Stage returned %+v", st)
+	}
+	// Parts appended concurrently and out of order, the handle carried
+	// through JSON between them as a session does.
+	st = appendParts(t, s, st, data[:partSize], partSize)
+	st = appendParts(t, s, viaJSON(t, st), data[partSize:], partSize)
+	if st.Size() != int64(len(data)) {
+		t.Fatalf("staged size %d, want %d", st.Size(), len(data))
+	}
+	mustNotExist(t, s, key) // a staged object is not an object yet
+	obj, err := s.Complete(ctx, viaJSON(t, st))
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if obj.Key != key || obj.Size != int64(len(data)) || obj.Pending() == "" {
+		t.Fatalf("Complete returned %+v", obj)
+	}
+	if ok, err := s.Exists(ctx, key); err != nil || !ok {
+		t.Fatalf("Exists(%s) = %v, %v for a completed object", key, ok, err)
+	}
+	again := storage.Object{Backend: obj.Backend, Bucket: obj.Bucket, Key: obj.Key, VersionID: obj.VersionID, Size: obj.Size}.WithPending(obj.Pending())
+	if !bytes.Equal(readAll(t, s, again), data) {
+		t.Fatal("the completed pending object reads back different bytes")
+	}
+	// The handle is spent: no more parts, and aborting it keeps the object.
+	if _, err := s.Append(ctx, st, len(st.Parts), st.Size(), []byte("more")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Append after Complete: %v, want ErrNotFound", err)
+	}
+	if err := s.Abort(ctx, st); err != nil {
+		t.Fatalf("Abort after Complete: %v, want nil", err)
+	}
+	sealed, err := s.Seal(ctx, obj, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatalf("Seal: %v", err)
+	}
+	if sealed.RetainUntil.IsZero() || sealed.Pending() != "" {
+		t.Fatalf("Seal returned %+v", sealed)
+	}
+	if !bytes.Equal(readAll(t, s, sealed), data) {
+		t.Fatal("the sealed object reads back different bytes")
+	}
+	if err := s.Discard(ctx, sealed); !errors.Is(err, storage.ErrSealed) {
+		t.Fatalf("Discard of a sealed staged object: %v, want ErrSealed", err)
+	}
+}
+
+func testStagedOnePart(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	data := randomBytes(t, 10)
+	st, err := s.Stage(ctx, "sha256/staged/one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = appendParts(t, s, st, data, partSize)
+	obj, err := s.Complete(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err = s.Seal(ctx, obj, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, s, obj), data) {
+		t.Fatal("bytes differ")
+	}
+}
+
+// testStagedReplaced: a process that died after appending a part but
+// before recording it leaves the part behind; the next appends it again
+// (other bytes, another size) and may never reach a part appended beyond:
+// the object is exactly the recorded parts.
+func testStagedReplaced(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	data := randomBytes(t, partSize+777)
+	st, err := s.Stage(ctx, "sha256/staged/replaced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lost: part 1 with more bytes than it will have, and part 2.
+	if _, err := s.Append(ctx, st, 1, partSize, randomBytes(t, partSize+4096)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, st, 2, 2*partSize+4096, randomBytes(t, 100)); err != nil {
+		t.Fatal(err)
+	}
+	st = appendParts(t, s, st, data[:partSize], partSize)
+	p, err := s.Append(ctx, st, 1, partSize, data[partSize:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Parts = append(st.Parts, p)
+	obj, err := s.Complete(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Size != int64(len(data)) {
+		t.Fatalf("size %d, want %d", obj.Size, len(data))
+	}
+	if !bytes.Equal(readAll(t, s, obj), data) {
+		t.Fatal("the completed object is not exactly its recorded parts")
+	}
+	if err := s.Discard(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testStagedDiscard(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	st, err := s.Stage(ctx, "sha256/staged/discarded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = appendParts(t, s, st, randomBytes(t, 1000), partSize)
+	obj, err := s.Complete(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Discard(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, s, "sha256/staged/discarded")
+	if _, err := s.Open(ctx, obj); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Open after Discard: %v, want ErrNotFound", err)
+	}
+}
+
+func testStagedAbort(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	st, err := s.Stage(ctx, "sha256/staged/aborted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = appendParts(t, s, st, randomBytes(t, 1000), partSize)
+	if err := s.Abort(ctx, viaJSON(t, st)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, st, 1, 1000, []byte("x")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Append after Abort: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Complete(ctx, st); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Complete after Abort: %v, want ErrNotFound", err)
+	}
+	if err := s.Abort(ctx, st); err != nil {
+		t.Fatalf("Abort twice: %v, want nil", err)
+	}
+	mustNotExist(t, s, "sha256/staged/aborted")
+}
+
+// testStagedSmallPart: a store with a minimum part size refuses to
+// complete an object with a smaller part before the last.
+func testStagedSmallPart(t *testing.T, s storage.Store) {
+	min := s.MinPartSize()
+	if min <= 1 {
+		t.Skip("no minimum part size")
+	}
+	ctx := t.Context()
+	st, err := s.Stage(ctx, "sha256/staged/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abort(context.WithoutCancel(ctx), st)
+	st = appendParts(t, s, st, randomBytes(t, int(min)), int(min-1))
+	if _, err := s.Complete(ctx, st); err == nil {
+		t.Fatalf("a part of %d bytes before the last, under the minimum of %d, completed", min-1, min)
 	}
 }
