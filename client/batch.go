@@ -85,9 +85,8 @@ type Batch struct {
 // and the service still holds is skipped; content the service holds is not
 // sent again (already-held); the rest is uploaded, b.Parallel files at
 // once, each success recorded in the manifest with its receipt, which is
-// saved every 50 files and at the end. A file with the same bytes as
-// another of the batch is sent once: the first whose digest is known
-// uploads it, the others are already-held. A result is uploaded, and
+// saved every 50 files and at the end. A file with the same bytes as an
+// earlier one of the batch is not sent twice. A result is uploaded, and
 // recorded, only when this call made the upload and the service answered
 // with the item (of this digest) and a signed receipt; otherwise it is
 // failed.
@@ -171,6 +170,19 @@ func (c *Client) UploadBatch(ctx context.Context, files []string, b Batch) ([]Ba
 		done()
 	}
 
+	// Files decide in order whether they are sent, so that of files with
+	// the same bytes the first uploads them: each waits for the previous
+	// file that decides.
+	bt.ready, bt.prev = make([]chan struct{}, len(files)), make([]int, len(files))
+	prev := -1
+	for i, p := range plans {
+		bt.prev[i] = prev
+		if p == planMemory || p == planHashFirst {
+			bt.ready[i] = make(chan struct{})
+			prev = i
+		}
+	}
+
 	add, done := progress("uploading", len(files), total)
 	var finished atomic.Int64
 	grp, gctx := errgroup.WithContext(ctx)
@@ -182,6 +194,7 @@ func (c *Client) UploadBatch(ctx context.Context, files []string, b Batch) ([]Ba
 		grp.Go(func() error {
 			r := &bt.results[i]
 			md := cloneMetadata(b.Metadata)
+			defer bt.decided(i)
 			if gctx.Err() != nil {
 				r.Status, r.Error = StatusFailed, r.File+": interrupted"
 				return nil
@@ -236,6 +249,31 @@ type batchRun struct {
 	mu    sync.Mutex
 	first map[string]int // digest → the file of this run that uploads it
 	later []int          // files with the same bytes as another
+	// ready[i] is closed once file i and every file before it that
+	// decides has decided (nil for a file that does not decide); prev[i]
+	// is the file before i that decides, or -1.
+	ready []chan struct{}
+	prev  []int
+	once  sync.Map // i → closed ready[i]
+}
+
+// waitTurn waits until the files before i have decided.
+func (bt *batchRun) waitTurn(i int) {
+	if p := bt.prev[i]; p >= 0 {
+		<-bt.ready[p]
+	}
+}
+
+// decided lets the next file decide, once the files before i have.
+func (bt *batchRun) decided(i int) {
+	if bt.ready[i] == nil {
+		return
+	}
+	if _, done := bt.once.LoadOrStore(i, true); done {
+		return
+	}
+	bt.waitTurn(i)
+	close(bt.ready[i])
 }
 
 // plan states every file and says how each is read.
@@ -276,6 +314,8 @@ func (bt *batchRun) plan(files []string) []filePlan {
 // not, r says why (skipped, already-held, or a duplicate resolved at the
 // end).
 func (bt *batchRun) decide(r *BatchResult, i int) bool {
+	bt.waitTurn(i)
+	defer bt.decided(i)
 	man := bt.b.Manifest
 	id, isHeld := bt.held[r.SHA256]
 	// Decide from content and case alone: the manifest must record this

@@ -482,4 +482,3 @@ func TestUploadBatchResumesBigFile(t *testing.T) {
 		t.Fatalf("manifest: %+v %v", e, ok)
 	}
 }
-
