@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -268,7 +271,49 @@ func (c *Client) uploadMemory(ctx context.Context, data []byte, meta *custodyv1.
 		}
 	}
 	m := memory(data)
-	return c.send(ctx, meta, &m, nil, nil, progress)
+	// A stream tried again reports progress beyond what was reported.
+	var high int64
+	once := func(sent int64) {
+		if sent > high {
+			high = sent
+			if progress != nil {
+				progress(sent)
+			}
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := c.send(ctx, meta, &m, nil, nil, once)
+		if err == nil || !Busy(err) || attempt+1 >= busyRetry.Attempts {
+			return resp, err
+		}
+		if err := busyRetry.wait(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// busyRetry is how a one-shot upload from memory is tried again while the
+// service is busy: it refused the stream before reading any of it.
+var busyRetry = Retry{Attempts: 40, Backoff: 50 * time.Millisecond, Max: 2 * time.Second}
+
+// Busy reports whether err is the service refusing a call, before doing
+// anything, because the caller or everyone has too many calls in progress
+// or made too many: a stream over the identity's share (--max-streams-per-
+// identity) or the call rate, or the service at capacity. Such a call can
+// be made again as it was, also a one-shot upload.
+func Busy(err error) bool {
+	s, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	msg := s.Message()
+	switch s.Code() {
+	case codes.ResourceExhausted:
+		return strings.HasPrefix(msg, "too many concurrent streams") || strings.HasPrefix(msg, "rate limit exceeded")
+	case codes.Unavailable:
+		return strings.HasPrefix(msg, "the service is at capacity")
+	}
+	return false
 }
 
 // wholeFiles are the buffers readWhole reads into, reused.

@@ -31,6 +31,8 @@ type sessionService struct {
 	sessions map[string]*fakeSession
 	// dropped counts sessions dropped on a digest mismatch.
 	dropped int
+	// refuse, while not empty, is the answer to the next streams, one each.
+	refuse []error
 }
 
 type fakeSession struct {
@@ -123,6 +125,11 @@ func (u *sessionUpload) CloseAndRecv() (*custodyv1.UploadResponse, error) {
 	s := u.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.refuse) > 0 {
+		err := s.refuse[0]
+		s.refuse = s.refuse[1:]
+		return nil, err
+	}
 	var sum string
 	var sig *custodyv1.PartySignature
 	if u.sess == nil {
@@ -480,5 +487,34 @@ func TestUploadBatchResumesBigFile(t *testing.T) {
 	onDisk, _ := LoadManifest(path)
 	if e, ok := onDisk.Lookup("case-b", hexSum(big)); !ok || e.EvidenceID != rs[0].EvidenceID {
 		t.Fatalf("manifest: %+v %v", e, ok)
+	}
+}
+
+// TestUploadFileBusy: a one-shot upload the service refused for being busy
+// (over the identity's share of streams, at capacity) is sent again from
+// memory; any other refusal is returned at once.
+func TestUploadFileBusy(t *testing.T) {
+	s := newSessionService()
+	c := fakeClient(t, s.fakeEvidence)
+	c.evidence = s
+	path := filepath.Join(t.TempDir(), "IMG.jpg")
+	data := randomFile(t, path, 3<<20, 10)
+	s.refuse = []error{
+		status.Error(codes.ResourceExhausted, "too many concurrent streams: urn:custody:collector:x may have 4 at once; wait for one to finish"),
+		status.Error(codes.Unavailable, "the service is at capacity (16 stream calls in progress); retry with backoff"),
+	}
+	var reported []int64
+	resp, err := c.UploadFile(t.Context(), path, &custodyv1.UploadMetadata{CaseId: "case-1"}, func(n int64) { reported = append(reported, n) })
+	if err != nil || resp.GetEvidence().GetSha256() != hexSum(data) || len(s.sent) != 1 {
+		t.Fatalf("UploadFile = %v, %v; items %d", resp.GetEvidence(), err, len(s.sent))
+	}
+	for i := 1; i < len(reported); i++ {
+		if reported[i] <= reported[i-1] {
+			t.Fatalf("progress went back: %v", reported)
+		}
+	}
+	s.refuse = []error{status.Error(codes.ResourceExhausted, "the item is larger than the service takes (2000 bytes)")}
+	if _, err := c.UploadFile(t.Context(), path, &custodyv1.UploadMetadata{CaseId: "case-1"}, nil); status.Code(err) != codes.ResourceExhausted || len(s.sent) != 1 {
+		t.Fatalf("too large: %v; items %d", err, len(s.sent))
 	}
 }
