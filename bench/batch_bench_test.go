@@ -19,7 +19,8 @@ import (
 // BenchmarkUploadFolder uploads a folder of 2,000 photos of 3 MiB with the
 // real `custody upload DIR -j 8` through custodyd into MinIO, and the same
 // files with raw minio-go FPutObject from 8 goroutines to the same MinIO,
-// and reports files/s, MB/s and the ratio.
+// and reports files/s, MB/s and the ratio. CUSTODY_BENCH_PERF=DIR records
+// perf profiles of the CLI and custodyd there.
 func BenchmarkUploadFolder(b *testing.B) {
 	const files, size, parallel = 2000, 3 << 20, 8
 	dir := filepath.Join(b.TempDir(), "photos")
@@ -37,12 +38,21 @@ func BenchmarkUploadFolder(b *testing.B) {
 	}
 	_, raw, d := setup(b)
 	custody := binaries.Build(b, "custody")
+	perfDir := os.Getenv("CUSTODY_BENCH_PERF")
+	stop := perfAttach(b, perfDir, "custodyd-folder", d.Cmd.Process.Pid)
+	defer stop()
 	var ours, baseline time.Duration
 	for i := 0; b.Loop(); i++ {
 		manifest := filepath.Join(b.TempDir(), "manifest.json")
 		start := time.Now()
-		cmd := exec.Command(custody, "--server", d.GRPCAddr, "--creds", d.CredsDir("collector"),
-			"upload", dir, "--case", fmt.Sprintf("bench-%d", i), "--kind", "photo", "-j", fmt.Sprint(parallel), "--manifest", manifest)
+		args := []string{"--server", d.GRPCAddr, "--creds", d.CredsDir("collector"),
+			"upload", dir, "--case", fmt.Sprintf("bench-%d", i), "--kind", "photo", "-j", fmt.Sprint(parallel), "--manifest", manifest}
+		name := custody
+		if perfDir != "" {
+			args = append([]string{"record", "-g", "-o", filepath.Join(perfDir, fmt.Sprintf("cli-folder-%d.data", i)), "--", custody}, args...)
+			name = "perf"
+		}
+		cmd := exec.Command(name, args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("custody upload: %v\n%s", err, out)
 		}

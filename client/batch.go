@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,13 +65,15 @@ type Batch struct {
 	Metadata *custodyv1.UploadMetadata
 	// Manifest records what was handed over (required).
 	Manifest *Manifest
-	// Parallel is how many files are hashed and uploaded at once
+	// Parallel is how many files are read and uploaded at once
 	// (default 4).
 	Parallel int
-	// Progress, if set, is called as each phase ("hashing", then
-	// "uploading") starts, with how many files and bytes it goes through;
-	// it returns a function told of each run of bytes done, and one
-	// called when the phase ends.
+	// Progress, if set, is called as each phase starts, with how many
+	// files and bytes it goes through; it returns a function told of each
+	// run of bytes done, and one called when the phase ends. The phases
+	// are "hashing" (only for the files whose digest must be known before
+	// anything is sent, below; often none) and "uploading" (every other
+	// file: bytes sent, and the whole size of a file not sent).
 	Progress func(phase string, files int, bytes int64) (add func(n int64), done func())
 	// UploadError, if set, words the error of a failed upload (default
 	// "upload FILE: ERR").
@@ -85,6 +90,16 @@ type Batch struct {
 // recorded, only when this call made the upload and the service answered
 // with the item (of this digest) and a signed receipt; otherwise it is
 // failed.
+//
+// Each file is read once where that can decide the same:
+//
+//   - a file of up to InMemoryLimit bytes is read into memory, hashed,
+//     checked against the manifest and the case, then signed and sent
+//     from memory;
+//   - a file uploaded as a resumable session (UploadFile) whose size no
+//     item of the case and no other such file of the batch has cannot be
+//     held, skipped or a duplicate: it is hashed while it is sent;
+//   - any other file is hashed first ("hashing" phase), then sent.
 //
 // If the case cannot be listed, UploadBatch returns nil results and the
 // server's error. Otherwise it returns one result per file, in order, and
@@ -104,69 +119,100 @@ func (c *Client) UploadBatch(ctx context.Context, files []string, b Batch) ([]Ba
 	if uploadError == nil {
 		uploadError = func(file string, err error) string { return fmt.Sprintf("upload %s: %v", file, err) }
 	}
-	man := b.Manifest
-	held, err := c.heldDigests(ctx, caseID)
-	if err != nil {
+	bt := &batchRun{c: c, b: b, caseID: caseID, uploadError: uploadError, first: map[string]int{}}
+	var err error
+	if bt.held, bt.heldSizes, err = c.heldDigests(ctx, caseID); err != nil {
 		return nil, err
 	}
+	bt.results = make([]BatchResult, len(files))
+	plans := bt.plan(files)
 
-	results := make([]BatchResult, len(files))
-	hashFiles(ctx, files, caseID, parallel, results, progress)
-
-	// Decide from content and case alone: the manifest must record this
-	// digest for this case, and the service must still hold it.
-	var todo []int
-	first := map[string]int{} // digest → the file of this run that uploads it
-	var later []int           // files with the same bytes as an earlier one
-	var total int64
-	for i := range results {
-		r := &results[i]
-		if r.Status == StatusFailed {
-			continue
+	// Files whose digest decides whether they are sent, and that are not
+	// read into memory: hash them first.
+	var hashFirst []int
+	var hashBytes, total int64
+	for i, p := range plans {
+		if p == planHashFirst {
+			hashFirst = append(hashFirst, i)
+			hashBytes += bt.results[i].Size
 		}
-		id, isHeld := held[r.SHA256]
-		if e, ok := man.Lookup(caseID, r.SHA256); ok && isHeld {
-			r.Status, r.EvidenceID = StatusSkipped, e.EvidenceID
-			if e.File != r.File {
-				r.ManifestFile = e.File
-			}
-			continue
+		if p != planFailed {
+			total += bt.results[i].Size
 		}
-		if isHeld {
-			r.Status, r.EvidenceID = StatusHeld, id
-			man.Put(entryOf(*r))
-			continue
+	}
+	if len(hashFirst) > 0 {
+		add, done := progress("hashing", len(hashFirst), hashBytes)
+		var grp errgroup.Group
+		grp.SetLimit(parallel)
+		for _, i := range hashFirst {
+			grp.Go(func() error {
+				r := &bt.results[i]
+				if ctx.Err() != nil {
+					r.Status, r.Error = StatusFailed, r.File+": interrupted"
+					plans[i] = planFailed
+					return nil
+				}
+				sum, size, err := HashFile(r.File)
+				if err == nil && size != r.Size {
+					err = fmt.Errorf("%s: %w", r.File, ErrFileChanged)
+				}
+				if err != nil {
+					r.Status, r.Error = StatusFailed, err.Error()
+					plans[i] = planFailed
+					return nil
+				}
+				add(size)
+				r.SHA256 = sum
+				return nil
+			})
 		}
-		if _, dup := first[r.SHA256]; dup {
-			later = append(later, i)
-			continue
-		}
-		first[r.SHA256] = i
-		todo = append(todo, i)
-		total += r.Size
+		grp.Wait()
+		done()
 	}
 
-	add, done := progress("uploading", len(todo), total)
+	// Files decide in order whether they are sent, so that of files with
+	// the same bytes the first uploads them: each waits for the previous
+	// file that decides.
+	bt.ready, bt.prev = make([]chan struct{}, len(files)), make([]int, len(files))
+	prev := -1
+	for i, p := range plans {
+		bt.prev[i] = prev
+		if p == planMemory || p == planHashFirst {
+			bt.ready[i] = make(chan struct{})
+			prev = i
+		}
+	}
+
+	add, done := progress("uploading", len(files), total)
 	var finished atomic.Int64
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.SetLimit(parallel)
-	for _, i := range todo {
+	for i, p := range plans {
+		if p == planFailed {
+			continue
+		}
 		grp.Go(func() error {
+			r := &bt.results[i]
 			md := cloneMetadata(b.Metadata)
-			c.uploadOne(gctx, &results[i], md, add, uploadError)
-			if results[i].Status == StatusUploaded {
-				man.Put(entryOf(results[i]))
+			defer bt.decided(i)
+			if gctx.Err() != nil {
+				r.Status, r.Error = StatusFailed, r.File+": interrupted"
+				return nil
+			}
+			bt.one(gctx, r, i, p, md, add)
+			if r.Status == StatusUploaded {
+				b.Manifest.Put(entryOf(*r))
 			}
 			if finished.Add(1)%50 == 0 {
-				man.Save()
+				b.Manifest.Save()
 			}
 			return nil
 		})
 	}
 	grp.Wait()
 	done()
-	for _, i := range later {
-		r, f := &results[i], results[first[results[i].SHA256]]
+	for _, i := range bt.later {
+		r, f := &bt.results[i], bt.results[bt.first[bt.results[i].SHA256]]
 		if f.Status == StatusUploaded {
 			// The manifest has the content already, under the first path.
 			r.Status, r.EvidenceID = StatusHeld, f.EvidenceID
@@ -174,10 +220,209 @@ func (c *Client) UploadBatch(ctx context.Context, files []string, b Batch) ([]Ba
 			r.Status, r.Error = StatusFailed, fmt.Sprintf("%s: not sent, as it has the same bytes as %s, whose upload failed", r.File, f.File)
 		}
 	}
-	if err := man.Save(); err != nil {
-		return results, fmt.Errorf("writing the manifest %s: %w", man.Path(), err)
+	if err := b.Manifest.Save(); err != nil {
+		return bt.results, fmt.Errorf("writing the manifest %s: %w", b.Manifest.Path(), err)
 	}
-	return results, nil
+	return bt.results, nil
+}
+
+// How UploadBatch reads a file.
+type filePlan int
+
+const (
+	planFailed    filePlan = iota // not readable: failed already
+	planMemory                    // read into memory, hashed, decided, sent from there
+	planStream                    // cannot be held or a duplicate: hashed while sent
+	planHashFirst                 // hashed first, decided, then sent
+)
+
+// batchRun is one UploadBatch's shared state.
+type batchRun struct {
+	c           *Client
+	b           Batch
+	caseID      string
+	uploadError func(string, error) string
+	held        map[string]string // digest → evidence id, in the case
+	heldSizes   map[int64]bool    // sizes of the case's items
+	results     []BatchResult
+
+	mu    sync.Mutex
+	first map[string]int // digest → the file of this run that uploads it
+	later []int          // files with the same bytes as another
+	// ready[i] is closed once file i and every file before it that
+	// decides has decided (nil for a file that does not decide); prev[i]
+	// is the file before i that decides, or -1.
+	ready []chan struct{}
+	prev  []int
+	once  sync.Map // i → closed ready[i]
+}
+
+// waitTurn waits until the files before i have decided.
+func (bt *batchRun) waitTurn(i int) {
+	if p := bt.prev[i]; p >= 0 {
+		<-bt.ready[p]
+	}
+}
+
+// decided lets the next file decide, once the files before i have.
+func (bt *batchRun) decided(i int) {
+	if bt.ready[i] == nil {
+		return
+	}
+	if _, done := bt.once.LoadOrStore(i, true); done {
+		return
+	}
+	bt.waitTurn(i)
+	close(bt.ready[i])
+}
+
+// plan states every file and says how each is read.
+func (bt *batchRun) plan(files []string) []filePlan {
+	plans := make([]filePlan, len(files))
+	streamed := map[int64]int{} // size → resumable files of the batch with it
+	resumable := func(size int64) bool {
+		return size >= ResumableThreshold && !special(bt.b.Metadata)
+	}
+	for i, path := range files {
+		r := BatchResult{File: path, CaseID: bt.caseID, Status: StatusFailed}
+		info, err := os.Stat(path)
+		if err != nil {
+			r.Error = err.Error()
+		} else {
+			r.Size, r.ModTime, r.Status = info.Size(), info.ModTime().UTC().Format(time.RFC3339Nano), ""
+			switch {
+			case info.Size() <= InMemoryLimit:
+				plans[i] = planMemory
+			case resumable(info.Size()):
+				plans[i] = planStream
+				streamed[info.Size()]++
+			default:
+				plans[i] = planHashFirst
+			}
+		}
+		bt.results[i] = r
+	}
+	for i, p := range plans {
+		if size := bt.results[i].Size; p == planStream && (bt.heldSizes[size] || streamed[size] > 1) {
+			plans[i] = planHashFirst
+		}
+	}
+	return plans
+}
+
+// decide says, once r's digest is known, whether this run sends it; if
+// not, r says why (skipped, already-held, or a duplicate resolved at the
+// end).
+func (bt *batchRun) decide(r *BatchResult, i int) bool {
+	bt.waitTurn(i)
+	defer bt.decided(i)
+	man := bt.b.Manifest
+	id, isHeld := bt.held[r.SHA256]
+	// Decide from content and case alone: the manifest must record this
+	// digest for this case, and the service must still hold it.
+	if e, ok := man.Lookup(bt.caseID, r.SHA256); ok && isHeld {
+		r.Status, r.EvidenceID = StatusSkipped, e.EvidenceID
+		if e.File != r.File {
+			r.ManifestFile = e.File
+		}
+		return false
+	}
+	if isHeld {
+		r.Status, r.EvidenceID = StatusHeld, id
+		man.Put(entryOf(*r))
+		return false
+	}
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if _, dup := bt.first[r.SHA256]; dup {
+		bt.later = append(bt.later, i)
+		return false
+	}
+	bt.first[r.SHA256] = i
+	return true
+}
+
+// one hands over file i as planned, filling in r.
+func (bt *batchRun) one(ctx context.Context, r *BatchResult, i int, p filePlan, md *custodyv1.UploadMetadata, add func(int64)) {
+	var last int64
+	sent := func(n int64) {
+		add(n - last)
+		last = n
+	}
+	var resp *custodyv1.UploadResponse
+	var err error
+	switch p {
+	case planMemory:
+		resp, err = bt.memory(ctx, r, i, md, sent)
+		if resp == nil && err == nil {
+			add(r.Size)
+			return
+		}
+	case planHashFirst:
+		if !bt.decide(r, i) {
+			add(r.Size)
+			return
+		}
+		md.Sha256, md.SizeBytes = r.SHA256, r.Size
+		resp, err = bt.c.UploadFile(ctx, r.File, md, sent)
+	case planStream:
+		md.SizeBytes = r.Size
+		var sum string
+		resp, sum, err = bt.c.uploadFile(ctx, r.File, md, sent)
+		r.SHA256 = sum
+	}
+	bt.answer(ctx, r, resp, err)
+}
+
+// memory reads a small file into memory, hashes it, and sends it if the
+// batch is to: nil response and error when it is not sent.
+func (bt *batchRun) memory(ctx context.Context, r *BatchResult, i int, md *custodyv1.UploadMetadata, sent func(int64)) (*custodyv1.UploadResponse, error) {
+	f, err := openFile(r.File)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if info.Size() != r.Size {
+		return nil, fmt.Errorf("%s: %w", r.File, ErrFileChanged)
+	}
+	data, release, err := readWhole(f, info)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	sum := sha256.Sum256(data)
+	r.SHA256 = hex.EncodeToString(sum[:])
+	if !bt.decide(r, i) {
+		return nil, nil
+	}
+	md.Sha256, md.SizeBytes = r.SHA256, r.Size
+	if md.Filename == "" {
+		md.Filename = filepath.Base(r.File)
+	}
+	return bt.c.uploadMemory(ctx, data, md, sent)
+}
+
+// answer fills in r from the upload's outcome.
+func (bt *batchRun) answer(ctx context.Context, r *BatchResult, resp *custodyv1.UploadResponse, err error) {
+	r.Status = StatusFailed
+	if err != nil {
+		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			r.Error = r.File + ": interrupted"
+		} else {
+			r.Error = bt.uploadError(r.File, err)
+		}
+		return
+	}
+	if err := answersFor(resp, r.SHA256); err != nil {
+		r.Error = bt.uploadError(r.File, err)
+		return
+	}
+	r.Status, r.EvidenceID = StatusUploaded, resp.GetEvidence().GetEvidenceId()
+	r.Receipt = ReceiptJSON(resp.GetReceipt())
 }
 
 // cloneMetadata copies what a batch states for every item.
@@ -222,46 +467,6 @@ func ExpandFiles(args []string, manifestPath string) ([]string, error) {
 	return out, nil
 }
 
-// hashFiles fills in results: each file's digest, size and modification
-// time, or failed.
-func hashFiles(ctx context.Context, files []string, caseID string, parallel int, results []BatchResult,
-	progress func(string, int, int64) (func(int64), func())) {
-	var total int64
-	for _, f := range files {
-		if info, err := os.Stat(f); err == nil {
-			total += info.Size()
-		}
-	}
-	add, done := progress("hashing", len(files), total)
-	var grp errgroup.Group
-	grp.SetLimit(parallel)
-	for i, path := range files {
-		grp.Go(func() error {
-			r := BatchResult{File: path, CaseID: caseID, Status: StatusFailed}
-			defer func() { results[i] = r }()
-			if ctx.Err() != nil {
-				r.Error = path + ": interrupted"
-				return nil
-			}
-			info, err := os.Stat(path)
-			if err != nil {
-				r.Error = err.Error()
-				return nil
-			}
-			sum, size, err := HashFile(path)
-			if err != nil {
-				r.Error = err.Error()
-				return nil
-			}
-			add(size)
-			r.SHA256, r.Size, r.ModTime, r.Status = sum, size, info.ModTime().UTC().Format(time.RFC3339Nano), ""
-			return nil
-		})
-	}
-	grp.Wait()
-	done()
-}
-
 // entryOf is the manifest entry of a file handed over.
 func entryOf(r BatchResult) ManifestEntry {
 	return ManifestEntry{
@@ -270,49 +475,26 @@ func entryOf(r BatchResult) ManifestEntry {
 	}
 }
 
-// heldDigests lists the digests the service already holds for a case.
-func (c *Client) heldDigests(ctx context.Context, caseID string) (map[string]string, error) {
-	held := map[string]string{}
+// heldDigests lists the digests the service already holds for a case,
+// and the sizes of its items.
+func (c *Client) heldDigests(ctx context.Context, caseID string) (map[string]string, map[int64]bool, error) {
+	held, sizes := map[string]string{}, map[int64]bool{}
 	token := ""
 	for {
 		resp, err := c.ListEvidence(ctx, &custodyv1.ListEvidenceRequest{CaseId: caseID, PageSize: 1000, PageToken: token})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, ev := range resp.GetEvidence() {
+			sizes[ev.GetSizeBytes()] = true
 			if _, ok := held[ev.GetSha256()]; !ok {
 				held[ev.GetSha256()] = ev.GetEvidenceId()
 			}
 		}
 		if token = resp.GetNextPageToken(); token == "" {
-			return held, nil
+			return held, sizes, nil
 		}
 	}
-}
-
-// uploadOne sends the file of r, whose digest and size are known.
-func (c *Client) uploadOne(ctx context.Context, r *BatchResult, md *custodyv1.UploadMetadata, add func(int64), uploadError func(string, error) string) {
-	r.Status = StatusFailed
-	md.Sha256, md.SizeBytes = r.SHA256, r.Size
-	var last int64
-	resp, err := c.UploadFile(ctx, r.File, md, func(sent int64) {
-		add(sent - last)
-		last = sent
-	})
-	if err != nil {
-		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-			r.Error = r.File + ": interrupted"
-		} else {
-			r.Error = uploadError(r.File, err)
-		}
-		return
-	}
-	if err := answersFor(resp, r.SHA256); err != nil {
-		r.Error = uploadError(r.File, err)
-		return
-	}
-	r.Status, r.EvidenceID = StatusUploaded, resp.GetEvidence().GetEvidenceId()
-	r.Receipt = ReceiptJSON(resp.GetReceipt())
 }
 
 // answersFor says why resp is not the service's acceptance of the content

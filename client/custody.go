@@ -197,23 +197,28 @@ func (c *Client) VerifyEvidence(ctx context.Context, evidenceID string) (*custod
 // item to its collector from the first moment. Call it at capture, when
 // the hash is computed; meta needs Sha256, SizeBytes and CaseId.
 func (c *Client) SignCapture(meta *custodyv1.UploadMetadata) error {
-	me, err := c.identityURI()
+	sig, err := c.signCapture(meta, meta.GetSha256())
 	if err != nil {
 		return err
+	}
+	meta.CollectorSignature = sig
+	return nil
+}
+
+// signCapture signs the capture statement of meta's item with digest sum.
+func (c *Client) signCapture(meta *custodyv1.UploadMetadata, sum string) (*custodyv1.PartySignature, error) {
+	me, err := c.identityURI()
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now().UTC()
 	var capturedAt time.Time
 	if t := meta.GetCapture().GetCapturedAt(); t != nil {
 		capturedAt = t.AsTime()
 	}
-	stmt, err := events.CaptureStatement(meta.GetSha256(), meta.GetSizeBytes(), meta.GetCaseId(), me, capturedAt, now)
+	stmt, err := events.CaptureStatement(sum, meta.GetSizeBytes(), meta.GetCaseId(), me, capturedAt, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sig, err := c.sign(stmt, now)
-	if err != nil {
-		return err
-	}
-	meta.CollectorSignature = sig
-	return nil
+	return c.sign(stmt, now)
 }

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/custody-dev/custody/internal/atomicfile"
 )
@@ -62,6 +64,36 @@ type Manifest struct {
 	mu      sync.Mutex
 	entries map[manifestKey]ManifestEntry
 	legacy  []json.RawMessage
+	// encoded holds each entry as Save writes it, made once per entry.
+	encoded map[manifestKey][]byte
+	// seen is the file as this Manifest last read or wrote it: while it
+	// is unchanged, Save has nothing to merge.
+	seen fileStamp
+}
+
+// fileStamp tells whether a file changed: its size, modification time and
+// inode.
+type fileStamp struct {
+	ok    bool
+	size  int64
+	mtime time.Time
+	sys   any
+}
+
+func stampOf(path string) fileStamp {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	st := fileStamp{ok: true, size: info.Size(), mtime: info.ModTime()}
+	if sys, ok := info.Sys().(*syscall.Stat_t); ok {
+		st.sys = [2]uint64{sys.Dev, sys.Ino}
+	}
+	return st
+}
+
+func (a fileStamp) same(b fileStamp) bool {
+	return a.ok && b.ok && a.size == b.size && a.mtime.Equal(b.mtime) && a.sys == b.sys
 }
 
 // DefaultManifestName is the manifest a case's uploads go to when the
@@ -93,12 +125,16 @@ var ErrNotManifest = errors.New("not a custody manifest")
 // LoadManifest reads path; a missing or empty file is an empty manifest. A
 // file that is not a manifest is an error: it would be overwritten.
 func LoadManifest(path string) (*Manifest, error) {
-	m := &Manifest{path: path, entries: map[manifestKey]ManifestEntry{}}
+	m := &Manifest{path: path, entries: map[manifestKey]ManifestEntry{}, encoded: map[manifestKey][]byte{}}
+	stamp := stampOf(path)
 	doc, err := readManifestDoc(path)
 	if err != nil {
 		return nil, err
 	}
 	m.merge(doc)
+	if stampOf(path).same(stamp) {
+		m.seen = stamp
+	}
 	return m, nil
 }
 
@@ -170,6 +206,7 @@ func (m *Manifest) Put(e ManifestEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.entries[e.key()] = e
+	delete(m.encoded, e.key())
 }
 
 // Save writes the manifest atomically, after merging what another run may
@@ -177,15 +214,17 @@ func (m *Manifest) Put(e ManifestEntry) {
 func (m *Manifest) Save() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if doc, err := readManifestDoc(m.path); err == nil {
-		m.merge(doc)
+	if stamp := stampOf(m.path); !stamp.same(m.seen) {
+		if doc, err := readManifestDoc(m.path); err == nil {
+			m.merge(doc)
+		}
 	}
-	doc := manifestDoc{Format: ManifestFormat, Entries: make([]ManifestEntry, 0, len(m.entries)), Legacy: m.legacy}
+	entries := make([]ManifestEntry, 0, len(m.entries))
 	for _, e := range m.entries {
-		doc.Entries = append(doc.Entries, e)
+		entries = append(entries, e)
 	}
-	sort.Slice(doc.Entries, func(i, j int) bool {
-		a, b := doc.Entries[i], doc.Entries[j]
+	sort.Slice(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
 		if a.CaseID != b.CaseID {
 			return a.CaseID < b.CaseID
 		}
@@ -194,7 +233,7 @@ func (m *Manifest) Save() error {
 		}
 		return a.SHA256 < b.SHA256
 	})
-	b, err := json.MarshalIndent(doc, "", "  ")
+	b, err := m.encode(entries)
 	if err != nil {
 		return err
 	}
@@ -203,7 +242,42 @@ func (m *Manifest) Save() error {
 			return err
 		}
 	}
-	return atomicfile.Write(m.path, append(b, '\n'), 0o644)
+	if err := atomicfile.Write(m.path, b, 0o644); err != nil {
+		return err
+	}
+	m.seen = stampOf(m.path)
+	return nil
+}
+
+// encode is json.MarshalIndent(doc, "", "  ") and a newline, each entry
+// encoded once (a batch saves every 50 files).
+func (m *Manifest) encode(entries []ManifestEntry) ([]byte, error) {
+	if len(m.legacy) > 0 || len(entries) == 0 {
+		b, err := json.MarshalIndent(manifestDoc{Format: ManifestFormat, Entries: entries, Legacy: m.legacy}, "", "  ")
+		return append(b, '\n'), err
+	}
+	var buf bytes.Buffer
+	buf.WriteString("{\n  \"format\": ")
+	f, _ := json.Marshal(ManifestFormat)
+	buf.Write(f)
+	buf.WriteString(",\n  \"entries\": [")
+	for i, e := range entries {
+		enc, ok := m.encoded[e.key()]
+		if !ok {
+			var err error
+			if enc, err = json.MarshalIndent(e, "    ", "  "); err != nil {
+				return nil, err
+			}
+			m.encoded[e.key()] = enc
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n    ")
+		buf.Write(enc)
+	}
+	buf.WriteString("\n  ]\n}\n")
+	return buf.Bytes(), nil
 }
 
 // Path is the manifest's file.

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -114,5 +116,56 @@ func TestManifestSaveIsAtomic(t *testing.T) {
 	}
 	if files, _ := ExpandFiles([]string{dir}, path); len(files) != 0 {
 		t.Fatalf("a manifest folder's stray files are taken for evidence: %v", files)
+	}
+}
+
+// TestManifestEncoding: Save writes what json.MarshalIndent writes, though
+// it encodes each entry once; after a Put the entry is written anew, and
+// what another writer added meanwhile is merged.
+func TestManifestEncoding(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.json")
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := readManifestDoc(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.MarshalIndent(doc, "", "  ")
+		if string(b) != string(want)+"\n" {
+			t.Fatalf("saved:\n%s\nwant:\n%s", b, want)
+		}
+	}
+	for i := range 3 {
+		m.Put(ManifestEntry{CaseID: "c", SHA256: fmt.Sprintf("%064d", i), File: fmt.Sprintf("f<%d>&.jpg", i), EvidenceID: "ev", Status: StatusUploaded,
+			Receipt: map[string]any{"payload": "{\"a\":1}"}})
+	}
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	m.Put(ManifestEntry{CaseID: "c", SHA256: fmt.Sprintf("%064d", 1), File: "renamed.jpg", EvidenceID: "ev2", Status: StatusHeld})
+	other, _ := LoadManifest(path)
+	other.Put(ManifestEntry{CaseID: "d", SHA256: fmt.Sprintf("%064d", 9), File: "x", EvidenceID: "ev9", Status: StatusUploaded})
+	if err := other.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	again, _ := LoadManifest(path)
+	if e, ok := again.Lookup("c", fmt.Sprintf("%064d", 1)); !ok || e.File != "renamed.jpg" {
+		t.Fatalf("the changed entry: %+v", e)
+	}
+	if _, ok := again.Lookup("d", fmt.Sprintf("%064d", 9)); !ok || len(again.entries) != 4 {
+		t.Fatalf("the other writer's entry was lost: %v", again.entries)
 	}
 }

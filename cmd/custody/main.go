@@ -17,10 +17,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"google.golang.org/grpc/experimental"
+
+	"github.com/custody-dev/custody/internal/bufpool"
 	"github.com/custody-dev/custody/internal/envflag"
 )
 
 func main() {
+	// Upload chunks are marshalled into pooled buffers: skip zeroing them.
+	experimental.SetDefaultBufferPool(&bufpool.Dirty{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
