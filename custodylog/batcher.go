@@ -48,7 +48,7 @@ type batcher struct {
 	queue  []*pendingAppend
 	closed bool
 	wake   chan struct{} // an entry arrived
-	full   chan struct{} // the queue holds a full batch
+	now    chan struct{} // close the batch now: it is full, or an entry is urgent
 	done   chan struct{}
 }
 
@@ -65,14 +65,15 @@ type appendResult struct {
 }
 
 func newBatcher(a *tessera.Appender, maxAge time.Duration) *batcher {
-	b := &batcher{appender: a, maxAge: maxAge, wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
+	b := &batcher{appender: a, maxAge: maxAge, wake: make(chan struct{}, 1), now: make(chan struct{}, 1), done: make(chan struct{})}
 	go b.run()
 	return b
 }
 
 // add queues entry, to be handed to Tessera once ready (if not nil)
-// yields nil, and returns Tessera's future for it.
-func (b *batcher) add(entry []byte, ready <-chan error) (tessera.IndexFuture, error) {
+// yields nil, and returns Tessera's future for it. An urgent entry closes
+// its batch at once.
+func (b *batcher) add(entry []byte, ready <-chan error, urgent bool) (tessera.IndexFuture, error) {
 	p := &pendingAppend{entry: entry, ready: ready, at: time.Now(), res: make(chan appendResult, 1)}
 	b.mu.Lock()
 	if b.closed {
@@ -81,8 +82,8 @@ func (b *batcher) add(entry []byte, ready <-chan error) (tessera.IndexFuture, er
 	}
 	b.queue = append(b.queue, p)
 	signal(b.wake)
-	if len(b.queue) >= maxBatch {
-		signal(b.full)
+	if urgent || len(b.queue) >= maxBatch {
+		signal(b.now)
 	}
 	b.mu.Unlock()
 	r := <-p.res
@@ -120,12 +121,12 @@ func (b *batcher) next(timer *time.Timer) bool {
 	first, closed := b.queue[0].at, b.closed
 	b.mu.Unlock()
 	// Gather for maxAge from the batch's first entry, unless the batch
-	// fills (or the log closes) first.
+	// fills, an urgent entry comes, or the log closes first.
 	if wait := time.Until(first.Add(b.maxAge)); wait > 0 && !closed {
 		timer.Reset(wait)
 		select {
 		case <-timer.C:
-		case <-b.full:
+		case <-b.now:
 			timer.Stop()
 		}
 	}
@@ -166,7 +167,7 @@ func (b *batcher) close() {
 		return
 	}
 	b.closed = true
-	signal(b.full)
+	signal(b.now)
 	close(b.wake)
 	b.mu.Unlock()
 	<-b.done

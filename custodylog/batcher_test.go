@@ -30,7 +30,7 @@ func TestAppendWhenReady(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		a, err := l.AppendWhenReady(ctx, []byte("first"), ready)
+		a, err := l.AppendWhenReady(ctx, []byte("first"), ready, false)
 		got <- result{a, err}
 	}()
 	// Several batch ages pass: the entry waits for its precondition.
@@ -50,7 +50,7 @@ func TestAppendWhenReady(t *testing.T) {
 
 	failed := make(chan error, 1)
 	failed <- errors.New("the journal's disk is full")
-	_, err := l.AppendWhenReady(ctx, []byte("never"), failed)
+	_, err := l.AppendWhenReady(ctx, []byte("never"), failed, true)
 	var nr *custodylog.NotReadyError
 	if !errors.As(err, &nr) {
 		t.Fatalf("entry whose precondition failed: %v, want a NotReadyError", err)

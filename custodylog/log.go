@@ -201,7 +201,7 @@ type Appended struct {
 // index is final and survives a crash. Inclusion in a published checkpoint
 // follows within about one checkpoint interval.
 func (l *Log) Append(ctx context.Context, entry []byte) (Appended, error) {
-	return l.AppendWhenReady(ctx, entry, nil)
+	return l.AppendWhenReady(ctx, entry, nil, false)
 }
 
 // AppendWhenReady is Append of an entry that may go into the log only
@@ -213,11 +213,16 @@ func (l *Log) Append(ctx context.Context, entry []byte) (Appended, error) {
 // Package ledger hands over an entry this way while its record is being
 // journaled, so the journal's write and the batch's gathering overlap,
 // and no entry is ever in the log before its record is durable.
-func (l *Log) AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error) (Appended, error) {
+//
+// An urgent entry does not wait for the batch to gather: the batch goes
+// as soon as its entries are ready. Package ledger marks urgent the event
+// of an item other writers are waiting for (a hot item), whose lock is
+// held until the entry is sequenced.
+func (l *Log) AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error, urgent bool) (Appended, error) {
 	if len(entry) > MaxEntrySize {
 		return Appended{}, fmt.Errorf("%w: %d bytes, at most %d", ErrEntryTooLarge, len(entry), MaxEntrySize)
 	}
-	future, err := l.batcher.add(entry, ready)
+	future, err := l.batcher.add(entry, ready, urgent)
 	if err != nil {
 		var nr *NotReadyError
 		if errors.As(err, &nr) {

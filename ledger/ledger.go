@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -110,6 +111,9 @@ type Writer struct {
 	domain   Domain
 	logger   *slog.Logger
 	lockWait time.Duration
+
+	usersMu sync.Mutex
+	users   map[string]int // key -> callers holding or waiting for its lock
 }
 
 // New returns a Writer.
@@ -122,7 +126,7 @@ func New(c Config) *Writer {
 	}
 	return &Writer{
 		journal: c.Journal, log: c.Log, catalog: c.Catalog, locks: c.Locks, receipts: c.Receipts, domain: c.Domain,
-		logger: c.Logger, lockWait: c.LockWait,
+		logger: c.Logger, lockWait: c.LockWait, users: map[string]int{},
 	}
 }
 
@@ -239,7 +243,7 @@ func (w *Writer) appendRecord(ctx context.Context, rec events.Record, item *cata
 	if err != nil {
 		return custodylog.Appended{}, nil, nil, "", err
 	}
-	entry, err := rec.Entry()
+	entry, err := rec.EntryOf(canon)
 	if err != nil {
 		return custodylog.Appended{}, nil, nil, "", err
 	}
@@ -265,7 +269,9 @@ func (w *Writer) appendRecord(ctx context.Context, rec events.Record, item *cata
 			// never used.
 			return custodylog.Appended{}, nil, nil, "", err
 		}
-		appended, err = log.AppendWhenReady(context.WithoutCancel(ctx), entry, durable)
+		// Others waiting for the item's lock wait for this entry to be
+		// sequenced: it does not wait for its batch to gather.
+		appended, err = log.AppendWhenReady(context.WithoutCancel(ctx), entry, durable, w.contended(rec.EvidenceID))
 		var nr *custodylog.NotReadyError
 		if errors.As(err, &nr) {
 			return custodylog.Appended{}, nil, nil, "", w.journalError(ctx, nr.Err)
@@ -307,7 +313,7 @@ func catalogError(rec events.Record, err error) error {
 // readyAppender is a Log that takes an entry whose record is still being
 // journaled (custodylog.Log.AppendWhenReady).
 type readyAppender interface {
-	AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error) (custodylog.Appended, error)
+	AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error, urgent bool) (custodylog.Appended, error)
 }
 
 // lockStillHeld checks, for an event on an existing item, that the item's
@@ -355,8 +361,10 @@ func (w *Writer) ingestedAt(ctx context.Context, id string, a custodylog.Appende
 func (w *Writer) Lock(ctx context.Context, key string) (func(), error) {
 	wait, cancel := context.WithTimeout(ctx, w.lockWait)
 	defer cancel()
+	w.lockUsers(key, 1)
 	unlock, err := w.locks.Lock(wait, key)
 	if err != nil {
+		w.lockUsers(key, -1)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -365,7 +373,24 @@ func (w *Writer) Lock(ctx context.Context, key string) (func(), error) {
 		}
 		return nil, wrapCause(ErrUnavailable, err, "the lock on %s cannot be taken; retry shortly", key)
 	}
-	return unlock, nil
+	return func() { unlock(); w.lockUsers(key, -1) }, nil
+}
+
+// lockUsers counts the callers of Lock in this process holding or
+// waiting for key's lock.
+func (w *Writer) lockUsers(key string, n int) {
+	w.usersMu.Lock()
+	defer w.usersMu.Unlock()
+	if w.users[key] += n; w.users[key] <= 0 {
+		delete(w.users, key)
+	}
+}
+
+// contended reports whether others in this process wait for key's lock.
+func (w *Writer) contended(key string) bool {
+	w.usersMu.Lock()
+	defer w.usersMu.Unlock()
+	return w.users[key] > 1
 }
 
 // diskFull reports an ENOSPC, also where a dependency (Tessera's POSIX
