@@ -25,6 +25,9 @@ import (
 	"github.com/custody-dev/custody/witness"
 )
 
+// DefaultBatchMaxAge is Config.BatchMaxAge's default.
+const DefaultBatchMaxAge = 10 * time.Millisecond
+
 // MaxEntrySize is the largest entry the log takes (C2SP tlog-tiles).
 const MaxEntrySize = tessera.DefaultEntrySizeLimit
 
@@ -71,7 +74,9 @@ type Config struct {
 	// (at least 100ms; the backend may require more).
 	CheckpointInterval time.Duration
 	// BatchMaxAge bounds how long an entry waits to be sequenced with
-	// others (default 10ms).
+	// others (default 10ms; negative: no wait, a batch is what arrived
+	// while the previous one was handed over). The log gathers batches
+	// itself (batcher.go).
 	BatchMaxAge time.Duration
 	// Witnesses, if set, are asked to cosign each new checkpoint (C2SP
 	// tlog-witness) before it is published; the cosignatures become extra
@@ -96,7 +101,7 @@ type Config struct {
 // Log is an open custody log. How many processes may append to the same
 // log is the backend's to say.
 type Log struct {
-	appender *tessera.Appender
+	batcher  *batcher
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	origin   string
@@ -132,15 +137,16 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, errors.New("log storage: the backend has no driver or no checkpoint time")
 	}
 	if cfg.BatchMaxAge == 0 {
-		cfg.BatchMaxAge = 10 * time.Millisecond
+		cfg.BatchMaxAge = DefaultBatchMaxAge
 	}
+	cfg.BatchMaxAge = max(cfg.BatchMaxAge, 0)
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		// Republish an unchanged checkpoint now and then, so its age tells
 		// a stuck log from an idle one (readiness, metrics).
 		WithCheckpointRepublishInterval(max(5*cfg.CheckpointInterval, time.Second)).
-		WithBatching(1024, cfg.BatchMaxAge).
+		WithBatching(maxBatch, tesseraMaxAge).
 		WithPushback(64 << 10)
 	var wl *witnessLag
 	if cfg.Witnesses != nil && !cfg.Witnesses.RequiresNone() {
@@ -162,7 +168,7 @@ func open(ctx context.Context, cfg Config) (*Log, error) {
 	if b.WrapReader != nil {
 		reader = b.WrapReader(reader)
 	}
-	l := &Log{appender: appender, shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime, witnesses: wl}
+	l := &Log{batcher: newBatcher(appender, cfg.BatchMaxAge), shutdown: shutdown, reader: reader, origin: cfg.Signer.Name(), verifier: cfg.Verifier, checkpointTime: b.CheckpointTime, witnesses: wl}
 	if len(cfg.Authorities) > 0 {
 		if b.Annex == nil {
 			return nil, errors.New("log storage: the backend keeps no annex for timestamps")
@@ -195,10 +201,36 @@ type Appended struct {
 // index is final and survives a crash. Inclusion in a published checkpoint
 // follows within about one checkpoint interval.
 func (l *Log) Append(ctx context.Context, entry []byte) (Appended, error) {
+	return l.AppendWhenReady(ctx, entry, nil, false)
+}
+
+// AppendWhenReady is Append of an entry that may go into the log only
+// once ready yields nil (a nil ready is ready now): the entry joins the
+// current batch at once, and the batch waits for it to be ready before
+// it goes to Tessera. If ready yields an error, the entry is not
+// appended and the error is a *NotReadyError wrapping it.
+//
+// Package ledger hands over an entry this way while its record is being
+// journaled, so the journal's write and the batch's gathering overlap,
+// and no entry is ever in the log before its record is durable.
+//
+// An urgent entry does not wait for the batch to gather: the batch goes
+// as soon as its entries are ready. Package ledger marks urgent the event
+// of an item other writers are waiting for (a hot item), whose lock is
+// held until the entry is sequenced.
+func (l *Log) AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error, urgent bool) (Appended, error) {
 	if len(entry) > MaxEntrySize {
 		return Appended{}, fmt.Errorf("%w: %d bytes, at most %d", ErrEntryTooLarge, len(entry), MaxEntrySize)
 	}
-	idx, err := l.appender.Add(ctx, tessera.NewEntry(entry))()
+	future, err := l.batcher.add(entry, ready, urgent)
+	if err != nil {
+		var nr *NotReadyError
+		if errors.As(err, &nr) {
+			return Appended{}, err
+		}
+		return Appended{}, fmt.Errorf("log append: %w", err)
+	}
+	idx, err := future()
 	if err != nil {
 		return Appended{}, fmt.Errorf("log append: %w", err)
 	}
@@ -277,5 +309,6 @@ func (l *Log) Close(ctx context.Context) error {
 		l.stopMapper()
 		<-l.mapperDone
 	}
+	l.batcher.close()
 	return l.shutdown(ctx)
 }

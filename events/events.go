@@ -112,6 +112,12 @@ func (r Record) Entry() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.EntryOf(canon)
+}
+
+// EntryOf is Entry for a caller that has the record's canonical bytes
+// (Canonical) already.
+func (r Record) EntryOf(canon []byte) ([]byte, error) {
 	commitment := sha256.Sum256(canon)
 	obj := canonicaljson.Object{
 		"v":             FormatVersion,

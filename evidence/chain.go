@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/custody-dev/custody/canonicaljson"
@@ -40,7 +42,7 @@ func (s *Service) appendEvent(ctx context.Context, id string, build func(item ca
 		return Event{}, err
 	}
 	defer unlock()
-	item, err := s.loadItem(ctx, id)
+	item, err := s.loadItemForAppend(ctx, id)
 	if err != nil {
 		return Event{}, err
 	}
@@ -93,6 +95,31 @@ func (s *Service) appendLocked(ctx context.Context, item catalog.Evidence, at ti
 	item.LastSeq, item.LastLogIndex, item.LastLeafHash = rec.Sequence, ack.Row.LogIndex, ack.Row.LeafHash
 	item.Custodian, item.Pending = state.Custodian, state.Pending
 	return Event{Event: ack.Row, Receipt: ack.Receipt, Record: rec}, item, nil
+}
+
+// appendCatalog is a catalog that keeps the rows of items being appended
+// to in memory (catalog/sqlite, one process): EvidenceForAppend answers,
+// for the holder of the item's lock, what Evidence would once the item's
+// queued writes are done, without reading the file.
+type appendCatalog interface {
+	EvidenceForAppend(ctx context.Context, id string) (catalog.Evidence, error)
+}
+
+// loadItemForAppend is loadItem for the holder of the item's lock who
+// appends its next event.
+func (s *Service) loadItemForAppend(ctx context.Context, id string) (catalog.Evidence, error) {
+	ac, ok := s.catalog.(appendCatalog)
+	if !ok {
+		return s.loadItem(ctx, id)
+	}
+	ev, err := ac.EvidenceForAppend(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return ev, fmt.Errorf("%w: no evidence %s", ErrNotFound, id)
+	}
+	if err != nil && ctx.Err() == nil {
+		return ev, wrapCause(ErrUnavailable, err, "the catalog cannot be read; retry later")
+	}
+	return ev, err
 }
 
 // ErrConflict: a concurrent change won; the caller may retry.

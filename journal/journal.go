@@ -201,23 +201,12 @@ func start(f *os.File, path string, size int64, log *slog.Logger) (*Journal, err
 
 // Append writes a record and returns once it is on stable storage.
 func (j *Journal) Append(ctx context.Context, data []byte) error {
-	if len(data) > MaxRecord {
-		return fmt.Errorf("journal record of %d bytes is over %d", len(data), MaxRecord)
-	}
-	r := request{data: data, crc: recordCRC(data), done: make(chan error, 1)}
-	j.mu.Lock()
-	if j.closed {
-		j.mu.Unlock()
-		return errors.New("journal closed")
-	}
-	j.pending = append(j.pending, r)
-	j.mu.Unlock()
-	select {
-	case j.wake <- struct{}{}:
-	default:
+	done, err := j.Start(data)
+	if err != nil {
+		return err
 	}
 	select {
-	case err := <-r.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 		// The record may still be written; it is harmless: replay only
@@ -226,17 +215,18 @@ func (j *Journal) Append(ctx context.Context, data []byte) error {
 	}
 }
 
-// Enqueue writes a record with the next group but does not wait for it:
-// for records that can be recreated if a crash loses them.
-func (j *Journal) Enqueue(data []byte) error {
+// Start writes a record with the next group and returns at once: the
+// channel yields the write's outcome (nil once the record is on stable
+// storage) when its group is synced.
+func (j *Journal) Start(data []byte) (<-chan error, error) {
 	if len(data) > MaxRecord {
-		return fmt.Errorf("journal record of %d bytes is over %d", len(data), MaxRecord)
+		return nil, fmt.Errorf("journal record of %d bytes is over %d", len(data), MaxRecord)
 	}
 	r := request{data: data, crc: recordCRC(data), done: make(chan error, 1)}
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
-		return errors.New("journal closed")
+		return nil, errors.New("journal closed")
 	}
 	j.pending = append(j.pending, r)
 	j.mu.Unlock()
@@ -244,7 +234,14 @@ func (j *Journal) Enqueue(data []byte) error {
 	case j.wake <- struct{}{}:
 	default:
 	}
-	return nil
+	return r.done, nil
+}
+
+// Enqueue writes a record with the next group but does not wait for it:
+// for records that can be recreated if a crash loses them.
+func (j *Journal) Enqueue(data []byte) error {
+	_, err := j.Start(data)
+	return err
 }
 
 func (j *Journal) writer() {

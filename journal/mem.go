@@ -36,6 +36,13 @@ func (m *Mem) Put(_ context.Context, r Record, _ bool) error {
 	return nil
 }
 
+// Start implements Starter: r is durable at once.
+func (m *Mem) Start(r Record) (<-chan error, error) {
+	done := make(chan error, 1)
+	done <- m.Put(context.Background(), r, true)
+	return done, nil
+}
+
 // Get implements Store.
 func (m *Mem) Get(_ context.Context, keys []string) (map[string][]byte, error) {
 	m.mu.Lock()

@@ -44,6 +44,20 @@ type Store interface {
 	Resolve(ctx context.Context, key string, logged bool) error
 }
 
+// Starter is a Store that can start a Put without waiting for it: Start
+// stores r as Put does and returns at once; the channel yields nil once r
+// is durable, or the error that kept it from being so. A writer that
+// must not act before r is durable (the log append, package ledger)
+// hands the channel on instead of waiting itself.
+type Starter interface {
+	Start(r Record) (<-chan error, error)
+}
+
+var (
+	_ Starter = (*File)(nil)
+	_ Starter = (*Mem)(nil)
+)
+
 // File is the Store of a single process: records in a Journal file, the
 // unresolved ones also tracked in memory (after a restart, replay resolves
 // everything the log holds before the service takes requests).
@@ -68,9 +82,23 @@ func OpenFile(path string, opts ...Option) (*File, error) {
 
 // Put implements Store.
 func (f *File) Put(ctx context.Context, r Record, wait bool) error {
+	done, err := f.Start(r)
+	if err != nil || !wait {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Start implements Starter: r goes out with the next group.
+func (f *File) Start(r Record) (<-chan error, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.EvidenceID != "" && r.Seq > 0 {
 		f.mu.Lock()
@@ -78,10 +106,7 @@ func (f *File) Put(ctx context.Context, r Record, wait bool) error {
 		f.byKey[r.Key] = r.EvidenceID
 		f.mu.Unlock()
 	}
-	if !wait {
-		return f.j.Enqueue(b)
-	}
-	return f.j.Append(ctx, b)
+	return f.j.Start(b)
 }
 
 // Get implements Store by reading the whole file: it serves replay (at

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -110,6 +111,9 @@ type Writer struct {
 	domain   Domain
 	logger   *slog.Logger
 	lockWait time.Duration
+
+	usersMu sync.Mutex
+	users   map[string]int // key -> callers holding or waiting for its lock
 }
 
 // New returns a Writer.
@@ -122,7 +126,7 @@ func New(c Config) *Writer {
 	}
 	return &Writer{
 		journal: c.Journal, log: c.Log, catalog: c.Catalog, locks: c.Locks, receipts: c.Receipts, domain: c.Domain,
-		logger: c.Logger, lockWait: c.LockWait,
+		logger: c.Logger, lockWait: c.LockWait, users: map[string]int{},
 	}
 }
 
@@ -205,11 +209,24 @@ func (w *Writer) Append(ctx context.Context, rec events.Record, p Projection) (E
 			}
 			return ev, nil
 		}
-	} else if err := w.catalog.AddEvent(ctx, e, rec.Sequence-1, p.State); err != nil {
-		if errors.Is(err, catalog.ErrConflict) {
-			return Event{}, fmt.Errorf("%w: another event was recorded for %s at the same time; retry", ErrConflict, rec.EvidenceID)
+	} else if ac, ok := w.catalog.(asyncCatalog); ok {
+		// The catalog shows the event to every read from now on; its
+		// commit is not awaited. If it fails, the record stays
+		// unresolved in the journal, and the item's next event (Resolve)
+		// or the next start (Replay) catalogs the entry from the log.
+		err := ac.AddEventAsync(e, rec.Sequence-1, p.State, func(err error) {
+			if err != nil {
+				w.logger.ErrorContext(ctx, "an event is logged but its catalog write failed; it is cataloged from the log before the item's next event", "evidence_id", rec.EvidenceID, "seq", rec.Sequence, "log_index", appended.Index, "err", err)
+				return
+			}
+			w.resolveCataloged(ctx, key)
+		})
+		if err != nil {
+			return Event{}, catalogError(rec, err)
 		}
-		return Event{}, err
+		return ev, nil
+	} else if err := w.catalog.AddEvent(ctx, e, rec.Sequence-1, p.State); err != nil {
+		return Event{}, catalogError(rec, err)
 	}
 	w.resolveCataloged(ctx, key)
 	return ev, nil
@@ -226,7 +243,7 @@ func (w *Writer) appendRecord(ctx context.Context, rec events.Record, item *cata
 	if err != nil {
 		return custodylog.Appended{}, nil, nil, "", err
 	}
-	entry, err := rec.Entry()
+	entry, err := rec.EntryOf(canon)
 	if err != nil {
 		return custodylog.Appended{}, nil, nil, "", err
 	}
@@ -235,27 +252,89 @@ func (w *Writer) appendRecord(ctx context.Context, rec events.Record, item *cata
 		jr.Kind, jr.Item = kindItem, newJournalItem(*item)
 	}
 	key := sha256Hex(canon)
-	if err := w.journalPut(ctx, journal.Record{Key: key, EvidenceID: rec.EvidenceID, Seq: rec.Sequence}, jr, true); err != nil {
+	jrec := journal.Record{Key: key, EvidenceID: rec.EvidenceID, Seq: rec.Sequence}
+	log, starter := w.log.(readyAppender)
+	jstart, ok := w.journal.(journal.Starter)
+	var appended custodylog.Appended
+	if ok && starter {
+		// The record is journaled while its entry waits in the log's
+		// batch: the batch hands the entry to the log only once the
+		// record is durable (custodylog.Log.AppendWhenReady).
+		durable, err := w.journalStart(ctx, jstart, jrec, jr)
+		if err != nil {
+			return custodylog.Appended{}, nil, nil, "", err
+		}
+		if err := w.lockStillHeld(ctx, rec); err != nil {
+			// The record goes out anyway; unreferenced by the log, it is
+			// never used.
+			return custodylog.Appended{}, nil, nil, "", err
+		}
+		// Others waiting for the item's lock wait for this entry to be
+		// sequenced: it does not wait for its batch to gather.
+		appended, err = log.AppendWhenReady(context.WithoutCancel(ctx), entry, durable, w.contended(rec.EvidenceID))
+		var nr *custodylog.NotReadyError
+		if errors.As(err, &nr) {
+			return custodylog.Appended{}, nil, nil, "", w.journalError(ctx, nr.Err)
+		}
+		if err != nil {
+			return custodylog.Appended{}, nil, nil, "", logError(err)
+		}
+		return appended, entry, canon, key, nil
+	}
+	if err := w.journalPut(ctx, jrec, jr, true); err != nil {
 		return custodylog.Appended{}, nil, nil, "", err
 	}
-	// An event on an existing item links to the predecessor read under
-	// the item's lock: the lock must still be ours when the entry goes in.
-	if rec.Sequence > 0 {
-		if err := w.locks.Held(ctx, rec.EvidenceID); err != nil {
-			return custodylog.Appended{}, nil, nil, "", wrapCause(ErrUnavailable, err, "the item's lock was lost; nothing was logged; retry")
-		}
+	if err := w.lockStillHeld(ctx, rec); err != nil {
+		return custodylog.Appended{}, nil, nil, "", err
 	}
 	// Once journaled, the append runs to its end whatever happens to the
 	// caller: an append abandoned half-way could land after the item's
 	// lock is released, beside the next writer's event.
-	appended, err := w.log.Append(context.WithoutCancel(ctx), entry)
+	appended, err = w.log.Append(context.WithoutCancel(ctx), entry)
 	if err != nil {
-		if diskFull(err) {
-			return custodylog.Appended{}, nil, nil, "", wrapCause(ErrNoSpace, err, "the log's disk is full; the event was not recorded")
-		}
-		return custodylog.Appended{}, nil, nil, "", wrapCause(ErrUnavailable, err, "the custody log cannot take the event now; nothing was logged; retry later")
+		return custodylog.Appended{}, nil, nil, "", logError(err)
 	}
 	return appended, entry, canon, key, nil
+}
+
+// asyncCatalog is a Catalog that can take an event without the caller
+// waiting for its commit, every later read seeing it (catalog/sqlite).
+type asyncCatalog interface {
+	AddEventAsync(e catalog.Event, prevSeq uint64, state catalog.ItemState, done func(error)) error
+}
+
+func catalogError(rec events.Record, err error) error {
+	if errors.Is(err, catalog.ErrConflict) {
+		return fmt.Errorf("%w: another event was recorded for %s at the same time; retry", ErrConflict, rec.EvidenceID)
+	}
+	return err
+}
+
+// readyAppender is a Log that takes an entry whose record is still being
+// journaled (custodylog.Log.AppendWhenReady).
+type readyAppender interface {
+	AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error, urgent bool) (custodylog.Appended, error)
+}
+
+// lockStillHeld checks, for an event on an existing item, that the item's
+// lock is still the caller's: the event links to the predecessor read
+// under it, and the log append is the step that cannot be undone.
+func (w *Writer) lockStillHeld(ctx context.Context, rec events.Record) error {
+	if rec.Sequence == 0 {
+		return nil
+	}
+	if err := w.locks.Held(ctx, rec.EvidenceID); err != nil {
+		return wrapCause(ErrUnavailable, err, "the item's lock was lost; nothing was logged; retry")
+	}
+	return nil
+}
+
+// logError is what the caller reads of a failed log append.
+func logError(err error) error {
+	if diskFull(err) {
+		return wrapCause(ErrNoSpace, err, "the log's disk is full; the event was not recorded")
+	}
+	return wrapCause(ErrUnavailable, err, "the custody log cannot take the event now; nothing was logged; retry later")
 }
 
 // repairIngest catalogs a logged ingest whose catalog write failed, by
@@ -282,8 +361,10 @@ func (w *Writer) ingestedAt(ctx context.Context, id string, a custodylog.Appende
 func (w *Writer) Lock(ctx context.Context, key string) (func(), error) {
 	wait, cancel := context.WithTimeout(ctx, w.lockWait)
 	defer cancel()
+	w.lockUsers(key, 1)
 	unlock, err := w.locks.Lock(wait, key)
 	if err != nil {
+		w.lockUsers(key, -1)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -292,7 +373,24 @@ func (w *Writer) Lock(ctx context.Context, key string) (func(), error) {
 		}
 		return nil, wrapCause(ErrUnavailable, err, "the lock on %s cannot be taken; retry shortly", key)
 	}
-	return unlock, nil
+	return func() { unlock(); w.lockUsers(key, -1) }, nil
+}
+
+// lockUsers counts the callers of Lock in this process holding or
+// waiting for key's lock.
+func (w *Writer) lockUsers(key string, n int) {
+	w.usersMu.Lock()
+	defer w.usersMu.Unlock()
+	if w.users[key] += n; w.users[key] <= 0 {
+		delete(w.users, key)
+	}
+}
+
+// contended reports whether others in this process wait for key's lock.
+func (w *Writer) contended(key string) bool {
+	w.usersMu.Lock()
+	defer w.usersMu.Unlock()
+	return w.users[key] > 1
 }
 
 // diskFull reports an ENOSPC, also where a dependency (Tessera's POSIX

@@ -25,15 +25,35 @@ func (w *Writer) journalPut(ctx context.Context, r journal.Record, jr journalRec
 	}
 	r.Data = b
 	if err := w.journal.Put(ctx, r, wait); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if diskFull(err) {
-			return wrapCause(ErrNoSpace, err, "the data disk is full; nothing was recorded; retry when the operator has freed space")
-		}
-		return wrapCause(ErrUnavailable, err, "the record journal cannot be written; nothing was recorded; retry later")
+		return w.journalError(ctx, err)
 	}
 	return nil
+}
+
+// journalStart starts journaling jr under r's key and item, and returns
+// the channel that yields nil once it is durable.
+func (w *Writer) journalStart(ctx context.Context, s journal.Starter, r journal.Record, jr journalRecord) (<-chan error, error) {
+	b, err := json.Marshal(jr)
+	if err != nil {
+		return nil, err
+	}
+	r.Data = b
+	durable, err := s.Start(r)
+	if err != nil {
+		return nil, w.journalError(ctx, err)
+	}
+	return durable, nil
+}
+
+// journalError is what the caller reads of a failed journal write.
+func (w *Writer) journalError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if diskFull(err) {
+		return wrapCause(ErrNoSpace, err, "the data disk is full; nothing was recorded; retry when the operator has freed space")
+	}
+	return wrapCause(ErrUnavailable, err, "the record journal cannot be written; nothing was recorded; retry later")
 }
 
 // resolveCataloged tells the journal a record's event is cataloged. A

@@ -20,80 +20,155 @@ import (
 // service rebuilds from the log and the journal, so it runs in WAL mode
 // with synchronous=NORMAL: a crash may lose its last transactions, never
 // corrupt it, and replay restores them.
+//
+// Writes are queued to one writer, which commits what is queued together
+// (group commit). A write may be queued without waiting for its commit
+// (AddEventAsync): every read waits for the writes queued before it
+// (read-your-writes), except that an item's row is answered from memory
+// (below) without waiting.
+//
+// Items' rows are kept in memory once read (at most maxCached of them),
+// as they will be once the queued writes commit: the writer of an item's
+// next event reads its row without waiting for the previous event's
+// commit. Only this process writes the file, so the memory cannot go
+// stale.
 type Catalog struct {
-	db     *sql.DB
-	stmts  sync.Map // query text -> *sql.Stmt
-	writes chan writeRequest
-	done   chan struct{}
+	db    *sql.DB
+	stmts sync.Map // query text -> *sql.Stmt
+
+	mu        sync.Mutex
+	cond      *sync.Cond // signalled after each commit
+	queue     []writeRequest
+	queued    uint64         // writes queued so far
+	committed uint64         // writes done (committed or failed) so far
+	pendingID map[string]int // item id -> its queued writes not done yet
+	items     map[string]*catalog.Evidence
+	closed    bool
+	wake      chan struct{}
+	done      chan struct{}
 }
+
+// maxCached bounds the item rows kept in memory.
+const maxCached = 100_000
 
 // writeRequest is one write waiting for the writer.
 type writeRequest struct {
-	fn  func(*sql.Tx) error
-	err chan error
+	fn   func(*sql.Tx) error
+	id   string // the item written, if any
+	done func(error)
 }
 
 // write runs fn in a transaction shared with the writes queued beside it
 // (group commit): SQLite has one writer anyway, and one transaction for
 // many small writes costs about what one costs. Each write is isolated in
 // a savepoint, so one failing leaves the others in.
-func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	r := writeRequest{fn: fn, err: make(chan error, 1)}
-	select {
-	case c.writes <- r:
-	case <-ctx.Done():
-		return ctx.Err()
+func (c *Catalog) write(ctx context.Context, id string, fn func(*sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return <-r.err
+	ch := make(chan error, 1)
+	c.mu.Lock()
+	// The row in memory is read again once this write is done.
+	delete(c.items, id)
+	err := c.enqueueLocked(writeRequest{fn: fn, id: id, done: func(err error) { ch <- err }})
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return <-ch
+}
+
+var errClosed = errors.New("catalog closed")
+
+// enqueueLocked queues r; the caller holds c.mu.
+func (c *Catalog) enqueueLocked(r writeRequest) error {
+	if c.closed {
+		return errClosed
+	}
+	c.queue = append(c.queue, r)
+	c.queued++
+	if r.id != "" {
+		c.pendingID[r.id]++
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// barrier waits until every write queued before the call is done: a read
+// after it sees them.
+func (c *Catalog) barrier() {
+	c.mu.Lock()
+	for target := c.queued; c.committed < target; {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
 }
 
 func (c *Catalog) writer() {
 	defer close(c.done)
-	for first := range c.writes {
-		batch := []writeRequest{first}
-	more:
-		for len(batch) < 256 {
-			select {
-			case r, ok := <-c.writes:
-				if !ok {
-					break more
+	for range c.wake {
+		for {
+			c.mu.Lock()
+			n := min(len(c.queue), 256)
+			batch := c.queue[:n:n]
+			c.queue = c.queue[n:]
+			closed := c.closed
+			c.mu.Unlock()
+			if n == 0 {
+				if closed {
+					return
 				}
-				batch = append(batch, r)
-			default:
-				break more
+				break
 			}
+			c.commit(batch)
 		}
-		c.commit(batch)
 	}
 }
 
 func (c *Catalog) commit(batch []writeRequest) {
 	ctx := context.Background()
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		for _, r := range batch {
-			r.err <- err
-		}
-		return
-	}
 	results := make([]error, len(batch))
-	for i, r := range batch {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			results[i] = err
-			continue
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err == nil {
+		for i, r := range batch {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+				results[i] = err
+				continue
+			}
+			if results[i] = r.fn(tx); results[i] != nil {
+				tx.ExecContext(ctx, "ROLLBACK TO w")
+			}
+			tx.ExecContext(ctx, "RELEASE w")
 		}
-		if results[i] = r.fn(tx); results[i] != nil {
-			tx.ExecContext(ctx, "ROLLBACK TO w")
-		}
-		tx.ExecContext(ctx, "RELEASE w")
+		err = tx.Commit()
 	}
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		for i := range results {
 			results[i] = err
 		}
 	}
+	c.mu.Lock()
 	for i, r := range batch {
-		r.err <- results[i]
+		if r.id == "" {
+			continue
+		}
+		if results[i] != nil {
+			// The row in memory took this write: it no longer says
+			// what the file does.
+			delete(c.items, r.id)
+		}
+		if c.pendingID[r.id]--; c.pendingID[r.id] <= 0 {
+			delete(c.pendingID, r.id)
+		}
+	}
+	c.committed += uint64(len(batch))
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	for i, r := range batch {
+		r.done(results[i])
 	}
 }
 
@@ -135,7 +210,14 @@ func (r rowResult) Scan(dest ...any) error {
 	return r.row.Scan(dest...)
 }
 
+// queryRow and query read once the writes queued before them are done.
 func (c *Catalog) queryRow(ctx context.Context, q string, args ...any) rowResult {
+	c.barrier()
+	return c.queryRowNow(ctx, q, args...)
+}
+
+// queryRowNow reads without waiting for queued writes.
+func (c *Catalog) queryRowNow(ctx context.Context, q string, args ...any) rowResult {
 	st, err := c.stmt(ctx, q)
 	if err != nil {
 		return rowResult{err: err}
@@ -144,6 +226,7 @@ func (c *Catalog) queryRow(ctx context.Context, q string, args ...any) rowResult
 }
 
 func (c *Catalog) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	c.barrier()
 	st, err := c.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -210,7 +293,11 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Catalog{db: db, writes: make(chan writeRequest, 256), done: make(chan struct{})}
+	// Readers run beside the writer: keep their connections open rather
+	// than opening one per read under load (database/sql keeps 2).
+	db.SetMaxIdleConns(8)
+	c := &Catalog{db: db, pendingID: map[string]int{}, items: map[string]*catalog.Evidence{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
 	if err := c.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
@@ -246,7 +333,14 @@ func (c *Catalog) migrate(ctx context.Context) error {
 
 // Close implements catalog.Catalog.
 func (c *Catalog) Close() error {
-	close(c.writes)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.wake)
+	c.mu.Unlock()
 	<-c.done
 	c.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	return c.db.Close()
@@ -261,7 +355,7 @@ func b2i(b bool) int {
 
 // AddEvidence implements catalog.Catalog.
 func (c *Catalog) AddEvidence(ctx context.Context, ev catalog.Evidence, first catalog.Event) error {
-	return c.write(ctx, func(tx *sql.Tx) error { return c.addEvidence(ctx, tx, ev, first) })
+	return c.write(ctx, ev.ID, func(tx *sql.Tx) error { return c.addEvidence(ctx, tx, ev, first) })
 }
 
 func (c *Catalog) addEvidence(ctx context.Context, tx *sql.Tx, ev catalog.Evidence, first catalog.Event) error {
@@ -302,7 +396,46 @@ func (c *Catalog) insertEvent(ctx context.Context, tx *sql.Tx, e catalog.Event) 
 
 // AddEvent implements catalog.Catalog.
 func (c *Catalog) AddEvent(ctx context.Context, e catalog.Event, prevSeq uint64, state catalog.ItemState) error {
-	return c.write(ctx, func(tx *sql.Tx) error { return c.addEvent(ctx, tx, e, prevSeq, state) })
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	if err := c.AddEventAsync(e, prevSeq, state, func(err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}
+
+// AddEventAsync is AddEvent without waiting for the commit: the event is
+// queued, and every later read sees it (the item's row in memory at
+// once). A conflict the row in memory shows is returned at once; done
+// is called (by the writer, so it must be quick) with the commit's
+// outcome. A write that fails leaves the catalog as it was, as AddEvent
+// does.
+func (c *Catalog) AddEventAsync(e catalog.Event, prevSeq uint64, state catalog.ItemState, done func(error)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if item := c.items[e.EvidenceID]; item != nil {
+		if item.LastSeq != prevSeq {
+			return fmt.Errorf("evidence %s is no longer at event %d: %w", e.EvidenceID, prevSeq, catalog.ErrConflict)
+		}
+		// A new row, not an update in place: readers hold copies of the
+		// old one.
+		next := *item
+		next.LastSeq, next.LastLogIndex, next.LastLeafHash = e.Seq, e.LogIndex, e.LeafHash
+		next.Custodian, next.Pending = state.Custodian, clonePending(state.Pending)
+		c.items[e.EvidenceID] = &next
+	}
+	ctx := context.Background()
+	return c.enqueueLocked(writeRequest{id: e.EvidenceID, done: done, fn: func(tx *sql.Tx) error { return c.addEvent(ctx, tx, e, prevSeq, state) }})
+}
+
+func clonePending(p *catalog.PendingRelease) *catalog.PendingRelease {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	return &q
 }
 
 func (c *Catalog) addEvent(ctx context.Context, tx *sql.Tx, e catalog.Event, prevSeq uint64, state catalog.ItemState) error {
@@ -353,13 +486,57 @@ func scanEvidence(s scanner) (catalog.Evidence, error) {
 	return ev, nil
 }
 
-// Evidence implements catalog.Catalog.
+// Evidence implements catalog.Catalog: from the file, once the writes
+// queued before the call are done.
 func (c *Catalog) Evidence(ctx context.Context, id string) (catalog.Evidence, error) {
 	ev, err := scanEvidence(c.queryRow(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ev, fmt.Errorf("evidence %s: %w", id, catalog.ErrNotFound)
 	}
 	return ev, err
+}
+
+// EvidenceForAppend is Evidence for the writer of an item's next event,
+// who holds the item's lock: the row as it will be once the item's queued
+// writes are done, from memory once read. (Other readers read the file:
+// a row edited there behind the service's back must show.) Holding c.mu
+// while reading the file keeps any write to the item from being queued
+// meanwhile, so the row kept is the current one.
+func (c *Catalog) EvidenceForAppend(ctx context.Context, id string) (catalog.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if item := c.items[id]; item != nil {
+			ev := *item
+			ev.Pending = clonePending(item.Pending)
+			return ev, nil
+		}
+		if c.pendingID[id] == 0 || c.closed {
+			break
+		}
+		c.cond.Wait()
+	}
+	ev, err := scanEvidence(c.queryRowNow(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ev, fmt.Errorf("evidence %s: %w", id, catalog.ErrNotFound)
+	}
+	if err != nil {
+		return ev, err
+	}
+	if len(c.items) >= maxCached {
+		// Forget an arbitrary half: a forgotten row is read again.
+		n := 0
+		for k := range c.items {
+			delete(c.items, k)
+			if n++; n >= maxCached/2 {
+				break
+			}
+		}
+	}
+	kept := ev
+	kept.Pending = clonePending(ev.Pending)
+	c.items[id] = &kept
+	return ev, nil
 }
 
 // ListByCase implements catalog.Catalog.
@@ -408,7 +585,7 @@ func (c *Catalog) EvidenceBySHA256(ctx context.Context, sha string) (catalog.Evi
 
 // RepairEvidence implements catalog.Catalog.
 func (c *Catalog) RepairEvidence(ctx context.Context, ev catalog.Evidence) error {
-	return c.write(ctx, func(tx *sql.Tx) error {
+	return c.write(ctx, ev.ID, func(tx *sql.Tx) error {
 		o := ev.Object
 		res, err := c.exec(ctx, tx, `UPDATE evidence SET case_id = ?, kind = ?, sha256 = ?, size = ?, media_type = ?, collector = ?,
 			ingested_at = ?, backend = ?, bucket = ?, object_key = ?, version_id = ?, object_size = ?, retain_until = ?,
@@ -436,6 +613,7 @@ func (c *Catalog) HasEventAt(ctx context.Context, logIndex uint64) (bool, error)
 
 // MissingLogIndexes implements catalog.Catalog.
 func (c *Catalog) MissingLogIndexes(ctx context.Context, from, to uint64) ([]uint64, error) {
+	c.barrier()
 	rows, err := c.db.QueryContext(ctx, `SELECT log_index FROM events WHERE log_index >= ? AND log_index < ? ORDER BY log_index`, from, to)
 	if err != nil {
 		return nil, err
@@ -446,6 +624,7 @@ func (c *Catalog) MissingLogIndexes(ctx context.Context, from, to uint64) ([]uin
 // LogApplied implements catalog.Catalog.
 func (c *Catalog) LogApplied(ctx context.Context) (uint64, error) {
 	var n uint64
+	c.barrier()
 	err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'log_applied'`).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
@@ -455,6 +634,7 @@ func (c *Catalog) LogApplied(ctx context.Context) (uint64, error) {
 
 // SetLogApplied implements catalog.Catalog.
 func (c *Catalog) SetLogApplied(ctx context.Context, n uint64) error {
+	c.barrier()
 	_, err := c.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('log_applied', ?)
 		ON CONFLICT (key) DO UPDATE SET value = MAX(meta.value, excluded.value)`, n)
 	return err
@@ -491,6 +671,7 @@ func (c *Catalog) IngestEvents(ctx context.Context, ids []string) ([]catalog.Eve
 	for i, id := range ids {
 		args[i] = id
 	}
+	c.barrier()
 	rows, err := c.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE seq = 0 AND evidence_id IN (`+catalog.Placeholders(len(ids), 1, false)+`)`, args...)
 	if err != nil {

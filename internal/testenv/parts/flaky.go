@@ -71,3 +71,12 @@ func (l *FlakyLog) Append(ctx context.Context, entry []byte) (custodylog.Appende
 	}
 	return l.Log.Append(ctx, entry)
 }
+
+// AppendWhenReady fails on demand as Append does (package ledger appends
+// this way when the journal can start a write without waiting).
+func (l *FlakyLog) AppendWhenReady(ctx context.Context, entry []byte, ready <-chan error, urgent bool) (custodylog.Appended, error) {
+	if l.FailAppend.Fire() {
+		return custodylog.Appended{}, ErrInjected
+	}
+	return l.Log.AppendWhenReady(ctx, entry, ready, urgent)
+}
