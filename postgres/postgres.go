@@ -94,13 +94,23 @@ var migrations = []string{
 	CREATE INDEX upload_sessions_by_expiry ON upload_sessions (expires_at);`,
 }
 
+// maxConns bounds the catalog's (and journal's) connections per replica.
+const maxConns = 32
+
 // Open connects to dsn and migrates the schema.
 func Open(ctx context.Context, dsn string) (*Catalog, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(32)
+	// Keep as many connections idle as may be open: database/sql keeps
+	// two by default, so under load every call beyond those opened a new
+	// connection, and PostgreSQL forked a backend for it (measured: 7 ms
+	// of PostgreSQL CPU per custody event, most of the replica's cost).
+	// Idle ones close after a while.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	c := &Catalog{db: db}
 	if err := c.migrate(ctx); err != nil {
 		db.Close()
