@@ -42,6 +42,18 @@ import (
 // AWS driver accepts.
 const MinCheckpointInterval = time.Second
 
+// BatchMaxAge is how long an append to the shared log waits to be
+// sequenced with others. Tessera's AWS driver closes a batch this long
+// after its first entry whether or not the previous batch's sequencing
+// transaction (MySQL, one at a time per process) has finished: below the
+// transaction's duration batches queue behind each other, stay small, and
+// the queue grows until every writer waits in it. Measured with one
+// replica under load on a shared two-core machine (docs/BENCHMARKS.md):
+// transactions of 15–20 ms; at 10 ms (the POSIX log's age) batches of 5
+// entries waited 115 ms in the queue, at 30 ms batches of 18–27 waited
+// 0–10 ms, and the append took 48 ms instead of 140.
+const BatchMaxAge = 30 * time.Millisecond
+
 // Config says where the shared log is.
 type Config struct {
 	// S3Endpoint is host:port of the S3 API; Insecure uses plain HTTP.
