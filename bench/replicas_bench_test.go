@@ -121,7 +121,13 @@ func BenchmarkReplicaEvents(b *testing.B) {
 	}
 	limits := []string{"--log-level", "warn", "--rate-limit", "1e6", "--rate-burst", "1000000"}
 	embedded := binaries.StartCustodyd(b, b.TempDir(), append([]string{"--checkpoint-interval", "1s"}, limits...)...)
-	c := clustertest.Start(b, clustertest.Options{Replicas: slices.Max(counts), Args: limits})
+	// Pinned (the model's measurement), one replica more than any run uses
+	// takes no calls: what it spends is the cost of following the log.
+	started := slices.Max(counts)
+	if os.Getenv("CUSTODY_PIN") != "" {
+		started++
+	}
+	c := clustertest.Start(b, clustertest.Options{Replicas: started, Args: limits})
 	groups := cpuGroups{daemons: map[int]string{embedded.Cmd.Process.Pid: "custodyd-embedded"}}
 	for i, r := range c.Replicas {
 		groups.daemons[r.Cmd.Process.Pid] = fmt.Sprintf("custodyd%d", i+1)
@@ -146,19 +152,78 @@ func BenchmarkReplicaEvents(b *testing.B) {
 		b.Logf("%s: %.0f events/s (load %s); CPU ms/event:%s", name, r.rate, r.load, formatCPU(r.cpu))
 	}
 	for b.Loop() {
+		// What each process spends when nothing is asked of it (MinIO's
+		// scanner, the daemons' loops, the log's checkpoints).
+		idle0 := groups.sample()
+		time.Sleep(3 * time.Second)
+		idle := cpuPerEvent(idle0, groups.sample(), 3) // ms per event -> per second
+		b.Logf("idle: CPU ms per second:%s", formatCPU(idle))
 		emb := eventRate(b, []*binaries.Daemon{embedded}, groups)
 		report("embedded", emb)
-		var last eventRun
+		runs := map[int]eventRun{}
 		for _, n := range counts {
-			last = eventRate(b, c.Replicas[:n], groups)
-			report(fmt.Sprintf("replicas%d", n), last)
+			runs[n] = eventRate(b, c.Replicas[:n], groups)
+			report(fmt.Sprintf("replicas%d", n), runs[n])
 			if n == 1 {
-				b.ReportMetric(last.rate/emb.rate, "replicas1-ratio")
+				b.ReportMetric(runs[n].rate/emb.rate, "replicas1-ratio")
 			}
 		}
+		last := runs[counts[len(counts)-1]]
 		raw := rawSharedRate(b, c)
 		b.ReportMetric(raw, "raw-shared-tessera-events/s")
 		b.ReportMetric(last.rate/raw, fmt.Sprintf("replicas%d-raw-ratio", counts[len(counts)-1]))
+		seqRate, hold := seqRowRate(b, c, 8, 30*400, 3*time.Second)
+		b.ReportMetric(seqRate, "seqrow-tx/s")
+		b.ReportMetric(float64(hold.Microseconds())/1000, "seqrow-hold-ms")
+		b.Logf("sequencing row: %.0f transactions/s from 8 writers, row held %.2f ms each (load %s)", seqRate, float64(hold.Microseconds())/1000, loadAverage())
+		logModel(b, runs, counts, len(c.Replicas), hold)
+	}
+}
+
+// logModel prints the scaling model docs/BENCHMARKS.md explains, from the
+// CPU milliseconds per event each process spent in the largest run:
+// throughput(N) = min(N replicas' capacity, each engine's capacity on one
+// core, the sequencing row's), for N = 1..8 on separate machines.
+func logModel(b *testing.B, runs map[int]eventRun, counts []int, started int, hold time.Duration) {
+	n := counts[len(counts)-1]
+	r := runs[n]
+	// A replica receiving no calls still follows the log (history map,
+	// checkpoints): its CPU per event of the others' is the follow cost.
+	follow := 0.0
+	for _, m := range counts {
+		if m < started {
+			follow = runs[m].cpu[fmt.Sprintf("custodyd%d", started)]
+		}
+	}
+	own := -float64(n) * follow
+	for i := 1; i <= n; i++ {
+		own += r.cpu[fmt.Sprintf("custodyd%d", i)]
+	}
+	age := float64(awslog.BatchMaxAge.Microseconds()) / 1000
+	holdMS := float64(hold.Microseconds()) / 1000
+	b.Logf("model (from the %d-replica run): replica %.3f ms/event own + %.3f ms per event of any replica (follow); postgres %.3f, mariadb %.3f, minio %.3f ms/event; sequencing row held %.2f ms per batch, a batch every %.0f ms per replica",
+		n, own, follow, r.cpu["postgres"], r.cpu["mariadb"], r.cpu["minio"], holdMS, age)
+	capOf := func(ms float64) float64 {
+		if ms <= 0 {
+			return 1e9
+		}
+		return 1000 / ms
+	}
+	for N := 1; N <= 8; N++ {
+		replicas := float64(N) * 1000 / (own + float64(N)*follow)
+		terms := map[string]float64{
+			"replicas": replicas, "postgres": capOf(r.cpu["postgres"]), "mariadb": capOf(r.cpu["mariadb"]), "minio": capOf(r.cpu["minio"]),
+		}
+		limit, name := replicas, "replicas"
+		for k, v := range terms {
+			if v < limit {
+				limit, name = v, k
+			}
+		}
+		rowOK := float64(N)*holdMS <= age
+		b.Logf("model N=%d: %.0f events/s, limited by %s (replicas %.0f, postgres %.0f, mariadb %.0f, minio %.0f per core); sequencing row %s",
+			N, limit, name, replicas, terms["postgres"], terms["mariadb"], terms["minio"],
+			map[bool]string{true: "keeps up", false: "saturated: batches grow past the age, latency rises"}[rowOK])
 	}
 }
 
