@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"sync"
+	"time"
 
 	"github.com/custody-dev/custody/journal"
 )
@@ -11,29 +13,134 @@ import (
 // catalog's database: a record committed here is durable and visible to
 // every replica, so whichever replica catalogs a log entry finds its
 // record.
+//
+// Records put without waiting (receipts, which replay can sign again) are
+// written by a background writer, many in one statement, as the file
+// journal writes them with its next group: on the event path they cost no
+// database round trip.
 type Journal struct {
 	db *sql.DB
+
+	mu      sync.Mutex
+	queued  []journal.Record // put without waiting, not yet written
+	writing []journal.Record // being written now
+	wake    chan struct{}
+	closed  bool
+	done    chan struct{}
 }
 
 var _ journal.Store = (*Journal)(nil)
 
-// Journal returns the journal in c's database.
-func (c *Catalog) Journal() *Journal { return &Journal{db: c.db} }
+// maxQueued bounds the records put without waiting that wait for the
+// background writer; beyond it Put writes them itself.
+const maxQueued = 4096
 
-// Put implements journal.Store; every record is committed before it
-// returns, wait or not.
-func (j *Journal) Put(ctx context.Context, r journal.Record, _ bool) error {
+func newJournal(db *sql.DB) *Journal {
+	j := &Journal{db: db, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go j.writer()
+	return j
+}
+
+// Journal returns the journal in c's database.
+func (c *Catalog) Journal() *Journal { return c.journal }
+
+// Put implements journal.Store. With wait, the record is committed before
+// Put returns; without, it goes with the background writer's next
+// statement (a crash may lose it, as journal.Store allows).
+func (j *Journal) Put(ctx context.Context, r journal.Record, wait bool) error {
+	if !wait && r.Seq == 0 { // never an event record: Unresolved must see those
+		j.mu.Lock()
+		if !j.closed && len(j.queued) < maxQueued {
+			j.queued = append(j.queued, r)
+			j.mu.Unlock()
+			select {
+			case j.wake <- struct{}{}:
+			default:
+			}
+			return nil
+		}
+		j.mu.Unlock()
+	}
 	_, err := j.db.ExecContext(ctx, `INSERT INTO journal (key, evidence_id, seq, data) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (key) DO NOTHING`, r.Key, r.EvidenceID, int64(r.Seq), r.Data)
 	return err
 }
 
-// Get implements journal.Store.
+// writer writes the records put without waiting, all those queued in one
+// statement, until Close.
+func (j *Journal) writer() {
+	defer close(j.done)
+	for {
+		j.mu.Lock()
+		for len(j.queued) == 0 {
+			if j.closed {
+				j.mu.Unlock()
+				return
+			}
+			j.mu.Unlock()
+			<-j.wake
+			j.mu.Lock()
+		}
+		j.writing, j.queued = j.queued, nil
+		batch := j.writing
+		j.mu.Unlock()
+		err := j.insert(batch)
+		for attempt := 1; err != nil && attempt < 3; attempt++ {
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+			err = j.insert(batch)
+		}
+		// A batch that cannot be written is dropped: its records (receipts)
+		// are signed again by replay, as after a crash.
+		j.mu.Lock()
+		j.writing = nil
+		j.mu.Unlock()
+	}
+}
+
+func (j *Journal) insert(rs []journal.Record) error {
+	keys, ids, seqs, data := make([]string, len(rs)), make([]string, len(rs)), make([]int64, len(rs)), make([][]byte, len(rs))
+	for i, r := range rs {
+		keys[i], ids[i], seqs[i], data[i] = r.Key, r.EvidenceID, int64(r.Seq), r.Data
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := j.db.ExecContext(ctx, `INSERT INTO journal (key, evidence_id, seq, data)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[])
+		ON CONFLICT (key) DO NOTHING`, keys, ids, seqs, data)
+	return err
+}
+
+// close writes what is queued and stops the writer.
+func (j *Journal) close() {
+	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	<-j.done
+}
+
+// Get implements journal.Store; records still queued count as written.
 func (j *Journal) Get(ctx context.Context, keys []string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	if len(keys) == 0 {
 		return out, nil
 	}
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	j.mu.Lock()
+	for _, rs := range [][]journal.Record{j.writing, j.queued} {
+		for _, r := range rs {
+			if want[r.Key] {
+				out[r.Key] = r.Data
+			}
+		}
+	}
+	j.mu.Unlock()
 	rows, err := j.db.QueryContext(ctx, `SELECT key, data FROM journal WHERE key = ANY($1)`, keys)
 	if err != nil {
 		return nil, err
@@ -45,7 +152,9 @@ func (j *Journal) Get(ctx context.Context, keys []string) (map[string][]byte, er
 		if err := rows.Scan(&k, &b); err != nil {
 			return nil, err
 		}
-		out[k] = b
+		if _, ok := out[k]; !ok {
+			out[k] = b
+		}
 	}
 	return out, rows.Err()
 }

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,18 @@ import (
 // MinCheckpointInterval is the shortest checkpoint interval Tessera's
 // AWS driver accepts.
 const MinCheckpointInterval = time.Second
+
+// BatchMaxAge is how long an append to the shared log waits to be
+// sequenced with others. Tessera's AWS driver closes a batch this long
+// after its first entry whether or not the previous batch's sequencing
+// transaction (MySQL, one at a time per process) has finished: below the
+// transaction's duration batches queue behind each other, stay small, and
+// the queue grows until every writer waits in it. Measured with one
+// replica under load on a shared two-core machine (docs/BENCHMARKS.md):
+// transactions of 15–20 ms; at 10 ms (the POSIX log's age) batches of 5
+// entries waited 115 ms in the queue, at 30 ms batches of 18–27 waited
+// 0–10 ms, and the append took 48 ms instead of 140.
+const BatchMaxAge = 30 * time.Millisecond
 
 // Config says where the shared log is.
 type Config struct {
@@ -108,13 +121,17 @@ func New(ctx context.Context, cfg Config) (custodylog.Backend, error) {
 	if err := ensureBucket(ctx, client, cfg.Bucket); err != nil {
 		return custodylog.Backend{}, err
 	}
+	dsn, err := readCommitted(ctx, cfg.MySQLDSN)
+	if err != nil {
+		return custodylog.Backend{}, err
+	}
 	driver, err := tesseraaws.New(ctx, tesseraaws.Config{
 		SDKConfig: &aws.Config{Region: cfg.region()},
 		S3Options: func(o *s3.Options) {
 			*o = client.Options()
 		},
 		Bucket:       cfg.Bucket,
-		DSN:          cfg.MySQLDSN,
+		DSN:          dsn,
 		MaxOpenConns: 32,
 		MaxIdleConns: 8,
 	})
@@ -134,6 +151,56 @@ func New(ctx context.Context, cfg Config) (custodylog.Backend, error) {
 		WrapReader:     func(r tessera.LogReader) tessera.LogReader { return notExistReader{r} },
 		Annex:          annex{client: client, bucket: cfg.Bucket},
 	}, nil
+}
+
+// readCommitted returns dsn with its sessions at isolation level READ
+// COMMITTED. At InnoDB's default, REPEATABLE READ, the integrator's
+// "SELECT … FROM Seq WHERE seq >= ? … FOR UPDATE" takes next-key locks up
+// to the end of the table, and so blocks every replica's sequencing
+// INSERT INTO Seq while it writes the new tiles to S3, once a second.
+// READ COMMITTED takes record locks only. Tessera's ordering does not
+// rest on gap locks: sequencing transactions serialise on SeqCoord's row
+// (so batches commit in index order), and integrators on IntCoord's.
+// MySQL and MariaDB from 11.1 call the variable transaction_isolation,
+// older MariaDB tx_isolation; the first one the server knows is used. A
+// DSN that sets either itself is left alone.
+func readCommitted(ctx context.Context, dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("--log-mysql: %w", err)
+	}
+	for _, v := range []string{"transaction_isolation", "tx_isolation"} {
+		if _, ok := cfg.Params[v]; ok {
+			return dsn, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var last error
+	for _, v := range []string{"transaction_isolation", "tx_isolation"} {
+		try := cfg.Clone()
+		if try.Params == nil {
+			try.Params = map[string]string{}
+		}
+		try.Params[v] = "'READ-COMMITTED'"
+		connector, err := mysql.NewConnector(try)
+		if err != nil {
+			return "", err
+		}
+		db := sql.OpenDB(connector)
+		err = db.PingContext(ctx)
+		db.Close()
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1193 { // unknown system variable
+			last = err
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("log sequencing database: %w", err)
+		}
+		return try.FormatDSN(), nil
+	}
+	return "", fmt.Errorf("log sequencing database: setting READ COMMITTED: %w", last)
 }
 
 // ensureBucket creates bucket unless it exists (another replica may create

@@ -73,6 +73,7 @@ func replicated(ctx context.Context, cfg Config, log *slog.Logger, d *Daemon) (p
 	// Log: S3 tiles with MySQL sequencing, or POSIX for a single process.
 	if cfg.Log.MySQL != "" {
 		p.log, err = sharedLog(ctx, cfg)
+		p.batchMaxAge = awslog.BatchMaxAge
 	} else {
 		p.log, err = posixLog(ctx, cfg)
 	}

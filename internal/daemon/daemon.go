@@ -102,6 +102,9 @@ type parts struct {
 	locks    evidence.Locker
 	sessions evidence.UploadSessions
 	log      custodylog.Backend
+	// batchMaxAge is how long an append waits to be sequenced with others
+	// (zero: custodylog's default).
+	batchMaxAge time.Duration
 	// loops are the assembly's own background work, besides scrub and
 	// expiry.
 	loops []loop
@@ -167,6 +170,7 @@ func (d *Daemon) assemble(ctx context.Context, cfg Config, log *slog.Logger, p p
 	ks := d.Keys
 	logCfg := custodylog.Config{
 		Backend: p.log, Signer: ks.LogSigner, Verifier: ks.LogVerifier, CheckpointInterval: cfg.Log.CheckpointInterval,
+		BatchMaxAge: p.batchMaxAge,
 	}
 	var err error
 	if logCfg.Witnesses, err = readWitnessPolicy(cfg.Log.WitnessPolicy); err != nil {
