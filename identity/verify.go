@@ -1,10 +1,12 @@
 package identity
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -18,7 +20,26 @@ type Verifier struct {
 	roots   *x509.CertPool
 	now     func() time.Time
 	revoked *Revocations
+
+	// verified remembers chains x509 verified, by the digest of the
+	// presented certificates: a connection presents the same chain on
+	// every call, and x509's signature checks were a sixth of custodyd's
+	// CPU under event load. Only x509's verdict is remembered, with the
+	// time window in which every certificate of its chains is valid;
+	// the leaf's validity, its profile and revocation are checked on
+	// every call.
+	mu       sync.Mutex
+	verified map[[32]byte]verifiedChains
 }
+
+type verifiedChains struct {
+	chains              [][]*x509.Certificate
+	notBefore, notAfter time.Time
+}
+
+// maxVerifiedChains bounds the cache of x509 verdicts; when full it is
+// emptied (a flood of distinct chains costs what no cache would).
+const maxVerifiedChains = 4096
 
 // WithRevocations makes the verifier refuse chains holding a certificate
 // on the list.
@@ -59,16 +80,7 @@ func (v *Verifier) Verify(chain []*x509.Certificate) (Identity, error) {
 	if now.Before(leaf.NotBefore) {
 		return Identity{}, fmt.Errorf("%w: the client certificate is not valid before %s", ErrUnauthenticated, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
-	intermediates := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		intermediates.AddCert(c)
-	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         v.roots,
-		Intermediates: intermediates,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
+	chains, err := v.x509Verify(chain, now)
 	if err != nil {
 		var unknown x509.UnknownAuthorityError
 		var invalid x509.CertificateInvalidError
@@ -99,6 +111,58 @@ func (v *Verifier) Verify(chain []*x509.Certificate) (Identity, error) {
 		}
 	}
 	return Identity{}, first
+}
+
+// x509Verify is leaf.Verify against the client CA pool at now, for client
+// authentication, remembered (successes only) while now stays inside the
+// window where every certificate of the verified chains is valid.
+func (v *Verifier) x509Verify(chain []*x509.Certificate, now time.Time) ([][]*x509.Certificate, error) {
+	h := sha256.New()
+	for _, c := range chain {
+		var n [8]byte
+		for i, l := 0, len(c.Raw); i < 8; i++ {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	v.mu.Lock()
+	hit, ok := v.verified[key]
+	v.mu.Unlock()
+	if ok && !now.Before(hit.notBefore) && !now.After(hit.notAfter) {
+		return hit.chains, nil
+	}
+	intermediates := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		intermediates.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{
+		Roots:         v.roots,
+		Intermediates: intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, err
+	}
+	entry := verifiedChains{chains: chains}
+	for i, c := range slices.Concat(chains...) {
+		if i == 0 || c.NotBefore.After(entry.notBefore) {
+			entry.notBefore = c.NotBefore
+		}
+		if i == 0 || c.NotAfter.Before(entry.notAfter) {
+			entry.notAfter = c.NotAfter
+		}
+	}
+	v.mu.Lock()
+	if v.verified == nil || len(v.verified) >= maxVerifiedChains {
+		v.verified = make(map[[32]byte]verifiedChains)
+	}
+	v.verified[key] = entry
+	v.mu.Unlock()
+	return chains, nil
 }
 
 // checkLeaf checks the end-entity profile of a client certificate.
