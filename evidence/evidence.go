@@ -12,6 +12,7 @@
 package evidence
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -149,6 +151,14 @@ type Config struct {
 	// one is kept (default 24h).
 	UploadDir string
 	UploadTTL time.Duration
+	// UploadPartSize is the size of a resumable upload's staged parts
+	// (default DefaultUploadPartSize; at least the store's minimum), and
+	// UploadBuffers how many part buffers the service lends its
+	// resumable streams beyond one each (default DefaultUploadBuffers):
+	// resumable streams hold at most UploadPartSize × (streams +
+	// UploadBuffers) in part buffers.
+	UploadPartSize int
+	UploadBuffers  int
 }
 
 // Service is the evidence domain service.
@@ -169,6 +179,12 @@ type Service struct {
 	logSize atomic.Uint64
 	// disagreed hears of each catalog row found disagreeing with the log.
 	disagreed func(op string)
+	// observers keep what paused upload sessions' bytes said; lent holds
+	// a token for each part buffer lent to a resumable stream; partBufs
+	// keeps part buffers for reuse (resumable.go).
+	observers observerCache
+	lent      chan struct{}
+	partBufs  sync.Pool
 }
 
 // Deps are the service's collaborators.
@@ -221,6 +237,7 @@ func New(d Deps, cfg Config) *Service {
 	s := &Service{
 		store: d.Store, catalog: d.Catalog, log: d.Log, sessions: d.Sessions, identity: d.Identity, keys: d.PublicKeys,
 		cfg: cfg, logger: d.Logger, now: time.Now, disagreed: d.OnCatalogDisagreement,
+		lent: make(chan struct{}, cmp.Or(cfg.UploadBuffers, DefaultUploadBuffers)),
 	}
 	s.ledger = ledger.New(ledger.Config{
 		Journal: d.Journal, Log: d.Log, Catalog: d.Catalog, Locks: d.Locks, Receipts: d.Receipts, Domain: domain{s},

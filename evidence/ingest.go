@@ -48,17 +48,9 @@ func (s *Service) ingestValidated(ctx context.Context, who identity.Identity, me
 	if meta.Kind == KindBiometricSeizureRecord && !meta.Special {
 		meta.Special = true
 	}
-	var captureSig canonicaljson.Object
-	if sig := meta.CollectorSignature; sig != nil {
-		var err error
-		if captureSig, err = s.checkCaptureSignature(who, meta, sig); err != nil {
-			return Item{}, receipt.Receipt{}, err
-		}
-	}
-	if meta.DerivedFrom != "" {
-		if _, err := s.loadItem(ctx, meta.DerivedFrom); err != nil {
-			return Item{}, receipt.Receipt{}, fmt.Errorf("derived_from: %w", err)
-		}
+	captureSig, err := s.checkStatements(ctx, who, meta)
+	if err != nil {
+		return Item{}, receipt.Receipt{}, err
 	}
 	id := newID()
 	encrypt := meta.Special || s.cfg.EncryptAll
@@ -73,7 +65,6 @@ func (s *Service) ingestValidated(ctx context.Context, who identity.Identity, me
 		return err
 	}
 	var obj storage.Object
-	var err error
 	if encrypt {
 		obj, err = s.putEncrypted(ctx, "enc/"+id, src, check)
 	} else {
@@ -87,6 +78,59 @@ func (s *Service) ingestValidated(ctx context.Context, who identity.Identity, me
 		return Item{}, receipt.Receipt{}, err
 	}
 	s.logger.InfoContext(ctx, "evidence ingested", "evidence_id", id, "size", meta.Size, "log_index", item.LastLogIndex)
+	return item, rcpt, nil
+}
+
+// checkStatements checks what an upload states that needs no byte of it:
+// the collector's signature (which names the digest) and the item it is
+// derived from. It returns the signature's details for the record.
+func (s *Service) checkStatements(ctx context.Context, who identity.Identity, meta UploadMeta) (canonicaljson.Object, error) {
+	var captureSig canonicaljson.Object
+	if sig := meta.CollectorSignature; sig != nil {
+		var err error
+		if captureSig, err = s.checkCaptureSignature(who, meta, sig); err != nil {
+			return nil, err
+		}
+	}
+	if meta.DerivedFrom != "" {
+		if _, err := s.loadItem(ctx, meta.DerivedFrom); err != nil {
+			return nil, fmt.Errorf("derived_from: %w", err)
+		}
+	}
+	return captureSig, nil
+}
+
+// ingestStored records an unencrypted item whose bytes are already
+// stored and checked against meta.SHA256 and meta.Size (a resumable
+// upload's completed object): obj is that pending object, or, when held,
+// the sealed object of an item the service already holds with the same
+// bytes. c is what the bytes say. It prepares the record (every check
+// Ingest makes before its seal), seals a pending obj and records the
+// ingest. It discards nothing: a pending obj the checks refused is the
+// caller's to discard (errors wrapping ErrInvalid); sealed reports
+// whether obj was sealed, so that a caller retrying after a failed record
+// does not seal it again.
+func (s *Service) ingestStored(ctx context.Context, who identity.Identity, meta UploadMeta, captureSig canonicaljson.Object, c content, obj storage.Object, held bool, onSealed func(storage.Object) error) (Item, receipt.Receipt, error) {
+	id := newID()
+	prep, err := s.prepareIngest(who, id, meta, c, obj, false, captureSig)
+	if err != nil {
+		return Item{}, receipt.Receipt{}, err
+	}
+	if !held && obj.Pending() != "" {
+		if obj, err = s.store.Seal(ctx, obj, s.now().Add(s.cfg.Retention)); err != nil {
+			return Item{}, receipt.Receipt{}, s.uploadError(ctx, err)
+		}
+		if onSealed != nil {
+			if err := onSealed(obj); err != nil {
+				return Item{}, receipt.Receipt{}, err
+			}
+		}
+	}
+	item, rcpt, err := s.record(ctx, who, id, meta, prep, obj, false, captureSig)
+	if err != nil {
+		return Item{}, receipt.Receipt{}, err
+	}
+	s.logger.InfoContext(ctx, "evidence ingested", "evidence_id", id, "size", meta.Size, "log_index", item.LastLogIndex, "resumable", true)
 	return item, rcpt, nil
 }
 
