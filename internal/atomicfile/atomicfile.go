@@ -8,7 +8,8 @@ import (
 )
 
 // Write writes data to a temporary file in path's folder with the given
-// mode, syncs it and renames it into place.
+// mode, syncs it, renames it into place and syncs the folder, so the new
+// content is what a crash after Write returns leaves under path.
 func Write(path string, data []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
@@ -30,5 +31,18 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
