@@ -44,10 +44,10 @@ func BenchmarkCLIUpload1GiB(b *testing.B) {
 	b.Run("minio", func(b *testing.B) {
 		_, raw, d := setup(b)
 		stop := perfAttach(b, perfDir, "custodyd-minio", d.Cmd.Process.Pid)
-		var ours, baseline time.Duration
+		var ours, baseline, cpu time.Duration
 		for i := 0; b.Loop(); i++ {
 			freshContent(b, file, i)
-			ours += cliUpload(b, custody, d, file, fmt.Sprintf("bench-%d", i), perfDir, fmt.Sprintf("cli-minio-%d", i))
+			ours += cliUpload(b, custody, d, file, fmt.Sprintf("bench-%d", i), perfDir, fmt.Sprintf("cli-minio-%d", i), &cpu)
 			start := time.Now()
 			f, err := os.Open(file)
 			if err != nil {
@@ -63,16 +63,17 @@ func BenchmarkCLIUpload1GiB(b *testing.B) {
 		}
 		stop()
 		reportRates(b, d, size, ours, baseline, "raw-PutObject-MB/s")
+		b.ReportMetric(cpu.Seconds()/float64(b.N), "cli-CPU-s/op")
 	})
 
 	b.Run("disk", func(b *testing.B) {
 		dir := b.TempDir()
 		d := binaries.StartCustodyd(b, dir, "--retention", "1h", "--log-level", "warn")
 		stop := perfAttach(b, perfDir, "custodyd-disk", d.Cmd.Process.Pid)
-		var ours, baseline time.Duration
+		var ours, baseline, cpu time.Duration
 		for i := 0; b.Loop(); i++ {
 			freshContent(b, file, i)
-			ours += cliUpload(b, custody, d, file, fmt.Sprintf("bench-%d", i), perfDir, fmt.Sprintf("cli-disk-%d", i))
+			ours += cliUpload(b, custody, d, file, fmt.Sprintf("bench-%d", i), perfDir, fmt.Sprintf("cli-disk-%d", i), &cpu)
 			start := time.Now()
 			copyFsync(b, file, filepath.Join(dir, fmt.Sprintf("copy-%d.mp4", i)))
 			baseline += time.Since(start)
@@ -80,12 +81,13 @@ func BenchmarkCLIUpload1GiB(b *testing.B) {
 		}
 		stop()
 		reportRates(b, d, size, ours, baseline, "raw-write-fsync-MB/s")
+		b.ReportMetric(cpu.Seconds()/float64(b.N), "cli-CPU-s/op")
 	})
 }
 
 // cliUpload runs `custody upload FILE` into caseID and returns how long it
-// took, process start to exit.
-func cliUpload(b *testing.B, custody string, d *binaries.Daemon, file, caseID, perfDir, perfName string) time.Duration {
+// took, process start to exit; it adds the CPU time it used to cpu.
+func cliUpload(b *testing.B, custody string, d *binaries.Daemon, file, caseID, perfDir, perfName string, cpu *time.Duration) time.Duration {
 	b.Helper()
 	args := []string{"--server", d.GRPCAddr, "--creds", d.CredsDir("collector"),
 		"upload", file, "--case", caseID, "--kind", "video", "--manifest", filepath.Join(b.TempDir(), "manifest.json")}
@@ -95,11 +97,13 @@ func cliUpload(b *testing.B, custody string, d *binaries.Daemon, file, caseID, p
 		name = "perf"
 	}
 	start := time.Now()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	cmd := exec.Command(name, args...)
+	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
 		b.Fatalf("custody upload: %v\n%s", err, out)
 	}
+	*cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return took
 }
 

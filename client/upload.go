@@ -259,18 +259,12 @@ func (c *Client) uploadStated(ctx context.Context, f file, meta *custodyv1.Uploa
 	if meta.GetSizeBytes() >= ResumableThreshold && !special(meta) {
 		return c.UploadResumable(ctx, meta, f, DefaultRetry, progress)
 	}
-	return c.Upload(ctx, meta, io.NewSectionReader(f, 0, meta.GetSizeBytes()), progress)
+	return c.oneShot(ctx, meta, func() io.Reader { return io.NewSectionReader(f, 0, meta.GetSizeBytes()) }, progress)
 }
 
-// uploadMemory signs the capture of data, whose digest meta states, and
-// sends it in one stream.
-func (c *Client) uploadMemory(ctx context.Context, data []byte, meta *custodyv1.UploadMetadata, progress func(sent int64)) (*custodyv1.UploadResponse, error) {
-	if meta.CollectorSignature == nil {
-		if err := c.SignCapture(meta); err != nil {
-			return nil, err
-		}
-	}
-	m := memory(data)
+// oneShot sends an item in one stream, again while the service refuses
+// it as busy (Busy), reading it anew from open().
+func (c *Client) oneShot(ctx context.Context, meta *custodyv1.UploadMetadata, open func() io.Reader, progress func(sent int64)) (*custodyv1.UploadResponse, error) {
 	// A stream tried again reports progress beyond what was reported.
 	var high int64
 	once := func(sent int64) {
@@ -282,7 +276,7 @@ func (c *Client) uploadMemory(ctx context.Context, data []byte, meta *custodyv1.
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		resp, err := c.send(ctx, meta, &m, nil, nil, once)
+		resp, err := c.send(ctx, meta, open(), nil, nil, once)
 		if err == nil || !Busy(err) || attempt+1 >= busyRetry.Attempts {
 			return resp, err
 		}
@@ -292,7 +286,19 @@ func (c *Client) uploadMemory(ctx context.Context, data []byte, meta *custodyv1.
 	}
 }
 
-// busyRetry is how a one-shot upload from memory is tried again while the
+// uploadMemory signs the capture of data, whose digest meta states, and
+// sends it in one stream.
+func (c *Client) uploadMemory(ctx context.Context, data []byte, meta *custodyv1.UploadMetadata, progress func(sent int64)) (*custodyv1.UploadResponse, error) {
+	if meta.CollectorSignature == nil {
+		if err := c.SignCapture(meta); err != nil {
+			return nil, err
+		}
+	}
+	m := memory(data)
+	return c.oneShot(ctx, meta, func() io.Reader { return &m }, progress)
+}
+
+// busyRetry is how a one-shot upload is tried again while the
 // service is busy: it refused the stream before reading any of it.
 var busyRetry = Retry{Attempts: 40, Backoff: 50 * time.Millisecond, Max: 2 * time.Second}
 
