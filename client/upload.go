@@ -306,8 +306,13 @@ var busyRetry = Retry{Attempts: 40, Backoff: 50 * time.Millisecond, Max: 2 * tim
 // anything, because the caller or everyone has too many calls in progress
 // or made too many: a stream over the identity's share (--max-streams-per-
 // identity) or the call rate, or the service at capacity. Such a call can
-// be made again as it was, also a one-shot upload.
+// be made again as it was, also a one-shot upload. The service marks
+// these refusals ERROR_REASON_BUSY; their messages are recognised too, for
+// services from before the reason.
 func Busy(err error) bool {
+	if ErrorReason(err) == custodyv1.ErrorReason_ERROR_REASON_BUSY {
+		return true
+	}
 	s, ok := status.FromError(err)
 	if !ok {
 		return false

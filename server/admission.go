@@ -114,7 +114,7 @@ func (a *admission) acquire(ctx context.Context, sem chan struct{}, kind string,
 		case sem <- struct{}{}:
 		case <-t.C:
 			a.shed.WithLabelValues(kind).Inc()
-			return nil, status.Errorf(codes.Unavailable, "the service is at capacity (%d %s calls in progress); retry with backoff", max, kind)
+			return nil, busy(codes.Unavailable, "the service is at capacity (%d %s calls in progress); retry with backoff", max, kind)
 		case <-ctx.Done():
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}

@@ -79,7 +79,7 @@ func (l *limiter) allow(ctx context.Context) error {
 	}
 	b, _ := l.buckets.LoadOrStore(id.String(), rate.NewLimiter(rate.Limit(l.limits.RatePerSecond), l.limits.Burst))
 	if !b.(*rate.Limiter).Allow() {
-		return status.Errorf(codes.ResourceExhausted, "rate limit exceeded: %s may make %.0f calls per second (burst %d); slow down and retry", id, l.limits.RatePerSecond, l.limits.Burst)
+		return busy(codes.ResourceExhausted, "rate limit exceeded: %s may make %.0f calls per second (burst %d); slow down and retry", id, l.limits.RatePerSecond, l.limits.Burst)
 	}
 	return nil
 }
@@ -123,7 +123,7 @@ func (l *limiter) take(ctx context.Context, sem chan struct{}, id identity.Ident
 		select {
 		case sem <- struct{}{}:
 		case <-t.C:
-			return nil, status.Errorf(codes.ResourceExhausted, "too many concurrent streams: %s may have %d at once; wait for one to finish", id, l.limits.StreamsPerIdentity)
+			return nil, busy(codes.ResourceExhausted, "too many concurrent streams: %s may have %d at once; wait for one to finish", id, l.limits.StreamsPerIdentity)
 		case <-ctx.Done():
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}

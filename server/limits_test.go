@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/identity"
 	"github.com/custody-dev/custody/internal/testenv/servertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
@@ -24,6 +25,9 @@ func TestLimits(t *testing.T) {
 		for range 20 {
 			_, err := court.WhoAmI(t.Context())
 			if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), "rate limit exceeded") {
+				if r := client.ErrorReason(err); r != custodyv1.ErrorReason_ERROR_REASON_BUSY || !client.Busy(err) {
+					t.Fatalf("a refusal over the rate has reason %v; want ERROR_REASON_BUSY", r)
+				}
 				refused++
 			} else if err != nil {
 				t.Fatal(err)
@@ -62,6 +66,9 @@ func TestLimits(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // both are in the server's hands
 		err := rawUpload(t.Context(), c, meta("case-limits", data), data)
 		wantCode(t, err, codes.ResourceExhausted, "too many concurrent streams")
+		if r := client.ErrorReason(err); r != custodyv1.ErrorReason_ERROR_REASON_BUSY {
+			t.Fatalf("a stream over the identity's share has reason %v; want ERROR_REASON_BUSY", r)
+		}
 		cancel()
 		// Once they end, uploads go through again.
 		deadline := time.Now().Add(5 * time.Second)

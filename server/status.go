@@ -106,6 +106,17 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 // ErrorDomain is the domain of the google.rpc.ErrorInfo a refusal carries.
 const ErrorDomain = "custody.v1"
 
+// busy is a refusal for load (rate, streams, capacity) with code and
+// message, carrying ERROR_REASON_BUSY so clients retry it without reading
+// the message.
+func busy(code codes.Code, format string, args ...any) error {
+	st := status.Newf(code, format, args...)
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: custodyv1.ErrorReason_ERROR_REASON_BUSY.String()}); err == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
 // ruleReasons are the custody rules' reasons (package events) as the API
 // names them.
 var ruleReasons = map[error]custodyv1.ErrorReason{

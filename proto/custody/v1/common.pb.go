@@ -118,6 +118,11 @@ const (
 	ErrorReason_ERROR_REASON_WRONG_RELEASE ErrorReason = 6
 	// FAILED_PRECONDITION: the pending release's time is up.
 	ErrorReason_ERROR_REASON_RELEASE_LAPSED ErrorReason = 7
+	// RESOURCE_EXHAUSTED or UNAVAILABLE: the service refused the call for
+	// load, not for what it asks: the caller's share of calls per second or
+	// of concurrent streams is used up, or the service is at capacity. The
+	// same call may be sent again after a backoff.
+	ErrorReason_ERROR_REASON_BUSY ErrorReason = 8
 )
 
 // Enum value maps for ErrorReason.
@@ -131,6 +136,7 @@ var (
 		5: "ERROR_REASON_RELEASE_PENDING",
 		6: "ERROR_REASON_WRONG_RELEASE",
 		7: "ERROR_REASON_RELEASE_LAPSED",
+		8: "ERROR_REASON_BUSY",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":        0,
@@ -141,6 +147,7 @@ var (
 		"ERROR_REASON_RELEASE_PENDING":    5,
 		"ERROR_REASON_WRONG_RELEASE":      6,
 		"ERROR_REASON_RELEASE_LAPSED":     7,
+		"ERROR_REASON_BUSY":               8,
 	}
 )
 
@@ -700,7 +707,7 @@ const file_custody_v1_common_proto_rawDesc = "" +
 	"ROLE_COURT\x10\x03\x12\x10\n" +
 	"\fROLE_AUDITOR\x10\x04\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x05*\x96\x02\n" +
+	"ROLE_ADMIN\x10\x05*\xad\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_ROLE_NOT_ALLOWED\x10\x01\x12\x1e\n" +
@@ -709,7 +716,8 @@ const file_custody_v1_common_proto_rawDesc = "" +
 	"\x1fERROR_REASON_NO_PENDING_RELEASE\x10\x04\x12 \n" +
 	"\x1cERROR_REASON_RELEASE_PENDING\x10\x05\x12\x1e\n" +
 	"\x1aERROR_REASON_WRONG_RELEASE\x10\x06\x12\x1f\n" +
-	"\x1bERROR_REASON_RELEASE_LAPSED\x10\aB;Z9github.com/custody-dev/custody/proto/custody/v1;custodyv1b\x06proto3"
+	"\x1bERROR_REASON_RELEASE_LAPSED\x10\a\x12\x15\n" +
+	"\x11ERROR_REASON_BUSY\x10\bB;Z9github.com/custody-dev/custody/proto/custody/v1;custodyv1b\x06proto3"
 
 var (
 	file_custody_v1_common_proto_rawDescOnce sync.Once
