@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -60,6 +61,17 @@ func readProcs() map[int]procStat {
 // engine, each custodyd (by pid) and the load client (this process).
 type cpuGroups struct {
 	daemons map[int]string // pid -> name
+	pg      *sql.DB        // the replicas' catalog database, if any
+}
+
+// pgStats returns the catalog database's committed transactions and rows
+// read (returned + fetched) so far.
+func (g cpuGroups) pgStats() [2]int64 {
+	var out [2]int64
+	if g.pg != nil {
+		g.pg.QueryRow(`SELECT xact_commit, tup_returned + tup_fetched FROM pg_stat_database WHERE datname = current_database()`).Scan(&out[0], &out[1])
+	}
+	return out
 }
 
 // engineOf names the engine a process belongs to by its command name, or

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/custody-dev/custody/internal/testenv/binaries"
 	"github.com/custody-dev/custody/internal/testenv/clustertest"
 	custodyv1 "github.com/custody-dev/custody/proto/custody/v1"
+	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 const replicaEventsPerRun = 4000
@@ -30,7 +32,10 @@ type eventRun struct {
 	rate     float64
 	p50, p99 time.Duration
 	cpu      map[string]float64
-	load     string
+	// pg is PostgreSQL's transactions and rows read (returned + fetched)
+	// per event, from pg_stat_database (the replicated runs).
+	pg   [2]float64
+	load string
 }
 
 // eventRate drives replicaEventsPerRun annotations from eventClients
@@ -66,6 +71,7 @@ func eventRate(b *testing.B, daemons []*binaries.Daemon, groups cpuGroups) event
 	var mu sync.Mutex
 	var lat []time.Duration
 	cpu0 := groups.sample()
+	pg0 := groups.pgStats()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range eventClients {
@@ -86,10 +92,18 @@ func eventRate(b *testing.B, daemons []*binaries.Daemon, groups cpuGroups) event
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	return eventRun{
+	r := eventRun{
 		rate: float64(len(lat)) / elapsed.Seconds(), p50: percentile(lat, 0.5), p99: percentile(lat, 0.99),
 		cpu: cpuPerEvent(cpu0, groups.sample(), len(lat)), load: loadAverage(),
 	}
+	if groups.pg != nil {
+		time.Sleep(1500 * time.Millisecond) // backends report their counts at most once a second
+		pg1 := groups.pgStats()
+		for i := range r.pg {
+			r.pg[i] = float64(pg1[i]-pg0[i]) / float64(len(lat))
+		}
+	}
+	return r
 }
 
 // BenchmarkReplicaEvents measures custody events per second through the
@@ -129,6 +143,11 @@ func BenchmarkReplicaEvents(b *testing.B) {
 	}
 	c := clustertest.Start(b, clustertest.Options{Replicas: started, Args: limits})
 	groups := cpuGroups{daemons: map[int]string{embedded.Cmd.Process.Pid: "custodyd-embedded"}}
+	var err error
+	if groups.pg, err = sql.Open("pgx", c.Catalog); err != nil {
+		b.Fatal(err)
+	}
+	defer groups.pg.Close()
 	for i, r := range c.Replicas {
 		groups.daemons[r.Cmd.Process.Pid] = fmt.Sprintf("custodyd%d", i+1)
 	}
@@ -150,6 +169,9 @@ func BenchmarkReplicaEvents(b *testing.B) {
 		b.ReportMetric(float64(r.p50.Microseconds())/1000, name+"-p50-ms")
 		b.ReportMetric(float64(r.p99.Microseconds())/1000, name+"-p99-ms")
 		b.Logf("%s: %.0f events/s (load %s); CPU ms/event:%s", name, r.rate, r.load, formatCPU(r.cpu))
+		if r.pg != [2]float64{} {
+			b.Logf("%s: PostgreSQL per event: %.2f transactions, %.1f rows read", name, r.pg[0], r.pg[1])
+		}
 	}
 	for b.Loop() {
 		// What each process spends when nothing is asked of it (MinIO's

@@ -161,8 +161,14 @@ func (j *Journal) Get(ctx context.Context, keys []string) (map[string][]byte, er
 
 // Unresolved implements journal.Store.
 func (j *Journal) Unresolved(ctx context.Context, evidenceID string, afterSeq uint64) ([]journal.Record, error) {
+	// "seq > 0" is implied by "seq > $2" but must be written out: it is
+	// what lets a generic plan (pgx prepares every statement, and
+	// PostgreSQL switches a prepared statement to a generic plan after
+	// five runs) use the partial index journal_by_item, whose predicate
+	// it is. Without it, some connections scanned the whole journal on
+	// every event (thousands of rows read per event in the benchmark).
 	rows, err := j.db.QueryContext(ctx, `SELECT key, seq, data FROM journal
-		WHERE evidence_id = $1 AND seq > $2 AND NOT abandoned ORDER BY seq`, evidenceID, int64(afterSeq))
+		WHERE evidence_id = $1 AND seq > $2 AND seq > 0 AND NOT abandoned ORDER BY seq`, evidenceID, int64(afterSeq))
 	if err != nil {
 		return nil, err
 	}
