@@ -71,7 +71,7 @@ const DefaultUploadTTL = 24 * time.Hour
 // arrives (UploadPartsInFlight of them at most per stream).
 const (
 	DefaultUploadPartSize = 8 << 20
-	DefaultUploadBuffers  = 8
+	DefaultUploadBuffers  = 4
 	UploadPartsInFlight   = 4
 )
 
@@ -903,10 +903,16 @@ func (r *receiver) commit(d partDone) {
 	}
 }
 
-// save saves the session if it changed, or always; r.mu is held.
+// save saves the session if it changed, or always, after making the
+// parts it records durable (storage.Stager.Sync); r.mu is held.
 func (r *receiver) save(always bool) error {
 	if !always && !r.dirty {
 		return nil
+	}
+	if st := r.sess.Staged; st != nil && len(st.Parts) > 0 {
+		if err := r.s.store.Sync(r.ctx, *st); err != nil {
+			return err
+		}
 	}
 	if err := r.s.saveSession(r.ctx, r.key, r.sess); err != nil {
 		return err
