@@ -75,6 +75,10 @@ const (
 	UploadPartsInFlight   = 4
 )
 
+// partBufsKept is how many part buffers beyond the lent ones are kept for
+// reuse when streams end.
+const partBufsKept = 4
+
 // minStagedPart is the smallest run that is staged as a part when it does
 // not end the item: S3's minimum part, on every backend, so a session's
 // shape does not depend on its store. A shorter run is kept as a piece.
@@ -1154,18 +1158,28 @@ func (s *Service) ExpireUploads(ctx context.Context) int {
 	return n
 }
 
-// getPartBuf and putPartBuf keep part buffers for reuse.
+// getPartBuf and putPartBuf keep up to partBufsKept part buffers for
+// reuse: a free list, not a sync.Pool, so a busy service reuses the same
+// buffers instead of making new ones after each garbage collection (which
+// raised its peak memory).
 func (s *Service) getPartBuf() []byte {
 	n := s.partSize()
-	if b, ok := s.partBufs.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
+	select {
+	case b := <-s.partBufs:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
 	}
 	return make([]byte, n)
 }
 
 func (s *Service) putPartBuf(b []byte) {
-	if cap(b) >= s.partSize() {
-		b = b[:cap(b)]
-		s.partBufs.Put(&b)
+	if cap(b) < s.partSize() {
+		return
+	}
+	select {
+	case s.partBufs <- b[:cap(b)]:
+	default:
 	}
 }
