@@ -367,7 +367,10 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		}
 	}()
 
-	if sess.Received < meta.Size {
+	// Bytes are due, or, with every byte here (an empty item, a session
+	// saved before staging existed) but none stored as the item yet, the
+	// item is to be stored from the pieces.
+	if sess.Received < meta.Size || sess.Staged == nil && sess.Completed == nil && sess.Sealed == nil {
 		r := &receiver{s: s, ctx: context.WithoutCancel(ctx), sess: sess, key: key, id: id, size: meta.Size, h: h, obs: obs}
 		if err := r.run(body); err != nil {
 			if r.obsLost {
