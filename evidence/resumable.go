@@ -485,6 +485,9 @@ func (s *Service) finishResumable(ctx context.Context, who identity.Identity, ke
 		}
 	}
 	if sess.Completed == nil && sess.Sealed == nil {
+		if sess.Staged == nil {
+			return Item{}, receipt.Receipt{}, fmt.Errorf("upload %s: all %d bytes arrived but none is stored as the item", id, meta.Size)
+		}
 		obj, err := s.store.Complete(storeCtx, *sess.Staged)
 		if errors.Is(err, storage.ErrNotFound) {
 			return Item{}, receipt.Receipt{}, err
