@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -184,7 +183,7 @@ type Service struct {
 	// keeps part buffers for reuse (resumable.go).
 	observers observerCache
 	lent      chan struct{}
-	partBufs  sync.Pool
+	partBufs  chan []byte
 }
 
 // Deps are the service's collaborators.
@@ -237,7 +236,8 @@ func New(d Deps, cfg Config) *Service {
 	s := &Service{
 		store: d.Store, catalog: d.Catalog, log: d.Log, sessions: d.Sessions, identity: d.Identity, keys: d.PublicKeys,
 		cfg: cfg, logger: d.Logger, now: time.Now, disagreed: d.OnCatalogDisagreement,
-		lent: make(chan struct{}, cmp.Or(cfg.UploadBuffers, DefaultUploadBuffers)),
+		lent:     make(chan struct{}, cmp.Or(cfg.UploadBuffers, DefaultUploadBuffers)),
+		partBufs: make(chan []byte, cmp.Or(cfg.UploadBuffers, DefaultUploadBuffers)+partBufsKept),
 	}
 	s.ledger = ledger.New(ledger.Config{
 		Journal: d.Journal, Log: d.Log, Catalog: d.Catalog, Locks: d.Locks, Receipts: d.Receipts, Domain: domain{s},

@@ -71,9 +71,13 @@ const DefaultUploadTTL = 24 * time.Hour
 // arrives (UploadPartsInFlight of them at most per stream).
 const (
 	DefaultUploadPartSize = 8 << 20
-	DefaultUploadBuffers  = 8
+	DefaultUploadBuffers  = 4
 	UploadPartsInFlight   = 4
 )
+
+// partBufsKept is how many part buffers beyond the lent ones are kept for
+// reuse when streams end.
+const partBufsKept = 4
 
 // minStagedPart is the smallest run that is staged as a part when it does
 // not end the item: S3's minimum part, on every backend, so a session's
@@ -363,7 +367,10 @@ func (s *Service) IngestResumable(ctx context.Context, who identity.Identity, id
 		}
 	}()
 
-	if sess.Received < meta.Size {
+	// Bytes are due, or, with every byte here (an empty item, a session
+	// saved before staging existed) but none stored as the item yet, the
+	// item is to be stored from the pieces.
+	if sess.Received < meta.Size || sess.Staged == nil && sess.Completed == nil && sess.Sealed == nil {
 		r := &receiver{s: s, ctx: context.WithoutCancel(ctx), sess: sess, key: key, id: id, size: meta.Size, h: h, obs: obs}
 		if err := r.run(body); err != nil {
 			if r.obsLost {
@@ -478,6 +485,9 @@ func (s *Service) finishResumable(ctx context.Context, who identity.Identity, ke
 		}
 	}
 	if sess.Completed == nil && sess.Sealed == nil {
+		if sess.Staged == nil {
+			return Item{}, receipt.Receipt{}, fmt.Errorf("upload %s: all %d bytes arrived but none is stored as the item", id, meta.Size)
+		}
 		obj, err := s.store.Complete(storeCtx, *sess.Staged)
 		if errors.Is(err, storage.ErrNotFound) {
 			return Item{}, receipt.Receipt{}, err
@@ -903,10 +913,16 @@ func (r *receiver) commit(d partDone) {
 	}
 }
 
-// save saves the session if it changed, or always; r.mu is held.
+// save saves the session if it changed, or always, after making the
+// parts it records durable (storage.Stager.Sync); r.mu is held.
 func (r *receiver) save(always bool) error {
 	if !always && !r.dirty {
 		return nil
+	}
+	if st := r.sess.Staged; st != nil && len(st.Parts) > 0 {
+		if err := r.s.store.Sync(r.ctx, *st); err != nil {
+			return err
+		}
 	}
 	if err := r.s.saveSession(r.ctx, r.key, r.sess); err != nil {
 		return err
@@ -1148,18 +1164,28 @@ func (s *Service) ExpireUploads(ctx context.Context) int {
 	return n
 }
 
-// getPartBuf and putPartBuf keep part buffers for reuse.
+// getPartBuf and putPartBuf keep up to partBufsKept part buffers for
+// reuse: a free list, not a sync.Pool, so a busy service reuses the same
+// buffers instead of making new ones after each garbage collection (which
+// raised its peak memory).
 func (s *Service) getPartBuf() []byte {
 	n := s.partSize()
-	if b, ok := s.partBufs.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
+	select {
+	case b := <-s.partBufs:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
 	}
 	return make([]byte, n)
 }
 
 func (s *Service) putPartBuf(b []byte) {
-	if cap(b) >= s.partSize() {
-		b = b[:cap(b)]
-		s.partBufs.Put(&b)
+	if cap(b) < s.partSize() {
+		return
+	}
+	select {
+	case s.partBufs <- b[:cap(b)]:
+	default:
 	}
 }

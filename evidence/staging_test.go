@@ -467,3 +467,23 @@ func TestResumablePartsGone(t *testing.T) {
 		t.Fatalf("%d pieces, %d staged left", pieces, store.StagedCount())
 	}
 }
+
+// An empty item, and a whole item in one short stream, are put as they
+// are: no staged object for one part.
+func TestResumableSmall(t *testing.T) {
+	s, store := newStagingService(t)
+	collector := mustIdentity(t, identity.RoleCollector, "c")
+	for i, n := range []int{0, 1000, 5<<20 - 1} {
+		data := randomItem(n)
+		item, _, err := s.IngestResumable(t.Context(), collector, fmt.Sprintf("small-%d-0123456789", i), otherMeta("case-small", data), 0, bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if got := readObject(t, s, item.Object); !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: the item differs", n)
+		}
+	}
+	if put, appended, pieces := store.counts(); put != 5<<20+999 || appended != 0 || pieces != 0 {
+		t.Fatalf("put %d, appended %d, %d pieces", put, appended, pieces)
+	}
+}

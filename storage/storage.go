@@ -66,16 +66,19 @@ type Store interface {
 //     not see it.
 //   - Append stores data as part i (0-based) of st, starting at byte off,
 //     which is the sum of the sizes of parts 0..i-1 as the caller will
-//     complete them. When Append returns nil the part is durable: it
-//     survives a crash of this process and of the store's (an fsync on
-//     disk, an acknowledged UploadPart on S3). Parts may be appended
-//     concurrently. Appending part i again replaces it: a caller that
-//     lost track of a part (a crash before it persisted the handle)
-//     appends it again from its last persisted state. Every part but the
-//     last must be at least MinPartSize bytes; data is not retained after
-//     Append returns.
-//   - Complete makes exactly st.Parts, in order, a pending object under
-//     st.Key, without copying their bytes; parts appended but not in
+//     complete them. Parts may be appended concurrently. Appending part i
+//     again replaces it: a caller that lost track of a part (a crash
+//     before it persisted the handle) appends it again from its last
+//     persisted state. Every part but the last must be at least
+//     MinPartSize bytes; data is not retained after Append returns.
+//   - Sync makes every part appended to st before it durable: they
+//     survive a crash of this process and of the store's machine. A
+//     caller persists a handle naming a part only after a Sync that
+//     followed the part's Append. (S3: an acknowledged UploadPart is durable already, and
+//     Sync does nothing; disk: one fsync of the staged file for however
+//     many parts were written since the last.)
+//   - Complete makes exactly st.Parts, in order, a durable pending
+//     object under st.Key, without copying their bytes; parts appended but not in
 //     st.Parts are dropped. The object is then Sealed or Discarded like
 //     one Put returned, and st is gone: Append, Complete and Abort on it
 //     fail with ErrNotFound. At least one part is needed.
@@ -89,6 +92,7 @@ type Stager interface {
 	MinPartSize() int64
 	Stage(ctx context.Context, key string) (Staged, error)
 	Append(ctx context.Context, st Staged, i int, off int64, data []byte) (Part, error)
+	Sync(ctx context.Context, st Staged) error
 	Complete(ctx context.Context, st Staged) (Object, error)
 	Abort(ctx context.Context, st Staged) error
 }

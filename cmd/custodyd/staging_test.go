@@ -71,7 +71,7 @@ func TestStagedUploadSurvivesKills(t *testing.T) {
 				for off := kept; off < min(kept+20<<20, int64(len(data))); off += 1 << 20 {
 					st.Send(&custodyv1.UploadRequest{Payload: &custodyv1.UploadRequest_Chunk{Chunk: data[off:min(off+1<<20, int64(len(data)))]}})
 				}
-				time.Sleep(time.Duration(30+70*kill) * time.Millisecond)
+				time.Sleep(time.Duration(30+670*kill) * time.Millisecond)
 				d.Kill(t)
 				d = binaries.StartCustodyd(t, dir, args...)
 				status, err := dialRole(t, d, "collector").UploadStatus(t.Context(), md.UploadId)

@@ -13,7 +13,7 @@ import (
 
 var storageErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "custody_storage_errors_total",
-	Help: "Evidence storage calls that failed, by operation (put, seal, discard, open, read, exists, stage, append, complete, abort) and kind (unavailable, full, not_found, other); callers that went away are not counted.",
+	Help: "Evidence storage calls that failed, by operation (put, seal, discard, open, read, exists, stage, append, sync, complete, abort) and kind (unavailable, full, not_found, other); callers that went away are not counted.",
 }, []string{"op", "kind"})
 
 // meteredStore counts a store's failures for /metrics, so an operator can
@@ -79,6 +79,12 @@ func (m meteredStore) Append(ctx context.Context, st storage.Staged, i int, off 
 	p, err := m.Store.Append(ctx, st, i, off, data)
 	countStorageError("append", err)
 	return p, err
+}
+
+func (m meteredStore) Sync(ctx context.Context, st storage.Staged) error {
+	err := m.Store.Sync(ctx, st)
+	countStorageError("sync", err)
+	return err
 }
 
 func (m meteredStore) Complete(ctx context.Context, st storage.Staged) (storage.Object, error) {

@@ -6,8 +6,8 @@
 // change by re-hashing on every read.
 //
 // A staged object (storage.Stager) is a file beside its key too,
-// <key>.staged-<random>: each part is written at its offset and fsynced
-// before Append returns; Complete cuts the file to the parts' total (bytes
+// <key>.staged-<random>: each part is written at its offset, and Sync
+// fsyncs the file; Complete cuts the file to the parts' total (bytes
 // of a part written but never recorded, by a process that died, go) and
 // makes it the pending object, which Seal renames into place as any other.
 // Staged files outlive a restart (pending ones do not): their upload
@@ -219,7 +219,7 @@ func (s *Store) stagedPath(st storage.Staged) (string, error) {
 	return st.Handle, nil
 }
 
-// Append implements storage.Stager: data written at off and fsynced.
+// Append implements storage.Stager: data written at off (Sync fsyncs).
 func (s *Store) Append(ctx context.Context, st storage.Staged, i int, off int64, data []byte) (storage.Part, error) {
 	path, err := s.stagedPath(st)
 	if err != nil {
@@ -237,9 +237,6 @@ func (s *Store) Append(ctx context.Context, st storage.Staged, i int, off int64,
 		return storage.Part{}, classify(err)
 	}
 	_, err = f.WriteAt(data, off)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -247,6 +244,23 @@ func (s *Store) Append(ctx context.Context, st storage.Staged, i int, off int64,
 		return storage.Part{}, classify(err)
 	}
 	return storage.Part{Size: int64(len(data))}, nil
+}
+
+// Sync implements storage.Stager: an fsync of the staged file.
+func (s *Store) Sync(ctx context.Context, st storage.Staged) error {
+	path, err := s.stagedPath(st)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return classify(err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return classify(err)
 }
 
 // Complete implements storage.Stager: the staged file, cut to its parts,
@@ -278,9 +292,9 @@ func (s *Store) Complete(ctx context.Context, st storage.Staged) (storage.Object
 		if err := f.Truncate(size); err != nil {
 			return storage.Object{}, classify(err)
 		}
-		if err := f.Sync(); err != nil {
-			return storage.Object{}, classify(err)
-		}
+	}
+	if err := f.Sync(); err != nil {
+		return storage.Object{}, classify(err)
 	}
 	complete := final + completeInfix + path[len(final+stagedInfix):]
 	if err := os.Rename(path, complete); err != nil {

@@ -71,6 +71,16 @@ func (s *Store) Append(ctx context.Context, st storage.Staged, i int, off int64,
 	return storage.Part{Size: int64(len(data))}, nil
 }
 
+// Sync implements storage.Stager.
+func (s *Store) Sync(ctx context.Context, st storage.Staged) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.staged[st.Handle]; !ok {
+		return fmt.Errorf("sync %s: %w: no staged object %s", st.Key, storage.ErrNotFound, st.Handle)
+	}
+	return nil
+}
+
 // Complete implements storage.Stager.
 func (s *Store) Complete(ctx context.Context, st storage.Staged) (storage.Object, error) {
 	s.mu.Lock()

@@ -298,6 +298,9 @@ func appendParts(t *testing.T, s storage.Store, st storage.Staged, data []byte, 
 		if err != nil {
 			t.Fatalf("Append part %d: %v", i, err)
 		}
+		if err := s.Sync(t.Context(), st); err != nil {
+			t.Fatalf("Sync after part %d: %v", i, err)
+		}
 		if parts[i].Size != int64(min(size, len(data)-i*size)) {
 			t.Fatalf("part %d: size %d", i, parts[i].Size)
 		}
@@ -356,6 +359,9 @@ func testStagedRoundTrip(t *testing.T, s storage.Store) {
 	// The handle is spent: no more parts, and aborting it keeps the object.
 	if _, err := s.Append(ctx, st, len(st.Parts), st.Size(), []byte("more")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Append after Complete: %v, want ErrNotFound", err)
+	}
+	if err := s.Sync(ctx, st); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Sync after Complete: %v, want nil or ErrNotFound", err)
 	}
 	if err := s.Abort(ctx, st); err != nil {
 		t.Fatalf("Abort after Complete: %v, want nil", err)
