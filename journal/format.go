@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/custody-dev/custody/internal/atomicfile"
 )
 
 // Version is the journal format this package writes (see the package
@@ -261,16 +263,7 @@ func commitTemp(f *os.File, tmp, path string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // upgrade rewrites the format 0 journal at path in format Version: every

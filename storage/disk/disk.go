@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custody-dev/custody/internal/atomicfile"
 	"github.com/custody-dev/custody/storage"
 )
 
@@ -148,7 +149,7 @@ func (s *Store) Seal(ctx context.Context, obj storage.Object, retainUntil time.T
 	} else if err := os.Rename(pending, final); err != nil {
 		return obj, classify(err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
 		return obj, classify(err)
 	}
 	obj.RetainUntil = retainUntil
@@ -198,7 +199,7 @@ func (s *Store) Stage(ctx context.Context, key string) (storage.Staged, error) {
 	}
 	if err == nil {
 		// The file's name must outlive a crash as the handle does.
-		err = syncDir(filepath.Dir(final))
+		err = atomicfile.SyncDir(filepath.Dir(final))
 	}
 	if err != nil {
 		os.Remove(staged)
@@ -300,7 +301,7 @@ func (s *Store) Complete(ctx context.Context, st storage.Staged) (storage.Object
 	if err := os.Rename(path, complete); err != nil {
 		return storage.Object{}, classify(err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
 		return storage.Object{}, classify(err)
 	}
 	return storage.Object{Backend: "disk", Key: st.Key, Size: size}.WithPending(complete), nil
@@ -374,15 +375,6 @@ func (s *Store) removeStalePending() error {
 		}
 		return nil
 	})
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // classify wraps file-system errors in the storage errors callers map.
