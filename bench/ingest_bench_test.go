@@ -99,11 +99,18 @@ func BenchmarkIngest256MiB(b *testing.B) {
 		}
 		rawTime += time.Since(start)
 	}
-	n := float64(b.N)
-	custodyRate := n * size / custodyTime.Seconds() / (1 << 20)
-	rawRate := n * size / rawTime.Seconds() / (1 << 20)
+	reportMiBRates(b, d, size, custodyTime, rawTime, "raw-PutObject-MiB/s")
+}
+
+// reportMiBRates reports custodyd's rate and the raw baseline's (MiB/s,
+// under rawUnit) over b.N items of size bytes, their ratio and custodyd's
+// peak RSS.
+func reportMiBRates(b *testing.B, d *binaries.Daemon, size int64, custodyTime, rawTime time.Duration, rawUnit string) {
+	n := float64(b.N) * float64(size)
+	custodyRate := n / custodyTime.Seconds() / (1 << 20)
+	rawRate := n / rawTime.Seconds() / (1 << 20)
 	b.ReportMetric(custodyRate, "custodyd-MiB/s")
-	b.ReportMetric(rawRate, "raw-PutObject-MiB/s")
+	b.ReportMetric(rawRate, rawUnit)
 	b.ReportMetric(custodyRate/rawRate, "ratio")
 	rss, err := bench.PeakRSS(d.Cmd.Process.Pid)
 	if err != nil {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
 	"github.com/custody-dev/custody/bench"
 	"github.com/custody-dev/custody/client"
 	"github.com/custody-dev/custody/internal/testenv/binaries"
@@ -63,16 +61,7 @@ func BenchmarkResumable1GiB(b *testing.B) {
 		c, raw, d := setup(b)
 		dir := b.TempDir()
 		runResumable(b, c, d, size, dir, func(path string, i int) {
-			f, err := os.Open(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			_, err = raw.PutObject(context.Background(), "raw", fmt.Sprintf("file-%d", i), f, size,
-				minio.PutObjectOptions{PartSize: 16 << 20, NumThreads: 4, DisableContentSha256: true})
-			if err != nil {
-				b.Fatal(err)
-			}
+			putTuned(b, raw, path, fmt.Sprintf("file-%d", i), size)
 		})
 	})
 	b.Run("disk", func(b *testing.B) {
@@ -89,23 +78,9 @@ func BenchmarkResumable1GiB(b *testing.B) {
 		b.Cleanup(func() { c.Close() })
 		dir := b.TempDir()
 		runResumable(b, c, d, size, dir, func(path string, i int) {
-			src, err := os.Open(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer src.Close()
-			dst, err := os.Create(filepath.Join(data, fmt.Sprintf("raw-%d", i)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.Copy(dst, src); err != nil {
-				b.Fatal(err)
-			}
-			if err := dst.Sync(); err != nil {
-				b.Fatal(err)
-			}
-			dst.Close()
-			os.Remove(dst.Name())
+			dst := filepath.Join(data, fmt.Sprintf("raw-%d", i))
+			copyFsync(b, path, dst)
+			os.Remove(dst)
 		})
 	})
 }
@@ -125,17 +100,7 @@ func runResumable(b *testing.B, c *client.Client, d *binaries.Daemon, size int64
 		rawTime += time.Since(start)
 		os.Remove(path)
 	}
-	n := float64(b.N)
-	custodyRate := n * float64(size) / custodyTime.Seconds() / (1 << 20)
-	rawRate := n * float64(size) / rawTime.Seconds() / (1 << 20)
-	b.ReportMetric(custodyRate, "custodyd-MiB/s")
-	b.ReportMetric(rawRate, "raw-MiB/s")
-	b.ReportMetric(custodyRate/rawRate, "ratio")
-	rss, err := bench.PeakRSS(d.Cmd.Process.Pid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(rss)/(1<<20), "custodyd-peak-RSS-MiB")
+	reportMiBRates(b, d, size, custodyTime, rawTime, "raw-MiB/s")
 }
 
 // BenchmarkFourConcurrentResumable1GiB runs four resumable 1 GiB uploads
